@@ -1,0 +1,90 @@
+"""One config object that carries a notebook's parameters (or papermill's, or make's) to the code.
+
+Every notebook's `parameters` cell uses these names; `GANConfig.from_overrides(**params)` checks
+them (unknown names and wrong types raise) and every stage writes `to_dict()` next to its output,
+so a result can be traced back to exactly the settings that made it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DATA_SOURCES = ("kaggle", "drive", "local", "phantom")
+CLASS_CHOICES = ("yes", "no", "both")
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    # --- data (notebooks 01 and 02) ---
+    data_source: str = "kaggle"  # kaggle | drive | local | phantom (synthetic, offline)
+    data_dir: str = ""  # folder holding yes/ and no/ (local), or a path under MyDrive (drive)
+    data_root: str = "data"  # where raw/ and processed/ live; relative paths are under the repo
+    image_size: int = 128  # side of the square training images in pixels (64 works too)
+    classes: str = "yes"  # yes (tumour, as in the report) | no | both (labels kept)
+    n_images: int = 0  # seeded subset of this many images; 0 = all (the report once used 10)
+    holdout: float = 0.2  # share of each class held out for evaluation, never shown to the GAN
+    seed: int = 0  # seeds the phantom, the subset and the hold-out split
+
+    @classmethod
+    def from_overrides(cls, **overrides) -> "GANConfig":
+        """Defaults, then `overrides`; unknown names and wrong types raise before any work."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise ValueError(f"Unknown config key(s) {unknown}; known keys: {sorted(fields)}")
+        for name, value in overrides.items():
+            overrides[name] = _check_type(name, value, type(getattr(cls, name)))
+        cfg = cls(**overrides)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        """Reject values the pipeline cannot honour, with the reason."""
+        if self.data_source not in DATA_SOURCES:
+            raise ValueError(f"data_source={self.data_source!r}; choose one of {DATA_SOURCES}")
+        if self.data_source in ("local", "drive") and not self.data_dir:
+            raise ValueError(f"data_source={self.data_source!r} needs data_dir (a folder with yes/ and no/)")
+        if self.classes not in CLASS_CHOICES:
+            raise ValueError(f"classes={self.classes!r}; choose one of {CLASS_CHOICES}")
+        if self.image_size < 32 or self.image_size % 16:
+            raise ValueError(f"image_size={self.image_size}: use a multiple of 16, at least 32 (64, 128)")
+        if self.n_images < 0:
+            raise ValueError(f"n_images={self.n_images}: use 0 for all images or a positive count")
+        if not 0.0 <= self.holdout < 1.0:
+            raise ValueError(f"holdout={self.holdout}: use a fraction in [0, 1)")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def path(self, relative: str | Path) -> Path:
+        """Resolve a configured path: absolute stays, relative is under the project root."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.path(self.data_root) / "raw"
+
+    @property
+    def processed_path(self) -> Path:
+        """The training set file; its name says what is in it so settings do not overwrite each other."""
+        subset = f"_n{self.n_images}" if self.n_images else ""
+        name = f"{self.data_source}_{self.classes}_{self.image_size}px{subset}.npz"
+        return self.path(self.data_root) / "processed" / name
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+
+def _check_type(name: str, value, expected: type):
+    """Accept a value of the default's type (an int where a float is expected too)."""
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not expected:
+        raise TypeError(f"{name}={value!r} is {type(value).__name__}; expected {expected.__name__}")
+    return value

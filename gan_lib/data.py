@@ -1,0 +1,361 @@
+"""From a folder of raw class folders (`yes/`, `no/`, at any depth) to one training-set file.
+
+Steps: find class folders, hash every file and drop byte-identical duplicates (the Kaggle download
+holds each image twice, and the set has duplicates of its own), decode by content rather than by
+extension, convert to grey, crop to the head, pad to square, resize, scale to [-1, 1], choose an
+optional seeded subset and a seeded per-class hold-out split. Every file ends up either in the
+training set or in the manifest's `skipped` list with a reason; nothing is dropped silently.
+Training reads the result with `load_processed`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from .config import GANConfig
+from .sources import RawSource
+
+CLASS_LABELS = {"yes": 1, "no": 0}  # 1 = tumour
+MIN_SIDE = 32  # smaller files cannot hold a usable head at 64 px
+FOREGROUND_MIN_SHARE = 0.02  # a "head" smaller than 2 % of the picture is not one
+
+
+class DataError(RuntimeError):
+    """Nothing usable can be made from the input; raised before any work, with the reason."""
+
+
+@dataclass
+class ImageFile:
+    path: Path
+    label: str  # "yes" or "no", from the class folder's name
+    sha256: str = ""
+
+
+@dataclass
+class Decoded:
+    gray: np.ndarray  # uint8, 2-D
+    original_size: tuple[int, int]  # (height, width) of the file as stored
+    mode: str  # gray, rgb, rgba, palette, gray16, ...
+    note: str = ""  # a conversion the user should know about
+
+
+@dataclass
+class PrepareResult:
+    images: np.ndarray  # float32, (N, S, S, 1), in [-1, 1]
+    labels: np.ndarray  # int8, 1 = tumour
+    split: np.ndarray  # "train" / "test"
+    originals: list[np.ndarray] = field(repr=False, default_factory=list)  # uint8 before cropping
+    manifest: dict = field(repr=False, default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding files
+
+
+def find_class_files(root: Path) -> list[ImageFile]:
+    """Every file directly inside a folder named yes/ or no/ (any case) anywhere under `root`."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        label = Path(dirpath).name.lower()
+        if label in CLASS_LABELS and Path(dirpath) != root:
+            found += [ImageFile(Path(dirpath) / f, label) for f in sorted(filenames)]
+    return found
+
+
+def require_class_folders(root: Path, files: list[ImageFile], classes: str) -> None:
+    """Fail before any work when the requested classes have no files at all."""
+    wanted = ("yes", "no") if classes == "both" else (classes,)
+    have = Counter(f.label for f in files)
+    if not files:
+        listing = sorted(p.name for p in root.iterdir())[:20]
+        raise DataError(f"No yes/ or no/ folder with files under {root} (it holds: {listing}).")
+    missing = [c for c in wanted if not have[c]]
+    if missing:
+        raise DataError(f"No files in a {'/'.join(missing)}/ folder under {root}; found {dict(have)}.")
+
+
+def dedupe(files: list[ImageFile], root: Path) -> tuple[list[ImageFile], list[dict]]:
+    """Keep one file per content hash; shallower paths win (Kaggle's top-level copy).
+
+    Skipped entries name files relative to `root`, as the manifest does.
+    """
+    def rel(path: Path) -> str:
+        return str(path.relative_to(root))
+
+    skipped = []
+    groups: dict[str, list[ImageFile]] = {}
+    for f in files:
+        try:
+            f.sha256 = hashlib.sha256(f.path.read_bytes()).hexdigest()
+        except OSError as err:
+            skipped.append({"path": rel(f.path), "label": f.label, "reason": f"unreadable: {err.strerror or err}"})
+            continue
+        groups.setdefault(f.sha256, []).append(f)
+    unique = []
+    for group in groups.values():
+        group.sort(key=lambda g: (len(g.path.parts), str(g.path)))
+        keep = group[0]
+        if len({g.label for g in group}) > 1:
+            where = ", ".join(rel(g.path) for g in group)
+            skipped += [{"path": rel(g.path), "label": g.label, "reason": f"same bytes under both yes/ and no/ ({where})"}
+                        for g in group]
+            continue
+        unique.append(keep)
+        skipped += [{"path": rel(g.path), "label": g.label, "reason": f"duplicate of {rel(keep.path)}"}
+                    for g in group[1:]]
+    unique.sort(key=lambda g: (g.label, str(g.path)))
+    return unique, skipped
+
+
+def describe_raw(root: Path) -> dict:
+    """Files and unique (by content) images per class folder, before any decoding."""
+    files = find_class_files(Path(root))
+    unique, _ = dedupe(files, Path(root))
+    return {label: {"files": sum(f.label == label for f in files),
+                    "unique": sum(f.label == label for f in unique)} for label in CLASS_LABELS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format from the file's first bytes (some Kaggle `.jpg` files are PNGs)."""
+    signatures = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"BM": "bmp",
+                  b"GIF8": "gif", b"II*\x00": "tiff", b"MM\x00*": "tiff"}
+    for magic, name in signatures.items():
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def decode_image(data: bytes) -> Decoded:
+    """Decode to 8-bit grey, or raise ValueError with the reason the file cannot be used."""
+    if not data:
+        raise ValueError("empty file")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ValueError("not an image (unrecognised file signature)")
+    if fmt == "jpeg" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise ValueError("truncated JPEG (no end-of-image marker)")
+    if fmt == "png" and b"IEND" not in data[-16:]:
+        raise ValueError("truncated PNG (no IEND chunk)")
+    palette = fmt == "png" and len(data) > 25 and data[25] == 3  # PNG colour type 3
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"{fmt} data could not be decoded (corrupt)")
+    original_size = img.shape[:2]
+    note = ""
+    if img.dtype == np.uint16:
+        top = int(img.max())
+        note = f"16-bit image rescaled to 8-bit by its maximum ({top})"
+        img = (img.astype(np.float32) * (255.0 / max(top, 1))).round().astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise ValueError(f"unsupported pixel type {img.dtype}")
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels == 1:
+        gray, mode = img.reshape(original_size), "gray"
+    elif channels == 3:
+        gray, mode = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), "rgb"
+    elif channels == 4:
+        # Composite over black, the background of every scan.
+        alpha = img[..., 3:4].astype(np.float32) / 255.0
+        gray = cv2.cvtColor((img[..., :3] * alpha).astype(np.uint8), cv2.COLOR_BGR2GRAY)
+        mode = "rgba"
+    else:
+        raise ValueError(f"unsupported channel count {channels}")
+    if palette:
+        mode, note = "palette", "palette image expanded to grey"
+    elif note:
+        mode = "gray16"
+    if min(original_size) < MIN_SIDE:
+        raise ValueError(f"too small ({original_size[1]}x{original_size[0]} px)")
+    return Decoded(gray, original_size, mode, note)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cropping and resizing
+
+
+def head_box(gray: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box (x, y, w, h) of the head: the largest bright connected region.
+
+    Otsu separates the near-black background from tissue; an opening removes noise and thin text,
+    and taking the largest component ignores labels and rulers burnt into some scans.
+    """
+    blurred = cv2.GaussianBlur(gray, (5, 5), 0)
+    otsu, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    _, mask = cv2.threshold(blurred, max(otsu * 0.5, 8), 255, cv2.THRESH_BINARY)
+    k = max(3, min(gray.shape) // 100) | 1
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        raise ValueError("no head found (blank image)")
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h, area = (int(v) for v in stats[largest])
+    if area < FOREGROUND_MIN_SHARE * gray.size:
+        raise ValueError("no head found (foreground too small)")
+    return x, y, w, h
+
+
+def crop_pad_resize(gray: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """Crop to `box` with a small margin, pad to a centred square with black, resize to `size`."""
+    x, y, w, h = box
+    margin = max(2, int(0.03 * max(w, h)))
+    x0, y0 = max(0, x - margin), max(0, y - margin)
+    x1, y1 = min(gray.shape[1], x + w + margin), min(gray.shape[0], y + h + margin)
+    crop = gray[y0:y1, x0:x1]
+    side = max(crop.shape)
+    top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+    square = np.zeros((side, side), np.uint8)
+    square[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    return cv2.resize(square, (size, size), interpolation=interp)
+
+
+def to_unit_range(pixels: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1], the range of a tanh generator."""
+    return pixels.astype(np.float32) / 127.5 - 1.0
+
+
+def from_unit_range(images: np.ndarray) -> np.ndarray:
+    """float [-1, 1] -> uint8 [0, 255], for saving and showing."""
+    return np.clip((np.asarray(images) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole step
+
+
+def choose_subset_and_split(labels: np.ndarray, n_images: int, holdout: float, seed: int):
+    """Seeded subset (0 = all) and per-class hold-out; returns (kept indices, split array)."""
+    rng = np.random.default_rng(seed)
+    keep = np.arange(len(labels))
+    if 0 < n_images < len(labels):
+        keep = np.sort(rng.choice(keep, size=n_images, replace=False))
+    split = np.full(len(keep), "train", dtype="<U5")
+    for label in np.unique(labels[keep]):
+        members = np.flatnonzero(labels[keep] == label)
+        n_test = int(round(holdout * len(members)))
+        split[rng.choice(members, size=n_test, replace=False)] = "test"
+    return keep, split
+
+
+def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False) -> PrepareResult:
+    """Turn `raw` into the training set described by `cfg`; nothing is written (see `save_processed`)."""
+    files = find_class_files(raw.root)
+    require_class_folders(raw.root, files, cfg.classes)
+    wanted = {"yes", "no"} if cfg.classes == "both" else {cfg.classes}
+    unique, skipped = dedupe(files, raw.root)  # over both classes, so an image filed under both is caught
+    unique = [f for f in unique if f.label in wanted]
+    skipped = [s for s in skipped if s["label"] in wanted]
+    found = sum(f.label in wanted for f in files)
+
+    pixels, labels, entries, originals = [], [], [], []
+    for f in tqdm(unique, desc="preprocess", unit="img"):
+        try:
+            decoded = decode_image(f.path.read_bytes())
+            box = head_box(decoded.gray)
+            pixels.append(crop_pad_resize(decoded.gray, box, cfg.image_size))
+        except ValueError as err:
+            skipped.append({"path": str(f.path.relative_to(raw.root)), "label": f.label, "reason": str(err)})
+            continue
+        except Exception as err:  # noqa: BLE001 - one odd file must not end a long run
+            skipped.append({"path": str(f.path.relative_to(raw.root)), "label": f.label,
+                            "reason": f"unexpected {type(err).__name__}: {err}"})
+            continue
+        labels.append(CLASS_LABELS[f.label])
+        if keep_originals:
+            originals.append(decoded.gray)
+        entries.append({"source_path": str(f.path.relative_to(raw.root)), "sha256": f.sha256,
+                        "label": f.label, "original_size": list(decoded.original_size),
+                        "mode": decoded.mode, "head_box_xywh": list(box), "note": decoded.note})
+    if not entries:
+        raise DataError(f"None of the {len(unique)} unique files under {raw.root} could be used; "
+                        f"reasons: {dict(Counter(s['reason'].split(' (')[0] for s in skipped))}")
+
+    labels_arr = np.array(labels, np.int8)
+    keep, split = choose_subset_and_split(labels_arr, cfg.n_images, cfg.holdout, cfg.seed)
+    entries = [dict(entries[i], split=str(s)) for i, s in zip(keep, split)]
+    images = to_unit_range(np.stack([pixels[i] for i in keep]))[..., None]
+    manifest = {
+        "dataset": {
+            "synthetic": raw.synthetic,
+            "source": raw.source,
+            "source_detail": raw.detail,
+            "source_root": str(raw.root),
+            "classes": cfg.classes,
+            "image_size": cfg.image_size,
+            "value_range": [-1.0, 1.0],
+            "files_found": found,
+            "unique_usable": len(pixels),
+            "n_images": len(entries),
+            "per_class": dict(Counter(e["label"] for e in entries)),
+            "per_split": dict(Counter(e["split"] for e in entries)),
+            "seed": cfg.seed,
+            "holdout": cfg.holdout,
+            "subset": cfg.n_images,
+        },
+        "config": cfg.to_dict(),
+        "images": entries,
+        "skipped": sorted(skipped, key=lambda s: s["path"]),
+    }
+    return PrepareResult(images, labels_arr[keep], split, [originals[i] for i in keep] if originals else [],
+                         manifest)
+
+
+def manifest_path(processed_path: Path) -> Path:
+    return processed_path.with_suffix(".manifest.json")
+
+
+def save_processed(result: PrepareResult, path: Path) -> Path:
+    """Write the arrays (one .npz) and the manifest next to it; the manifest holds the file's hash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, images=result.images, labels=result.labels, split=result.split)
+    os.replace(tmp, path)
+    result.manifest["dataset"]["file"] = path.name
+    result.manifest["dataset"]["file_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest_path(path).write_text(json.dumps(result.manifest, indent=2))
+    return path
+
+
+def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray, dict]:
+    """Images and labels of one split ("train", "test", or None for all) and the manifest."""
+    if not path.exists():
+        raise DataError(f"{path} does not exist: run notebooks/02_preprocess.ipynb (or `make data`) first.")
+    with np.load(path) as arrays:
+        images, labels, splits = arrays["images"], arrays["labels"], arrays["split"]
+    manifest = json.loads(manifest_path(path).read_text())
+    chosen = np.ones(len(labels), bool) if split is None else splits == split
+    return images[chosen], labels[chosen], manifest
+
+
+def summarise(manifest: dict) -> str:
+    """A few lines a person reads after preprocessing: counts, splits, and why files were skipped."""
+    d = manifest["dataset"]
+    kind = "SYNTHETIC phantom" if d["synthetic"] else f"real ({d['source']})"
+    lines = [
+        f"{kind} data from {d['source_root']}",
+        f"{d['files_found']} files found; {d['unique_usable']} unique usable images; kept {d['n_images']} "
+        f"at {d['image_size']}x{d['image_size']}: per class {d['per_class']}, per split {d['per_split']}",
+    ]
+    reasons = Counter(s["reason"].split(" of ")[0].split(" (")[0] for s in manifest["skipped"])
+    if reasons:
+        lines.append(f"skipped {len(manifest['skipped'])} files: {dict(reasons)}")
+    notes = Counter(e["note"] for e in manifest["images"] if e["note"])
+    if notes:
+        lines.append(f"converted: {dict(notes)}")
+    return "\n".join(lines)

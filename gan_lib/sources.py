@@ -1,0 +1,98 @@
+"""Where the raw images come from: Kaggle (via kagglehub), Google Drive, a local folder, or the
+built-in synthetic phantom. Each route ends in one folder that holds `yes/` and `no/` somewhere
+below it; reading and cleaning the images is `gan_lib.data`'s job, not this module's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .config import GANConfig
+from .phantom import PHANTOM_NOTICE, PhantomSpec, write_phantom_dataset
+
+# Pinned so every run reads the same bytes, and so a populated kagglehub cache works offline.
+KAGGLE_DATASET = "navoneel/brain-mri-images-for-brain-tumor-detection/versions/1"
+DRIVE_MOUNT = Path("/content/drive")
+
+
+class DataSourceError(RuntimeError):
+    """The raw data cannot be had; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class RawSource:
+    root: Path  # a folder with yes/ and no/ somewhere below it
+    source: str  # the route actually taken (drive off Colab is recorded as local)
+    synthetic: bool
+    detail: str  # handle, mount or notice, for the manifest and the run config
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "root": str(self.root)}
+
+
+def fetch_raw(cfg: GANConfig) -> RawSource:
+    """Get the raw images for `cfg.data_source` and say where they are (no decoding here)."""
+    if cfg.data_source == "phantom":
+        return _phantom(cfg)
+    if cfg.data_source == "kaggle":
+        return _kaggle()
+    if cfg.data_source == "drive":
+        return _drive(cfg)
+    return _local(cfg.path(cfg.data_dir), "local", f"folder {cfg.data_dir}")
+
+
+def _phantom(cfg: GANConfig) -> RawSource:
+    """Write the synthetic set under data/raw/phantom, unless the same spec is already there."""
+    spec = PhantomSpec(seed=cfg.seed)
+    out = cfg.raw_dir / "phantom"
+    marker = out / "phantom.json"
+    if not (marker.exists() and json.loads(marker.read_text()).get("spec") == asdict(spec)):
+        print(f"Writing {spec.n_yes + spec.n_no} {PHANTOM_NOTICE} to {out} ...")
+        write_phantom_dataset(out, spec)
+    return RawSource(out, "phantom", True, PHANTOM_NOTICE)
+
+
+def _kaggle() -> RawSource:
+    """Download the pinned Kaggle version, or read it from the kagglehub cache when offline."""
+    import kagglehub
+    import requests
+    from kagglehub import exceptions as kh
+
+    cache = os.environ.get("KAGGLEHUB_CACHE", "~/.cache/kagglehub")
+    try:
+        path = kagglehub.dataset_download(KAGGLE_DATASET)
+    except (requests.exceptions.RequestException, OSError, kh.BackendError, kh.NotFoundError,
+            kh.DataCorruptionError, kh.UnauthenticatedError, kh.CredentialError) as err:
+        raise DataSourceError(
+            f"Could not download Kaggle dataset {KAGGLE_DATASET} and it is not in the kagglehub "
+            f"cache ({cache}): {type(err).__name__}: {str(err)[:200]}\n"
+            "What to do: run with data_source='phantom' (built-in synthetic data, no network), or "
+            "data_source='local' with data_dir pointing at a folder holding yes/ and no/, or set "
+            "KAGGLEHUB_CACHE to a cache that already holds this dataset version."
+        ) from None
+    return RawSource(Path(path), "kaggle", False, f"kagglehub {KAGGLE_DATASET}")
+
+
+def _drive(cfg: GANConfig) -> RawSource:
+    """On Colab, mount Google Drive and read data_dir under MyDrive; elsewhere it is a local path."""
+    if "google.colab" not in sys.modules:
+        print(f"WARNING: data_source='drive' outside Colab: reading data_dir={cfg.data_dir!r} as a local folder.")
+        return _local(cfg.path(cfg.data_dir), "local", f"drive requested off Colab; folder {cfg.data_dir}")
+    from google.colab import drive  # available only on Colab
+
+    drive.mount(str(DRIVE_MOUNT))
+    root = Path(cfg.data_dir)
+    if not root.is_absolute():
+        root = DRIVE_MOUNT / "MyDrive" / root
+    return _local(root, "drive", f"Google Drive {root}")
+
+
+def _local(root: Path, source: str, detail: str) -> RawSource:
+    root = root.resolve()
+    if not root.is_dir():
+        raise DataSourceError(f"data_dir {root} does not exist or is not a folder (it should hold yes/ and no/).")
+    return RawSource(root, source, False, detail)

@@ -1,0 +1,58 @@
+"""Builders for raw-data folders with every kind of file the real dataset (and worse) contains."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+
+def head_image(height: int = 300, width: int = 360, centre=(150, 200), radius=(90, 110), seed: int = 0) -> np.ndarray:
+    """A bright textured ellipse (a 'head') on a near-black background, uint8 grey."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 12, (height, width)).astype(np.uint8)
+    cv2.ellipse(img, (centre[1], centre[0]), (radius[1], radius[0]), 0, 0, 360, 170, -1)
+    img[img == 170] = rng.integers(120, 220, int((img == 170).sum()))
+    return img
+
+
+def encode(img: np.ndarray, ext: str = ".png") -> bytes:
+    ok, buf = cv2.imencode(ext, img)
+    assert ok
+    return buf.tobytes()
+
+
+def palette_png(img: np.ndarray) -> bytes:
+    """A colour-type-3 (palette) PNG, which OpenCV cannot write, built by hand."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    h, w = img.shape
+    palette = b"".join(bytes([v, v, v]) for v in range(256))
+    rows = b"".join(b"\x00" + img[y].tobytes() for y in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 3, 0, 0, 0))
+            + chunk(b"PLTE", palette) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def raw_root(tmp_path: Path) -> Path:
+    """yes/ with 6 distinct heads + 1 duplicate, no/ with 4 distinct heads; mixed formats."""
+    root = tmp_path / "raw"
+    for i in range(6):
+        img = head_image(seed=i, centre=(120 + 10 * i, 150 + 15 * i))
+        data = encode(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), ".jpg") if i % 2 else encode(img)
+        write(root / "yes" / f"Y{i}{'.jpg' if i % 2 else '.png'}", data)
+    write(root / "yes" / "Y0 copy.png", (root / "yes" / "Y0.png").read_bytes())
+    for i in range(4):
+        write(root / "no" / f"N{i}.JPG", encode(head_image(seed=100 + i), ".jpg"))
+    return root

@@ -1,0 +1,46 @@
+"""GANConfig: one checked object from notebook parameters to code."""
+
+from __future__ import annotations
+
+import pytest
+
+from gan_lib.config import PROJECT_ROOT, GANConfig
+
+
+def test_unknown_key_raises_and_lists_the_known_ones():
+    with pytest.raises(ValueError, match="Unknown config key.*epoch.*known keys"):
+        GANConfig.from_overrides(epoch=3)
+
+
+@pytest.mark.parametrize("key, value", [("image_size", "128"), ("image_size", 128.0), ("holdout", "0.2"),
+                                        ("seed", True), ("classes", 1)])
+def test_wrong_type_raises(key, value):
+    with pytest.raises(TypeError, match=key):
+        GANConfig.from_overrides(**{key: value})
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(data_source="s3"), "data_source"), (dict(classes="maybe"), "classes"),
+    (dict(image_size=100), "multiple of 16"), (dict(holdout=1.0), "holdout"),
+    (dict(n_images=-1), "n_images"), (dict(data_source="local"), "needs data_dir"),
+])
+def test_values_the_pipeline_cannot_honour_raise(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        GANConfig.from_overrides(**overrides)
+
+
+def test_an_int_is_accepted_for_a_float():
+    assert GANConfig.from_overrides(holdout=0).holdout == 0.0
+
+
+def test_paths_are_relative_to_the_project_and_name_the_data():
+    cfg = GANConfig.from_overrides(data_source="phantom", classes="both", image_size=64, n_images=10)
+    assert cfg.processed_path == PROJECT_ROOT / "data" / "processed" / "phantom_both_64px_n10.npz"
+    assert GANConfig.from_overrides(data_root="/abs/x").raw_dir.as_posix() == "/abs/x/raw"
+
+
+def test_to_dict_round_trips(tmp_path):
+    cfg = GANConfig.from_overrides(data_source="phantom", seed=5)
+    cfg.save(tmp_path / "c.json")
+    import json
+    assert GANConfig.from_overrides(**json.loads((tmp_path / "c.json").read_text())) == cfg

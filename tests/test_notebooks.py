@@ -1,0 +1,48 @@
+"""The committed notebooks: clean, parameterised with the config's vocabulary, and runnable by make."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import papermill as pm
+import pytest
+
+from gan_lib.config import GANConfig
+from gan_lib.run_notebooks import NOTEBOOK_DIR, resolve_parameters
+
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def test_there_are_numbered_notebooks():
+    assert [p.name[:3] for p in NOTEBOOKS][:2] == ["01_", "02_"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs_and_parameters_come_first(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
+    assert "parameters" in code[0]["metadata"].get("tags", []), "the first code cell is the parameters cell"
+    assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_are_config_fields_with_the_config_defaults(path):
+    defaults = GANConfig().to_dict()
+    for name, info in pm.inspect_notebook(str(path)).items():
+        assert name in defaults, f"{path.name}: parameter {name} is not a GANConfig field"
+        assert ast.literal_eval(info["default"]) == defaults[name], f"{path.name}: {name} default differs from GANConfig"
+
+
+def test_make_style_parameters_are_typed_per_notebook():
+    per_notebook = resolve_parameters(NOTEBOOKS[:2], ["DATA_SOURCE=phantom", "IMAGE_SIZE=64", "HOLDOUT=0"], None)
+    assert per_notebook[0] == {"data_source": "phantom"}
+    assert per_notebook[1] == {"data_source": "phantom", "image_size": 64, "holdout": 0.0}
+
+
+def test_unknown_or_mistyped_make_parameter_is_an_error():
+    with pytest.raises(SystemExit, match="Unknown notebook parameter 'EPOCS'"):
+        resolve_parameters(NOTEBOOKS[:2], ["EPOCS=3"], None)
+    with pytest.raises(SystemExit, match="IMAGE_SIZE='big': expected int"):
+        resolve_parameters(NOTEBOOKS[:2], ["IMAGE_SIZE=big"], None)
