@@ -20,21 +20,40 @@ def _as_uint8(image: np.ndarray) -> np.ndarray:
     return image if image.dtype == np.uint8 else from_unit_range(image)
 
 
-def image_grid(images, titles=None, ncols: int = 8, size: float = 1.6, suptitle: str = ""):
-    """Show images in a grid, grey, without axes."""
+def _letterbox(gray: np.ndarray, tile: int, fill: int) -> np.ndarray:
+    """Fit an image of any shape into a tile x tile square, aspect kept."""
+    scale = tile / max(gray.shape)
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    canvas = np.full((tile, tile), fill, np.uint8)
+    y, x = (tile - small.shape[0]) // 2, (tile - small.shape[1]) // 2
+    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
+    return canvas
+
+
+def image_grid(images, titles=None, ncols: int = 8, tile: int = 128, fill: int = 0, suptitle: str = ""):
+    """Images of any size, letterboxed into one montage (one imshow: fast even for hundreds).
+
+    `fill` is the letterbox grey; a value other than black shows where a stored file ends.
+    """
     n = len(images)
     nrows = max(1, -(-n // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size + (0.4 if suptitle else 0)),
-                             squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(_as_uint8(images[i]), cmap="gray", vmin=0, vmax=255)
-            if titles is not None:
-                ax.set_title(str(titles[i]), fontsize=7)
+    gap = 4
+    montage = np.full((nrows * (tile + gap), ncols * (tile + gap)), 255, np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, ncols)
+        montage[r * (tile + gap):r * (tile + gap) + tile, c * (tile + gap):c * (tile + gap) + tile] = \
+            _letterbox(_as_uint8(image), tile, fill)
+    inch = 1.6 / tile  # 1.6 inches per tile
+    fig, ax = plt.subplots(figsize=(montage.shape[1] * inch, montage.shape[0] * inch + (0.4 if suptitle else 0.1)))
+    ax.imshow(montage, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.axis("off")
+    for i, title in enumerate(titles if titles is not None else []):
+        r, c = divmod(i, ncols)
+        ax.text(c * (tile + gap) + 2, r * (tile + gap) + 2, str(title), fontsize=7, va="top", color="yellow")
     if suptitle:
-        fig.suptitle(suptitle)
-    fig.tight_layout()
+        ax.set_title(suptitle)
+    fig.tight_layout(pad=0.2)
     return fig
 
 
@@ -43,8 +62,7 @@ def raw_examples(root: Path, per_class: int = 8, synthetic: bool = False):
     files = find_class_files(Path(root))
     images, titles = [], []
     for label in CLASS_LABELS:
-        picked = [f for f in files if f.label == label][:per_class]
-        for f in picked:
+        for f in [f for f in files if f.label == label][:per_class]:
             try:
                 decoded = decode_image(f.path.read_bytes())
             except ValueError as err:
@@ -55,30 +73,23 @@ def raw_examples(root: Path, per_class: int = 8, synthetic: bool = False):
             images.append(decoded.gray)
             titles.append(f"{label} {w}x{h}")
     kind = "SYNTHETIC phantom" if synthetic else "raw"
-    return image_grid(images, titles, ncols=per_class, suptitle=f"{kind} images per class, as stored")
+    return image_grid(images, titles, ncols=per_class, fill=40,
+                      suptitle=f"{kind} images per class, as stored (grey = outside the file)")
 
 
-def before_after(originals, processed, n: int = 6, size: int = 128):
-    """Top row: the stored image (letterboxed); bottom row: what training sees."""
+def before_after(originals, processed, n: int = 6):
+    """Top row: the stored image; bottom row: what training sees."""
     n = min(n, len(processed))
-    tops = []
-    for gray in originals[:n]:
-        scale = size / max(gray.shape)
-        small = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))),
-                           interpolation=cv2.INTER_AREA)
-        canvas = np.full((size, size), 40, np.uint8)  # grey letterbox shows where the file ended
-        y, x = (size - small.shape[0]) // 2, (size - small.shape[1]) // 2
-        canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
-        tops.append(canvas)
-    titles = ["stored"] * n + ["training input"] * n
-    return image_grid(tops + [processed[i] for i in range(n)], titles, ncols=n, size=2.0,
-                      suptitle="Before (grey = outside the file) and after preprocessing")
+    return image_grid(list(originals[:n]) + [processed[i] for i in range(n)], ncols=n, fill=40,
+                      suptitle="Stored (top; grey = outside the file) and after preprocessing (bottom)")
 
 
 def pixel_histogram(images, title: str = "Pixel values of the training set"):
     """Histogram of values in [-1, 1]; the spike at -1 is the black background."""
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.hist(np.asarray(images).ravel(), bins=100, range=(-1, 1), color="0.3", log=True)
+    counts, edges = np.histogram(np.asarray(images), bins=100, range=(-1, 1))
+    ax.stairs(counts, edges, fill=True, color="0.3")
+    ax.set_yscale("log")
     ax.set_xlabel("pixel value (tanh range)")
     ax.set_ylabel("count (log)")
     ax.set_title(title)

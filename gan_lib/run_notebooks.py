@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="outputs/notebooks", help="folder for the executed copies")
     parser.add_argument("--params-file", help="YAML of parameters shared by all notebooks (e.g. params/ci.yaml)")
     parser.add_argument("--prepare-only", action="store_true", help="inject parameters, do not execute")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # papermill logs the cells' output
     names = [i for i in args.items if "=" not in i]
     assignments = [i for i in args.items if "=" in i]
@@ -90,9 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     for path, params in zip(paths, resolve_parameters(paths, assignments, args.params_file)):
         target = out_dir / path.name
         print(f"== {path.name} -> {target}  {params}", flush=True)
-        pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(path.parent),
-                            prepare_only=args.prepare_only, log_output=not args.prepare_only,
-                            progress_bar=False, kernel_name="python3")
+        try:
+            pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(path.parent),
+                                prepare_only=args.prepare_only, log_output=not args.prepare_only,
+                                progress_bar=False, kernel_name="python3")
+        except pm.PapermillExecutionError as err:
+            print(f"\n{path.name} stopped: {err.ename}: {err.evalue}\n(the executed copy, with the "
+                  f"traceback, is {target})", file=sys.stderr)
+            return 1
     return 0
 
 
