@@ -7,17 +7,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_NOTEBOOKS := 01_download 02_preprocess
-NOTEBOOKS := $(DATA_NOTEBOOKS)
+NOTEBOOKS := $(DATA_NOTEBOOKS) 03_build_models 04_train
 # NAME=VALUE pairs given on the make command line, handed to the notebooks as parameters.
 NB_PARAMS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $v)),$(v)=$($(v))))
 RUN_NOTEBOOKS := $(PY) -m gan_lib.run_notebooks
 
-.PHONY: setup data demo test nbval-prepare clean-outputs help
+.PHONY: setup data train bench demo test nbval-prepare clean-outputs help
 
 help:
 	@echo "make setup   create .venv and install requirements.txt and gan_lib"
 	@echo "make demo    the whole pipeline on the built-in SYNTHETIC phantom data (offline)"
 	@echo "make data    notebooks 01+02 (default: Kaggle); e.g. DATA_SOURCE=local DATA_DIR=... CLASSES=both"
+	@echo "make train   notebook 04 (the report's schedule); e.g. EPOCHS=2 STEPS_PER_EPOCH=50 RUN_NAME=x"
+	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
 	@echo "make test    unit tests, then the notebooks executed by nbval in small settings"
 
 setup: $(STAMP)
@@ -32,11 +34,18 @@ $(STAMP): requirements.txt pyproject.toml
 data: $(STAMP)
 	$(RUN_NOTEBOOKS) $(DATA_NOTEBOOKS) --out outputs/notebooks $(NB_PARAMS)
 
+train: $(STAMP)
+	$(RUN_NOTEBOOKS) 04_train --out outputs/notebooks $(NB_PARAMS)
+
+bench: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m gan_lib.bench
+
 demo: $(STAMP)
 	$(RUN_NOTEBOOKS) $(NOTEBOOKS) --params-file params/demo.yaml --out outputs/demo/notebooks $(NB_PARAMS)
 
 # nbval cannot inject parameters: papermill writes copies with params/ci.yaml injected, nbval runs them.
 nbval-prepare: $(STAMP)
+	rm -rf outputs/ci/runs
 	$(RUN_NOTEBOOKS) $(NOTEBOOKS) --prepare-only --params-file params/ci.yaml --out outputs/ci/notebooks
 
 test: nbval-prepare

@@ -28,7 +28,24 @@ class GANConfig:
     classes: str = "yes"  # yes (tumour, as in the report) | no | both (labels kept)
     n_images: int = 0  # seeded subset of this many images; 0 = all (the report once used 10)
     holdout: float = 0.2  # share of each class held out for evaluation, never shown to the GAN
-    seed: int = 0  # seeds the phantom, the subset and the hold-out split
+    seed: int = 0  # seeds the phantom, the subset, the hold-out split and training
+
+    # --- models and training (notebooks 03 and 04); defaults are the report's settings ---
+    arch: str = "report"  # a name in gan_lib.models.ARCHITECTURES; "report" is the report's final model
+    noise_dim: int = 100  # length of the generator's input noise vector
+    epochs: int = 10  # the report trained 10 epochs ...
+    steps_per_epoch: int = 3750  # ... of 3750 steps ...
+    batch_size: int = 4  # ... of 4 images, drawn with replacement
+    learning_rate: float = 2e-4  # Adam, for both G and D
+    beta_1: float = 0.5  # Adam's first-moment decay, as in DCGAN
+    loss: str = "bce"  # a name in gan_lib.training.LOSSES (bce: the report's, non-saturating for G)
+    run_name: str = "report"  # the run folder is <output_root>/<run_name>
+    output_root: str = "outputs/runs"  # may be a Google Drive path on Colab, so nothing is lost
+    resume: bool = True  # continue a run folder that exists; False refuses to touch it
+    checkpoint_every: int = 500  # steps between checkpoints: the most work a crash can lose
+    log_every: int = 10  # steps between history.csv rows (and progress-bar updates)
+    xla: bool = True  # compile the training step with XLA (jit_compile)
+    mixed_precision: bool = False  # float16 compute on GPU; ignored, loudly, on a CPU
 
     @classmethod
     def from_overrides(cls, **overrides) -> "GANConfig":
@@ -57,6 +74,11 @@ class GANConfig:
             raise ValueError(f"n_images={self.n_images}: use 0 for all images or a positive count")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout={self.holdout}: use a fraction in [0, 1)")
+        for name in ("noise_dim", "epochs", "steps_per_epoch", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be at least 1")
+        if not self.run_name or "/" in self.run_name:
+            raise ValueError(f"run_name={self.run_name!r}: a non-empty folder name")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -76,6 +98,10 @@ class GANConfig:
         subset = f"_n{self.n_images}" if self.n_images else ""
         name = f"{self.data_source}_{self.classes}_{self.image_size}px{subset}.npz"
         return self.path(self.data_root) / "processed" / name
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path(self.output_root) / self.run_name
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))

@@ -31,22 +31,27 @@ def _letterbox(gray: np.ndarray, tile: int, fill: int) -> np.ndarray:
     return canvas
 
 
+def montage(images, ncols: int, tile: int, fill: int = 0, gap: int = 4) -> np.ndarray:
+    """Images of any size letterboxed into one uint8 array, white gaps between tiles."""
+    nrows = max(1, -(-len(images) // ncols))
+    out = np.full((nrows * (tile + gap) - gap, ncols * (tile + gap) - gap), 255, np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, ncols)
+        out[r * (tile + gap):r * (tile + gap) + tile, c * (tile + gap):c * (tile + gap) + tile] = \
+            _letterbox(_as_uint8(image), tile, fill)
+    return out
+
+
 def image_grid(images, titles=None, ncols: int = 8, tile: int = 128, fill: int = 0, suptitle: str = ""):
     """Images of any size, letterboxed into one montage (one imshow: fast even for hundreds).
 
     `fill` is the letterbox grey; a value other than black shows where a stored file ends.
     """
-    n = len(images)
-    nrows = max(1, -(-n // ncols))
     gap = 4
-    montage = np.full((nrows * (tile + gap), ncols * (tile + gap)), 255, np.uint8)
-    for i, image in enumerate(images):
-        r, c = divmod(i, ncols)
-        montage[r * (tile + gap):r * (tile + gap) + tile, c * (tile + gap):c * (tile + gap) + tile] = \
-            _letterbox(_as_uint8(image), tile, fill)
+    grid = montage(images, ncols, tile, fill, gap)
     inch = 1.6 / tile  # 1.6 inches per tile
-    fig, ax = plt.subplots(figsize=(montage.shape[1] * inch, montage.shape[0] * inch + (0.4 if suptitle else 0.1)))
-    ax.imshow(montage, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    fig, ax = plt.subplots(figsize=(grid.shape[1] * inch, grid.shape[0] * inch + (0.4 if suptitle else 0.1)))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.axis("off")
     for i, title in enumerate(titles if titles is not None else []):
         r, c = divmod(i, ncols)
@@ -93,5 +98,24 @@ def pixel_histogram(images, title: str = "Pixel values of the training set"):
     ax.set_xlabel("pixel value (tanh range)")
     ax.set_ylabel("count (log)")
     ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(history: list[dict], title: str = "Losses from history.csv"):
+    """D and G loss per logged step, and mean D(real) / D(fake): read from the run, never typed in."""
+    steps = [r["step"] for r in history]
+    fig, (ax_loss, ax_d) = plt.subplots(1, 2, figsize=(11, 3.2))
+    ax_loss.plot(steps, [r["d_loss"] for r in history], label="D loss")
+    ax_loss.plot(steps, [r["g_loss"] for r in history], label="G loss")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_title(title)
+    ax_loss.legend()
+    ax_d.plot(steps, [r["d_real"] for r in history], label="mean D(real)")
+    ax_d.plot(steps, [r["d_fake"] for r in history], label="mean D(fake)")
+    ax_d.set_ylim(-0.02, 1.02)
+    ax_d.set_xlabel("step")
+    ax_d.set_title("Discriminator outputs")
+    ax_d.legend()
     fig.tight_layout()
     return fig

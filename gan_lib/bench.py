@@ -1,0 +1,142 @@
+"""Benchmark: the report's training loop against this project's step, in one process.
+
+    python -m gan_lib.bench [--image-size 128] [--batch-size 4] [--steps 30] [--out outputs/bench]
+
+(a) the report's loop: G.predict for the fakes, D.train_on_batch on real and on fake, then the
+stacked model's train_on_batch with D frozen; (b) GANTrainer's compiled step, with and without XLA.
+Same `report` architecture, batch and image size, timed after warm-up. Also times a float32 matmul
+as the machine's GFLOP/s reference and reports the share of it each step reaches (FLOPs counted
+from the layers). Writes JSON under --out and prints a table. Not a test: numbers vary by machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .config import GANConfig
+from .models import build_models
+from .training import GANTrainer, library_versions
+
+
+def forward_flops(model: keras.Model) -> float:
+    """FLOPs (2 x multiply-adds) of one forward pass of one sample, from the conv and dense layers."""
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, c_in = layer.input.shape
+            total += 2 * h * w * c_in * np.prod(layer.kernel_size) * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            total += 2 * h * w * c_out * np.prod(layer.kernel_size) * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return float(total)
+
+
+def step_flops(cfg: GANConfig) -> float:
+    """One GAN step per batch: D update (G fwd, D fwd+bwd on 2B) and G update (G, D fwd+bwd).
+
+    With backward = 2 x forward: D update = G + 6 D, G update = 3 G + 3 D, per sample.
+    """
+    g, d = build_models(cfg)
+    return cfg.batch_size * (4 * forward_flops(g) + 9 * forward_flops(d))
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    mm = tf.function(lambda: tf.linalg.matmul(a, b))
+    mm().numpy()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = mm()
+    out.numpy()
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def time_steps(step, steps: int, warmup: int) -> float:
+    for _ in range(warmup):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps / (time.perf_counter() - start)
+
+
+def report_loop_step(cfg: GANConfig, images: np.ndarray):
+    """The report's loop, made to run under Keras 3: separate compiles, D frozen inside the stack."""
+    g, d = build_models(cfg)
+    d.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1), loss="binary_crossentropy")
+    d.trainable = False
+    z = keras.Input((cfg.noise_dim,))
+    gan = keras.Model(z, d(g(z)))
+    gan.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1), loss="binary_crossentropy")
+    d.trainable = True
+    rng = np.random.default_rng(0)
+    ones, zeros = np.ones((cfg.batch_size, 1)), np.zeros((cfg.batch_size, 1))
+
+    def step():
+        real = images[rng.integers(0, len(images), cfg.batch_size)]
+        noise = rng.standard_normal((cfg.batch_size, cfg.noise_dim)).astype(np.float32)
+        fake = g.predict(noise, verbose=0)
+        d.train_on_batch(real, ones)
+        d.train_on_batch(fake, zeros)
+        gan.train_on_batch(rng.standard_normal((cfg.batch_size, cfg.noise_dim)).astype(np.float32), ones)
+
+    return step
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--out", default="outputs/bench")
+    args = parser.parse_args(argv)
+    cfg = GANConfig.from_overrides(image_size=args.image_size, batch_size=args.batch_size, arch="report")
+    images = np.random.default_rng(0).uniform(-1, 1, (113, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
+    flops = step_flops(cfg)
+    reference = matmul_gflops()
+    results = {}
+    candidates = {
+        "report loop (train_on_batch)": lambda: report_loop_step(cfg, images),
+        "gan_lib step, no XLA": lambda: GANTrainer(GANConfig.from_overrides(**{**cfg.to_dict(), "xla": False}),
+                                                   images).compiled_step,
+        "gan_lib step, XLA": lambda: GANTrainer(cfg, images).compiled_step,
+    }
+    for name, make in candidates.items():
+        step = make()
+        rate = time_steps(lambda: tf.nest.map_structure(np.asarray, step()), args.steps, args.warmup)
+        results[name] = {"steps_per_s": rate, "gflops": rate * flops / 1e9,
+                         "share_of_matmul": rate * flops / 1e9 / reference}
+        print(f"  {name}: {rate:.3f} steps/s", flush=True)
+    baseline = results["report loop (train_on_batch)"]["steps_per_s"]
+    for r in results.values():
+        r["speedup_vs_report"] = r["steps_per_s"] / baseline
+    record = {"image_size": cfg.image_size, "batch_size": cfg.batch_size, "timed_steps": args.steps,
+              "warmup_steps": args.warmup, "step_gflop": flops / 1e9, "matmul_gflops": reference,
+              "results": results, "versions": library_versions()}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"train_step_{cfg.image_size}px_b{cfg.batch_size}.json"
+    path.write_text(json.dumps(record, indent=2))
+    print(f"\nreport architecture, {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}; "
+          f"{flops / 1e9:.2f} GFLOP per step; matmul reference {reference:.1f} GFLOP/s")
+    print(f"{'variant':32s} {'steps/s':>8s} {'x report':>9s} {'GFLOP/s':>8s} {'% matmul':>9s}")
+    for name, r in results.items():
+        print(f"{name:32s} {r['steps_per_s']:8.3f} {r['speedup_vs_report']:9.2f} {r['gflops']:8.1f} "
+              f"{100 * r['share_of_matmul']:8.1f}%")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

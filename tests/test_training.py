@@ -1,0 +1,122 @@
+"""The training engine: own optimisers, run folder, resume after a kill, NaN stop, determinism."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from gan_lib.config import GANConfig
+from gan_lib.data import prepare_dataset, save_processed
+from gan_lib.sources import fetch_raw
+from gan_lib.training import LOSSES, GANTrainer, TrainingDiverged, load_history, train
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(root), image_size=32)
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    return root
+
+
+def small_cfg(data_root, tmp_path, **overrides):
+    settings = dict(data_source="phantom", data_root=str(data_root), image_size=32, output_root=str(tmp_path / "runs"),
+                    run_name="t", epochs=2, steps_per_epoch=6, checkpoint_every=4, log_every=2, xla=False)
+    return GANConfig.from_overrides(**{**settings, **overrides})
+
+
+def test_one_step_updates_each_model_through_its_own_optimiser():
+    cfg = GANConfig.from_overrides(image_size=32, xla=False)
+    images = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32")
+    trainer = GANTrainer(cfg, images)
+    before_g = [w.copy() for w in trainer.generator.get_weights()]
+    before_d = [w.copy() for w in trainer.discriminator.get_weights()]
+    out = trainer.compiled_step()
+    assert all(np.isfinite(float(v)) for v in out.values())
+    assert all((a != b).any() for a, b in zip(before_g, trainer.generator.get_weights()))
+    assert all((a != b).any() for a, b in zip(before_d, trainer.discriminator.get_weights()))
+    assert int(trainer.g_opt.iterations) == 1 and int(trainer.d_opt.iterations) == 1
+    g_vars = {id(v) for v in trainer.generator.trainable_variables}
+    d_vars = {id(v) for v in trainer.discriminator.trainable_variables}
+    assert {id(v) for v in trainer.g_opt._trainable_variables} == g_vars
+    assert {id(v) for v in trainer.d_opt._trainable_variables} == d_vars
+
+
+def test_a_short_run_writes_every_artefact(data_root, tmp_path):
+    cfg = small_cfg(data_root, tmp_path, xla=True)
+    run_dir = train(cfg)
+    record = json.loads((run_dir / "config.json").read_text())
+    assert record["config"] == cfg.to_dict()
+    assert record["data"]["synthetic"] is True and len(record["data"]["file_sha256"]) == 64
+    assert {"tensorflow", "keras"} <= set(record["versions"]) and "gpus" in record["device"]
+    history = load_history(run_dir)
+    assert [r["step"] for r in history] == [2, 4, 6, 8, 10, 12]
+    assert [r["epoch"] for r in history] == [1, 1, 1, 2, 2, 2]
+    for name in ("reals.png", "epoch_001.png", "epoch_002.png", "z_fixed.npy"):
+        assert (run_dir / "samples" / name).exists(), name
+    assert (run_dir / "checkpoints" / "checkpoint").exists()
+    generator = keras.models.load_model(run_dir / "generator.keras")  # no training code needed
+    assert generator.predict(np.load(run_dir / "samples" / "z_fixed.npy"), verbose=0).shape == (25, 32, 32, 1)
+
+
+def test_same_seed_same_history_other_seed_other_history(data_root, tmp_path):
+    a = load_history(train(small_cfg(data_root, tmp_path, run_name="a", epochs=1)))
+    b = load_history(train(small_cfg(data_root, tmp_path, run_name="b", epochs=1)))
+    c = load_history(train(small_cfg(data_root, tmp_path, run_name="c", epochs=1, seed=1)))
+    losses = lambda h: [(r["d_loss"], r["g_loss"]) for r in h]  # noqa: E731
+    assert losses(a) == losses(b) and losses(a) != losses(c)
+
+
+def test_an_interrupted_run_resumes_to_the_same_history(data_root, tmp_path):
+    whole = load_history(train(small_cfg(data_root, tmp_path, run_name="whole")))
+    cfg = small_cfg(data_root, tmp_path, run_name="parts")
+    train(cfg, stop_after_steps=7)  # dies after step 7; the last checkpoint is at step 4
+    resumed = load_history(train(cfg))
+    assert [r["step"] for r in resumed] == [r["step"] for r in whole], "no step repeated or lost"
+    np.testing.assert_allclose([r["g_loss"] for r in resumed], [r["g_loss"] for r in whole], rtol=1e-5)
+
+
+def test_a_killed_subprocess_resumes_from_its_checkpoint(data_root, tmp_path):
+    cfg = small_cfg(data_root, tmp_path, run_name="killed", epochs=1, steps_per_epoch=400, checkpoint_every=5)
+    script = f"from gan_lib.config import GANConfig; from gan_lib.training import train; " \
+             f"train(GANConfig.from_overrides(**{cfg.to_dict()!r}))"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = cfg.run_dir / "checkpoints" / "checkpoint"
+    while not state.exists() and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists(), "the subprocess died before its first checkpoint"
+    short = small_cfg(data_root, tmp_path, run_name="killed", epochs=1, steps_per_epoch=400, checkpoint_every=5)
+    train(short, stop_after_steps=5)
+    with (cfg.run_dir / "history.csv").open() as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == sorted(set(steps)), "no duplicated history rows after the resume"
+    assert steps[-1] % 2 == 0 and steps[-1] >= 10
+
+
+def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path, monkeypatch):
+    cfg = small_cfg(data_root, tmp_path, run_name="nan")
+    train(cfg, stop_after_steps=5)
+    good = sorted(p.name for p in (cfg.run_dir / "checkpoints").glob("ckpt-*.index"))
+    monkeypatch.setitem(LOSSES, "bce", lambda r, f, g: (np.float32("nan") * r[0, 0], np.float32("nan") * g[0, 0]))
+    with pytest.raises(TrainingDiverged, match="last good checkpoint"):
+        train(cfg)
+    assert sorted(p.name for p in (cfg.run_dir / "checkpoints").glob("ckpt-*.index")) == good
+    assert all(np.isfinite(r["d_loss"]) for r in load_history(cfg.run_dir))
+
+
+def test_changed_settings_or_resume_false_refuse_an_existing_run(data_root, tmp_path):
+    train(small_cfg(data_root, tmp_path, epochs=1))
+    with pytest.raises(FileExistsError):
+        train(small_cfg(data_root, tmp_path, epochs=1, resume=False))
+    with pytest.raises(ValueError, match="learning_rate"):
+        train(small_cfg(data_root, tmp_path, epochs=1, learning_rate=1e-3))
