@@ -11,6 +11,8 @@ NOTEBOOKS := $(DATA_NOTEBOOKS) 03_build_models 04_train
 # NAME=VALUE pairs given on the make command line, handed to the notebooks as parameters.
 NB_PARAMS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $v)),$(v)=$($(v))))
 RUN_NOTEBOOKS := $(PY) -m gan_lib.run_notebooks
+# Quiet TensorFlow's C++ start-up chatter (no GPU found, etc.).
+export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: setup data train bench demo test nbval-prepare clean-outputs help
 
@@ -38,7 +40,7 @@ train: $(STAMP)
 	$(RUN_NOTEBOOKS) 04_train --out outputs/notebooks $(NB_PARAMS)
 
 bench: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m gan_lib.bench
+	$(PY) -m gan_lib.bench
 
 demo: $(STAMP)
 	$(RUN_NOTEBOOKS) $(NOTEBOOKS) --params-file params/demo.yaml --out outputs/demo/notebooks $(NB_PARAMS)

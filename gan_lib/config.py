@@ -64,8 +64,6 @@ class GANConfig:
         """Reject values the pipeline cannot honour, with the reason."""
         if self.data_source not in DATA_SOURCES:
             raise ValueError(f"data_source={self.data_source!r}; choose one of {DATA_SOURCES}")
-        if self.data_source in ("local", "drive") and not self.data_dir:
-            raise ValueError(f"data_source={self.data_source!r} needs data_dir (a folder with yes/ and no/)")
         if self.classes not in CLASS_CHOICES:
             raise ValueError(f"classes={self.classes!r}; choose one of {CLASS_CHOICES}")
         if self.image_size < 32 or self.image_size % 16:

@@ -36,6 +36,8 @@ class RawSource:
 
 def fetch_raw(cfg: GANConfig) -> RawSource:
     """Get the raw images for `cfg.data_source` and say where they are (no decoding here)."""
+    if cfg.data_source in ("local", "drive") and not cfg.data_dir:
+        raise DataSourceError(f"data_source={cfg.data_source!r} needs data_dir (a folder with yes/ and no/).")
     if cfg.data_source == "phantom":
         return _phantom(cfg)
     if cfg.data_source == "kaggle":

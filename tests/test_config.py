@@ -22,7 +22,7 @@ def test_wrong_type_raises(key, value):
 @pytest.mark.parametrize("overrides, message", [
     (dict(data_source="s3"), "data_source"), (dict(classes="maybe"), "classes"),
     (dict(image_size=100), "multiple of 16"), (dict(holdout=1.0), "holdout"),
-    (dict(n_images=-1), "n_images"), (dict(data_source="local"), "needs data_dir"),
+    (dict(n_images=-1), "n_images"), (dict(epochs=0), "epochs"), (dict(run_name="a/b"), "run_name"),
 ])
 def test_values_the_pipeline_cannot_honour_raise(overrides, message):
     with pytest.raises(ValueError, match=message):

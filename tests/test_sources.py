@@ -53,6 +53,12 @@ def test_kaggle_without_network_or_cache_says_what_to_do(tmp_path, monkeypatch, 
     assert err.value.__cause__ is None and err.value.__suppress_context__
 
 
+def test_local_and_drive_need_a_folder(tmp_path):
+    for source in ("local", "drive"):
+        with pytest.raises(DataSourceError, match="needs data_dir"):
+            fetch_raw(GANConfig.from_overrides(data_source=source))
+
+
 def test_local_folder_must_exist(tmp_path):
     cfg = GANConfig.from_overrides(data_source="local", data_dir=str(tmp_path / "nope"))
     with pytest.raises(DataSourceError, match="does not exist"):
