@@ -78,7 +78,6 @@ def report_loop_step(cfg: GANConfig, images: np.ndarray):
     z = keras.Input((cfg.noise_dim,))
     gan = keras.Model(z, d(g(z)))
     gan.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1), loss="binary_crossentropy")
-    d.trainable = True
     rng = np.random.default_rng(0)
     ones, zeros = np.ones((cfg.batch_size, 1)), np.zeros((cfg.batch_size, 1))
 
@@ -86,8 +85,12 @@ def report_loop_step(cfg: GANConfig, images: np.ndarray):
         real = images[rng.integers(0, len(images), cfg.batch_size)]
         noise = rng.standard_normal((cfg.batch_size, cfg.noise_dim)).astype(np.float32)
         fake = g.predict(noise, verbose=0)
+        # Keras 3 reads `trainable` when each model's train function is first traced: set it
+        # before each call so D trains on its own and stays frozen inside the stacked model.
+        d.trainable = True
         d.train_on_batch(real, ones)
         d.train_on_batch(fake, zeros)
+        d.trainable = False
         gan.train_on_batch(rng.standard_normal((cfg.batch_size, cfg.noise_dim)).astype(np.float32), ones)
 
     return step
