@@ -41,12 +41,14 @@ def forward_flops(model: keras.Model) -> float:
 
 
 def step_flops(cfg: GANConfig) -> float:
-    """One GAN step per batch: D update (G fwd, D fwd+bwd on 2B) and G update (G, D fwd+bwd).
+    """One GAN step per batch, both loops alike: D update (G fwd, D fwd and bwd on real and fake)
+    and G update (G fwd, D fwd, D input-gradients only, G bwd).
 
-    With backward = 2 x forward: D update = G + 6 D, G update = 3 G + 3 D, per sample.
+    With a full backward = 2 x forward and an input-only backward = 1 x: D update = G + 6 D,
+    G update = 3 G + 2 D, per sample.
     """
     g, d = build_models(cfg)
-    return cfg.batch_size * (4 * forward_flops(g) + 9 * forward_flops(d))
+    return cfg.batch_size * (4 * forward_flops(g) + 8 * forward_flops(d))
 
 
 def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:

@@ -16,6 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DATA_SOURCES = ("kaggle", "drive", "local", "phantom")
 CLASS_CHOICES = ("yes", "no", "both")
+HEADLESS_ENV = "GAN_LIB_HEADLESS"  # set by gan_lib.run_notebooks for the kernels papermill starts
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,9 @@ class GANConfig:
     resume: bool = True  # continue a run folder that exists; False refuses to touch it
     checkpoint_every: int = 500  # steps between checkpoints: the most work a crash can lose
     log_every: int = 10  # steps between history.csv rows (and progress-bar updates)
-    xla: bool = True  # compile the training step with XLA (jit_compile)
-    mixed_precision: bool = False  # float16 compute on GPU; ignored, loudly, on a CPU
+    xla: bool = True  # compile the training step with XLA (jit_compile): 1.4x faster on a CPU
+    mixed_precision: bool = True  # float16 compute with loss scaling on a GPU; a CPU says so and uses float32
+    tensorboard: bool = False  # also write losses to <run folder>/tensorboard for TensorBoard
 
     @classmethod
     def from_overrides(cls, **overrides) -> "GANConfig":

@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import os
 import sys
 from pathlib import Path
 
 import papermill as pm
 import yaml
 
-from .config import PROJECT_ROOT
+from .config import HEADLESS_ENV, PROJECT_ROOT
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepare-only", action="store_true", help="inject parameters, do not execute")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # papermill logs the cells' output
+    os.environ[HEADLESS_ENV] = "1"  # kernels inherit it: text progress bars in the log
     names = [i for i in args.items if "=" not in i]
     assignments = [i for i in args.items if "=" in i]
     paths = [notebook_path(n) for n in names]

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +27,23 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .config import GANConfig
+from .config import HEADLESS_ENV, GANConfig
 from .data import from_unit_range, load_processed
 from .models import build_models
 from .plots import montage
 
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "wall_time_s"]
 SAMPLE_GRID = 5  # a 5x5 grid from one fixed noise batch, as the report saved
+
+
+def progress_bar(iterable, **kwargs):
+    """A live bar in Jupyter and Colab; under `make` (papermill) a plain text bar in the log,
+    refreshed every 20 s, since papermill does not relay notebook widgets to the terminal."""
+    if os.environ.get(HEADLESS_ENV):
+        from tqdm import tqdm as text_tqdm
+
+        return text_tqdm(iterable, file=sys.stdout, mininterval=20, ascii=True, ncols=100, **kwargs)
+    return tqdm(iterable, **kwargs)
 
 
 class TrainingDiverged(RuntimeError):
@@ -65,7 +77,8 @@ def gpu_available() -> bool:
 def use_mixed_precision(cfg: GANConfig) -> bool:
     """float16 only where it helps (a GPU); on a CPU it is slower, so say so and stay in float32."""
     if cfg.mixed_precision and not gpu_available():
-        print("WARNING: mixed_precision=True but no GPU: training in float32 (recorded in config.json).")
+        print("NOTE: mixed_precision=True needs a GPU; this run trains in float32 "
+              "(config.json records effective.mixed_precision=false).")
         return False
     return cfg.mixed_precision
 
@@ -110,9 +123,11 @@ class GANTrainer:
         adam = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1, name=name)
         return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_scaled") if mixed_precision else adam
 
-    def _update(self, tape, loss, model, optimizer):
-        scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-        grads = tape.gradient(scaled, model.trainable_variables)
+    @staticmethod
+    def _update(tape, scaled_loss, model, optimizer):
+        """Apply the gradients of a loss scaled (inside the tape) by this optimiser's `scale_loss`;
+        a LossScaleOptimizer unscales them, a plain Adam's scale is 1."""
+        grads = tape.gradient(scaled_loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
     def _train_step(self):
@@ -126,13 +141,15 @@ class GANTrainer:
             d_real = tf.cast(self.discriminator(real, training=True), tf.float32)
             d_fake = tf.cast(self.discriminator(fake, training=True), tf.float32)
             d_loss, _ = self.loss_fn(d_real, d_fake, d_fake)
-        self._update(tape, d_loss, self.discriminator, self.d_opt)
+            d_scaled = self.d_opt.scale_loss(d_loss)
+        self._update(tape, d_scaled, self.discriminator, self.d_opt)
         # Train the generator through the (now updated) discriminator, on fresh noise
         noise = self.rng.normal([batch, self.cfg.noise_dim])
         with tf.GradientTape() as tape:
             d_gen = tf.cast(self.discriminator(self.generator(noise, training=True), training=True), tf.float32)
             _, g_loss = self.loss_fn(d_real, d_fake, d_gen)
-        self._update(tape, g_loss, self.generator, self.g_opt)
+            g_scaled = self.g_opt.scale_loss(g_loss)
+        self._update(tape, g_scaled, self.generator, self.g_opt)
         self.step.assign_add(1)
         return {"d_loss": d_loss, "g_loss": g_loss,
                 "d_real": tf.reduce_mean(d_real), "d_fake": tf.reduce_mean(d_fake)}
@@ -233,11 +250,12 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
         history = csv.DictWriter(history_file, HISTORY_FIELDS)
         if new_file:
             history.writeheader()
+        board = tf.summary.create_file_writer(str(run_dir / "tensorboard")) if cfg.tensorboard else None
         started, base_wall, done_now = time.perf_counter(), float(trainer.wall_time), 0
         while int(trainer.step) < total:
             epoch = int(trainer.step) // cfg.steps_per_epoch
             first = int(trainer.step) - epoch * cfg.steps_per_epoch
-            bar = tqdm(range(first, cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+            bar = progress_bar(range(first, cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
                        initial=first, total=cfg.steps_per_epoch)
             for _ in bar:
                 out = trainer.compiled_step()
@@ -254,6 +272,10 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
                     history.writerow({"epoch": epoch + 1, "step": step, **vars(values),
                                       "wall_time_s": round(float(trainer.wall_time), 3)})
                     bar.set_postfix(d_loss=f"{values.d_loss:.3f}", g_loss=f"{values.g_loss:.3f}")
+                    if board is not None:
+                        with board.as_default(step=step):
+                            for name, value in vars(values).items():
+                                tf.summary.scalar(name, value)
                 if step % cfg.checkpoint_every == 0:
                     history_file.flush()
                     manager.save(checkpoint_number=step)

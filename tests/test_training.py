@@ -29,7 +29,8 @@ def data_root(tmp_path_factory):
 
 def small_cfg(data_root, tmp_path, **overrides):
     settings = dict(data_source="phantom", data_root=str(data_root), image_size=32, output_root=str(tmp_path / "runs"),
-                    run_name="t", epochs=2, steps_per_epoch=6, checkpoint_every=4, log_every=2, xla=False)
+                    run_name="t", epochs=2, steps_per_epoch=6, checkpoint_every=4, log_every=2, xla=False,
+                    mixed_precision=False)
     return GANConfig.from_overrides(**{**settings, **overrides})
 
 
@@ -51,7 +52,7 @@ def test_one_step_updates_each_model_through_its_own_optimiser():
 
 
 def test_a_short_run_writes_every_artefact(data_root, tmp_path):
-    cfg = small_cfg(data_root, tmp_path, xla=True)
+    cfg = small_cfg(data_root, tmp_path, xla=True, tensorboard=True)
     run_dir = train(cfg)
     record = json.loads((run_dir / "config.json").read_text())
     assert record["config"] == cfg.to_dict()
@@ -63,6 +64,7 @@ def test_a_short_run_writes_every_artefact(data_root, tmp_path):
     for name in ("reals.png", "epoch_001.png", "epoch_002.png", "z_fixed.npy"):
         assert (run_dir / "samples" / name).exists(), name
     assert (run_dir / "checkpoints" / "checkpoint").exists()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     generator = keras.models.load_model(run_dir / "generator.keras")  # no training code needed
     assert generator.predict(np.load(run_dir / "samples" / "z_fixed.npy"), verbose=0).shape == (25, 32, 32, 1)
 
@@ -103,6 +105,17 @@ def test_a_killed_subprocess_resumes_from_its_checkpoint(data_root, tmp_path):
     assert steps[-1] % 2 == 0 and steps[-1] >= 10
 
 
+def test_a_save_cut_short_leaves_the_previous_checkpoint_in_use(data_root, tmp_path):
+    cfg = small_cfg(data_root, tmp_path, run_name="cut")
+    train(cfg, stop_after_steps=5)  # checkpoint at step 4
+    ckpt = cfg.run_dir / "checkpoints"
+    # What a kill during the next save leaves: data files of step 8, the index not yet switched.
+    (ckpt / "ckpt-8.index").write_bytes(b"partial")
+    (ckpt / "ckpt-8.data-00000-of-00001").write_bytes(b"partial")
+    history = load_history(train(cfg))
+    assert [r["step"] for r in history] == [2, 4, 6, 8, 10, 12]
+
+
 def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path, monkeypatch):
     cfg = small_cfg(data_root, tmp_path, run_name="nan")
     train(cfg, stop_after_steps=5)
@@ -120,3 +133,27 @@ def test_changed_settings_or_resume_false_refuse_an_existing_run(data_root, tmp_
         train(small_cfg(data_root, tmp_path, epochs=1, resume=False))
     with pytest.raises(ValueError, match="learning_rate"):
         train(small_cfg(data_root, tmp_path, epochs=1, learning_rate=1e-3))
+
+
+def test_the_mixed_precision_path_trains_with_loss_scaling():
+    """The Colab GPU path, forced on the CPU: float16 compute, float32 weights, finite losses."""
+    cfg = GANConfig.from_overrides(image_size=32, xla=False, mixed_precision=True)
+    images = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32")
+    try:
+        trainer = GANTrainer(cfg, images, mixed_precision=True)
+        assert trainer.generator.layers[0].compute_dtype == "float16"
+        assert trainer.generator.layers[0].kernel.dtype == "float32"
+        before = trainer.generator.get_weights()[0].copy()
+        out = trainer.compiled_step()
+        assert all(np.isfinite(float(v)) for v in out.values())
+        assert (trainer.generator.get_weights()[0] != before).any()
+        assert isinstance(trainer.g_opt, keras.optimizers.LossScaleOptimizer)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_precision_without_a_gpu_says_so_and_is_recorded(data_root, tmp_path, capsys):
+    run_dir = train(small_cfg(data_root, tmp_path, epochs=1, steps_per_epoch=2, mixed_precision=True))
+    assert "needs a GPU" in capsys.readouterr().out
+    record = json.loads((run_dir / "config.json").read_text())
+    assert record["config"]["mixed_precision"] is True and record["effective"]["mixed_precision"] is False
