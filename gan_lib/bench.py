@@ -1,12 +1,13 @@
 """Benchmark: the report's training loop against this project's step, in one process.
 
-    python -m gan_lib.bench [--image-size 128] [--batch-size 4] [--steps 30] [--out outputs/bench]
+    python -m gan_lib.bench [--image-size 128] [--batch-size 4] [--steps 8] [--rounds 3] [--out outputs/bench]
 
 (a) the report's loop: G.predict for the fakes, D.train_on_batch on real and on fake, then the
 stacked model's train_on_batch with D frozen; (b) GANTrainer's compiled step, with and without XLA.
-Same `report` architecture, batch and image size, timed after warm-up. Also times a float32 matmul
-as the machine's GFLOP/s reference and reports the share of it each step reaches (FLOPs counted
-from the layers). Writes JSON under --out and prints a table. Not a test: numbers vary by machine.
+Same `report` architecture, batch and image size, timed after warm-up in alternating rounds (the
+median is reported). Float32 matmuls, timed in the same rounds, are the machine's GFLOP/s
+reference; each step's share of it uses FLOPs counted from the layers. Writes JSON under --out
+and prints a table. Not a test: numbers vary by machine and load.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import GANConfig
-from .models import build_models
+from .models import build_models, export_generator
 from .training import GANTrainer, library_versions
 
 
@@ -51,30 +52,42 @@ def step_flops(cfg: GANConfig) -> float:
     return cfg.batch_size * (4 * forward_flops(g) + 8 * forward_flops(d))
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+def matmul_step(n: int = 1024, repeats: int = 10):
+    """A callable doing `repeats` float32 n x n matmuls, and the FLOPs of one call."""
     a = tf.random.normal((n, n))
     b = tf.random.normal((n, n))
-    mm = tf.function(lambda: tf.linalg.matmul(a, b))
-    mm().numpy()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        out = mm()
-    out.numpy()
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+    @tf.function(autograph=False)
+    def run():
+        out = a
+        for _ in range(repeats):
+            out = tf.linalg.matmul(out, b) * 1e-3  # chained, so none can be skipped
+        return out
+
+    return run, 2.0 * n**3 * repeats
 
 
-def time_steps(step, steps: int, warmup: int) -> float:
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps / (time.perf_counter() - start)
+def time_rounds(steps: dict, per_round: int, rounds: int, warmup: int) -> dict[str, float]:
+    """Median steps/s of each variant over rounds that alternate between the variants, so a
+    change in the machine's load during the run hits all of them alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(per_round):
+                step()
+            rates[name].append(per_round / (time.perf_counter() - start))
+    return {name: float(np.median(r)) for name, r in rates.items()}
 
 
 def report_loop_step(cfg: GANConfig, images: np.ndarray):
-    """The report's loop, made to run under Keras 3: separate compiles, D frozen inside the stack."""
+    """The report's loop, made to run under Keras 3: separate compiles, D frozen inside the stack,
+    and the stock Keras transposed convolution the report used."""
     g, d = build_models(cfg)
+    g = export_generator(g)
     d.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1), loss="binary_crossentropy")
     d.trainable = False
     z = keras.Input((cfg.noise_dim,))
@@ -102,32 +115,32 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per variant per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", default="outputs/bench")
     args = parser.parse_args(argv)
     cfg = GANConfig.from_overrides(image_size=args.image_size, batch_size=args.batch_size, arch="report")
     images = np.random.default_rng(0).uniform(-1, 1, (113, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
     flops = step_flops(cfg)
-    reference = matmul_gflops()
-    results = {}
+    matmul, matmul_flops = matmul_step()
     candidates = {
-        "report loop (train_on_batch)": lambda: report_loop_step(cfg, images),
-        "gan_lib step, no XLA": lambda: GANTrainer(GANConfig.from_overrides(**{**cfg.to_dict(), "xla": False}),
-                                                   images).compiled_step,
-        "gan_lib step, XLA": lambda: GANTrainer(cfg, images).compiled_step,
+        "report loop (train_on_batch)": report_loop_step(cfg, images),
+        "gan_lib step, no XLA": GANTrainer(GANConfig.from_overrides(**{**cfg.to_dict(), "xla": False}),
+                                           images).compiled_step,
+        "gan_lib step, XLA": GANTrainer(cfg, images).compiled_step,
     }
-    for name, make in candidates.items():
-        step = make()
-        rate = time_steps(lambda: tf.nest.map_structure(np.asarray, step()), args.steps, args.warmup)
-        results[name] = {"steps_per_s": rate, "gflops": rate * flops / 1e9,
-                         "share_of_matmul": rate * flops / 1e9 / reference}
-        print(f"  {name}: {rate:.3f} steps/s", flush=True)
+    synced = {name: (lambda step=step: tf.nest.map_structure(np.asarray, step())) for name, step in candidates.items()}
+    synced["matmul reference"] = lambda: np.asarray(matmul())
+    rates = time_rounds(synced, args.steps, args.rounds, args.warmup)
+    reference = rates.pop("matmul reference") * matmul_flops / 1e9
+    results = {name: {"steps_per_s": rate, "gflops": rate * flops / 1e9, "share_of_matmul": rate * flops / 1e9 / reference}
+               for name, rate in rates.items()}
     baseline = results["report loop (train_on_batch)"]["steps_per_s"]
     for r in results.values():
         r["speedup_vs_report"] = r["steps_per_s"] / baseline
-    record = {"image_size": cfg.image_size, "batch_size": cfg.batch_size, "timed_steps": args.steps,
-              "warmup_steps": args.warmup, "step_gflop": flops / 1e9, "matmul_gflops": reference,
+    record = {"image_size": cfg.image_size, "batch_size": cfg.batch_size, "steps_per_round": args.steps,
+              "rounds": args.rounds, "warmup_steps": args.warmup, "step_gflop": flops / 1e9, "matmul_gflops": reference,
               "results": results, "versions": library_versions()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .config import HEADLESS_ENV, GANConfig
 from .data import from_unit_range, load_processed
-from .models import build_models
+from .models import build_models, export_generator
 from .plots import montage
 
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "wall_time_s"]
@@ -285,7 +285,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
             save_grid(trainer.samples(z_fixed), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
             history_file.flush()
             manager.save(checkpoint_number=int(trainer.step))
-    trainer.generator.save(run_dir / "generator.keras")
+    export_generator(trainer.generator).save(run_dir / "generator.keras")
     return run_dir
 
 
