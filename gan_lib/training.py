@@ -271,7 +271,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
                             f"last good checkpoint is {manager.latest_checkpoint}.")
                     history.writerow({"epoch": epoch + 1, "step": step, **vars(values),
                                       "wall_time_s": round(float(trainer.wall_time), 3)})
-                    bar.set_postfix(d_loss=f"{values.d_loss:.3f}", g_loss=f"{values.g_loss:.3f}")
+                    bar.set_postfix(d_loss=f"{values.d_loss:.3f}", g_loss=f"{values.g_loss:.3f}", refresh=False)
                     if board is not None:
                         with board.as_default(step=step):
                             for name, value in vars(values).items():
