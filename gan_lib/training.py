@@ -252,14 +252,17 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
             history.writeheader()
         board = tf.summary.create_file_writer(str(run_dir / "tensorboard")) if cfg.tensorboard else None
         started, base_wall, done_now = time.perf_counter(), float(trainer.wall_time), 0
-        while int(trainer.step) < total:
-            epoch = int(trainer.step) // cfg.steps_per_epoch
-            first = int(trainer.step) - epoch * cfg.steps_per_epoch
+        # The step is counted on the host: reading the device counter every step would wait for
+        # each step to finish before the next is dispatched.
+        step = int(trainer.step)
+        while step < total:
+            epoch = step // cfg.steps_per_epoch
+            first = step - epoch * cfg.steps_per_epoch
             bar = progress_bar(range(first, cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
                        initial=first, total=cfg.steps_per_epoch)
             for _ in bar:
                 out = trainer.compiled_step()
-                step = int(trainer.step)
+                step += 1
                 done_now += 1
                 if step % cfg.log_every == 0 or step % cfg.steps_per_epoch == 0:
                     values = StepOutput(**{k: float(v) for k, v in out.items()})
@@ -283,8 +286,9 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
                     return run_dir
             bar.close()
             save_grid(trainer.samples(z_fixed), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
-            history_file.flush()
-            manager.save(checkpoint_number=int(trainer.step))
+            if step % cfg.checkpoint_every:  # otherwise this step was saved just above
+                history_file.flush()
+                manager.save(checkpoint_number=step)
     export_generator(trainer.generator).save(run_dir / "generator.keras")
     return run_dir
 
