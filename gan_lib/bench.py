@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from .config import GANConfig
-from .models import build_models, export_generator
+from .models import build_models, with_stock_layers
 from .training import GANTrainer, library_versions
 
 
@@ -87,7 +87,7 @@ def report_loop_step(cfg: GANConfig, images: np.ndarray):
     """The report's loop, made to run under Keras 3: separate compiles, D frozen inside the stack,
     and the stock Keras transposed convolution the report used."""
     g, d = build_models(cfg)
-    g = export_generator(g)
+    g, d = with_stock_layers(g), with_stock_layers(d)
     d.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1), loss="binary_crossentropy")
     d.trainable = False
     z = keras.Input((cfg.noise_dim,))

@@ -16,6 +16,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DATA_SOURCES = ("kaggle", "drive", "local", "phantom")
 CLASS_CHOICES = ("yes", "no", "both")
+# Parameters of the evaluation only: everything else is read back from the run's config.json.
+EVALUATION_FIELDS = ("n_generated", "feature_extractor", "kid_subset_size", "kid_subsets", "diversity_pairs",
+                     "near_copy_ssim", "classifier_seeds", "classifier_epochs", "synthetic_per_real")
+FEATURE_EXTRACTORS = ("auto", "inception", "classifier")
 HEADLESS_ENV = "GAN_LIB_HEADLESS"  # set by gan_lib.run_notebooks for the kernels papermill starts
 
 
@@ -49,6 +53,17 @@ class GANConfig:
     mixed_precision: bool = True  # float16 compute with loss scaling on a GPU; a CPU says so and uses float32
     tensorboard: bool = False  # also write losses to <run folder>/tensorboard for TensorBoard
 
+    # --- evaluation of a finished run (notebooks 05 and 06; `make report RUN=<run_name>`) ---
+    n_generated: int = 500  # generated images the metrics are computed on
+    feature_extractor: str = "auto"  # auto | inception | classifier: KID/FID features (auto: InceptionV3 if its weights can be had)
+    kid_subset_size: int = 100  # images per KID subset (capped by the smaller set)
+    kid_subsets: int = 50  # KID is averaged over this many random subsets; its std is over them
+    diversity_pairs: int = 1000  # random image pairs for the mean pairwise MS-SSIM
+    near_copy_ssim: float = 0.8  # SSIM to a training image at or above which an image counts as a near-copy
+    classifier_seeds: int = 3  # tumour-classifier trainings per condition (mean and spread)
+    classifier_epochs: int = 30  # epochs of each tumour-classifier training
+    synthetic_per_real: float = 1.0  # generated images added per real training image of the GAN's class
+
     @classmethod
     def from_overrides(cls, **overrides) -> "GANConfig":
         """Defaults, then `overrides`; unknown names and wrong types raise before any work."""
@@ -74,9 +89,16 @@ class GANConfig:
             raise ValueError(f"n_images={self.n_images}: use 0 for all images or a positive count")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout={self.holdout}: use a fraction in [0, 1)")
-        for name in ("noise_dim", "epochs", "steps_per_epoch", "batch_size", "checkpoint_every", "log_every"):
+        for name in ("noise_dim", "epochs", "steps_per_epoch", "batch_size", "checkpoint_every", "log_every",
+                     "n_generated", "kid_subset_size", "kid_subsets", "diversity_pairs", "classifier_seeds",
+                     "classifier_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be at least 1")
+        if self.feature_extractor not in FEATURE_EXTRACTORS:
+            raise ValueError(f"feature_extractor={self.feature_extractor!r}; choose one of {FEATURE_EXTRACTORS}")
+        if not 0.0 < self.near_copy_ssim <= 1.0 or self.synthetic_per_real < 0:
+            raise ValueError(f"near_copy_ssim={self.near_copy_ssim} (in (0, 1]), "
+                             f"synthetic_per_real={self.synthetic_per_real} (at least 0)")
         if not self.run_name or "/" in self.run_name:
             raise ValueError(f"run_name={self.run_name!r}: a non-empty folder name")
 

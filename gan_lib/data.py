@@ -240,16 +240,20 @@ def from_unit_range(images: np.ndarray) -> np.ndarray:
 
 
 def choose_subset_and_split(labels: np.ndarray, n_images: int, holdout: float, seed: int):
-    """Seeded subset (0 = all) and per-class hold-out; returns (kept indices, split array)."""
-    rng = np.random.default_rng(seed)
+    """Seeded subset (0 = all) and per-class hold-out; returns (kept indices, split array).
+
+    Each class draws its hold-out from its own seeded generator, so a class's split is the same
+    whether the file holds that class alone or both: a GAN trained on `classes=yes` never sees
+    the tumour images that the evaluation's classifier (on `classes=both`) is tested on.
+    """
     keep = np.arange(len(labels))
     if 0 < n_images < len(labels):
-        keep = np.sort(rng.choice(keep, size=n_images, replace=False))
+        keep = np.sort(np.random.default_rng(seed).choice(keep, size=n_images, replace=False))
     split = np.full(len(keep), "train", dtype="<U5")
     for label in np.unique(labels[keep]):
         members = np.flatnonzero(labels[keep] == label)
         n_test = int(round(holdout * len(members)))
-        split[rng.choice(members, size=n_test, replace=False)] = "test"
+        split[np.random.default_rng([seed, int(label)]).choice(members, size=n_test, replace=False)] = "test"
     return keep, split
 
 

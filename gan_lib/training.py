@@ -27,9 +27,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .config import HEADLESS_ENV, GANConfig
+from .config import EVALUATION_FIELDS, HEADLESS_ENV, GANConfig
 from .data import from_unit_range, load_processed
-from .models import build_models, export_generator
+from .models import build_models, with_stock_layers
 from .plots import montage
 
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "wall_time_s"]
@@ -186,7 +186,7 @@ def run_record(cfg: GANConfig, manifest: dict, n_train: int, mixed_precision: bo
 def check_resumable(run_dir: Path, cfg: GANConfig) -> None:
     """Refuse to continue a run folder with different settings (only `epochs` may grow)."""
     saved = json.loads((run_dir / "config.json").read_text())["config"]
-    free = {"epochs", "resume", "output_root", "data_dir", "log_every", "checkpoint_every"}
+    free = {"epochs", "resume", "output_root", "data_dir", "log_every", "checkpoint_every", *EVALUATION_FIELDS}
     changed = {k: (saved.get(k), v) for k, v in cfg.to_dict().items() if k not in free and saved.get(k) != v}
     if changed:
         raise ValueError(f"{run_dir} was made with other settings {changed} (saved, now); "
@@ -289,7 +289,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
             if step % cfg.checkpoint_every:  # otherwise this step was saved just above
                 history_file.flush()
                 manager.save(checkpoint_number=step)
-    export_generator(trainer.generator).save(run_dir / "generator.keras")
+    with_stock_layers(trainer.generator).save(run_dir / "generator.keras")
     return run_dir
 
 

@@ -125,6 +125,9 @@ def test_seeded_subset_and_per_class_holdout(raw_root):
     _, split = prepare(raw_root, classes="both", holdout=0.5, seed=1)
     test_labels = split.labels[split.split == "test"].tolist()
     assert sorted(test_labels) == [0, 0, 1, 1, 1], "half of each class is held out"
+    _, tumour_only = prepare(raw_root, classes="yes", holdout=0.5, seed=1)
+    held_out = lambda r: {e["sha256"] for e in r.manifest["images"] if e["split"] == "test" and e["label"] == "yes"}  # noqa: E731
+    assert held_out(tumour_only) == held_out(split), "a class's hold-out does not depend on the other class"
 
 
 def test_missing_class_folders_fail_before_any_work(tmp_path):

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from gan_lib.config import GANConfig
-from gan_lib.models import ARCHITECTURES, PhaseConv2DTranspose, build_models, export_generator
+from gan_lib import models
+from gan_lib.models import (ARCHITECTURES, NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, build_models,
+                            with_stock_layers)
 
 
 @pytest.mark.parametrize("size", [128, 64])
@@ -26,13 +28,14 @@ def test_shapes_and_output_ranges(arch, size):
 
 def test_report_preset_is_the_reports_final_model_layer_for_layer():
     generator, discriminator = build_models(GANConfig.from_overrides(arch="report", image_size=128))
-    def kind(layer):  # the fast transposed conv is the stock layer, computed differently
-        return "Conv2DTranspose" if isinstance(layer, keras.layers.Conv2DTranspose) else type(layer).__name__
+    def kind(layer):  # the fast layers are the stock layers, computed differently
+        stock = models.STOCK_LAYERS.get(type(layer), type(layer))
+        return stock.__name__
 
     g = [(kind(layer), getattr(layer, "filters", getattr(layer, "units", None))) for layer in generator.layers]
     assert g == [("Dense", 32 * 32 * 256), ("LeakyReLU", None), ("Reshape", None), ("Conv2DTranspose", 128),
                  ("LeakyReLU", None), ("Conv2DTranspose", 128), ("LeakyReLU", None), ("Conv2D", 1)]
-    d = [type(layer).__name__ for layer in discriminator.layers]
+    d = [kind(layer) for layer in discriminator.layers]
     assert d == ["Conv2D", "LeakyReLU"] * 4 + ["Flatten", "Dropout", "Dense"]
     assert discriminator.layers[-2].rate == 0.4
     assert [layer.strides for layer in discriminator.layers if isinstance(layer, keras.layers.Conv2D)] == \
@@ -44,35 +47,59 @@ def test_unknown_architecture_lists_the_known_ones():
         build_models(GANConfig.from_overrides(arch="stylegan9"))
 
 
-@pytest.mark.parametrize("side, c_in, c_out, activation", [(5, 3, 2, None), (8, 6, 4, "tanh"), (16, 8, 1, "relu")])
-def test_phase_transposed_conv_equals_the_stock_layer_and_its_gradients(side, c_in, c_out, activation):
+FAST_LAYER_CASES = [
+    # (fast layer, stock layer, kernel, stride, input side, channels in, out, activation)
+    (PhaseConv2DTranspose, keras.layers.Conv2DTranspose, 4, 2, 5, 3, 2, None),
+    (PhaseConv2DTranspose, keras.layers.Conv2DTranspose, 4, 2, 8, 6, 4, "tanh"),
+    (PhaseConv2DTranspose, keras.layers.Conv2DTranspose, 4, 2, 16, 8, 1, "relu"),
+    (PhaseGradConv2D, keras.layers.Conv2D, 3, 2, 16, 4, 6, None),       # the report's D
+    (PhaseGradConv2D, keras.layers.Conv2D, 4, 2, 8, 3, 5, "tanh"),      # report-v1's D
+    (PhaseGradConv2D, keras.layers.Conv2D, 5, 2, 12, 2, 3, None),
+    (PhaseGradConv2D, keras.layers.Conv2D, 3, 2, 9, 2, 3, "relu"),      # odd side: the stock path
+    (NarrowConv2D, keras.layers.Conv2D, 3, 1, 16, 1, 8, None),          # the report's D input layer
+    (NarrowConv2D, keras.layers.Conv2D, 4, 1, 12, 8, 1, "tanh"),        # the report's G output layer
+    (NarrowConv2D, keras.layers.Conv2D, 5, 1, 9, 2, 3, None),           # odd side and kernel
+    (NarrowConv2D, keras.layers.Conv2D, 3, 1, 8, 16, 16, "relu"),       # wide both sides: the stock path
+]
+
+
+@pytest.mark.parametrize("fast_cls, stock_cls, kernel, stride, side, c_in, c_out, activation", FAST_LAYER_CASES)
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_fast_layers_equal_the_stock_layer_and_its_gradients(fast_cls, stock_cls, kernel, stride, side, c_in, c_out,
+                                                             activation, jit_compile):
     import tensorflow as tf
 
     x = tf.random.stateless_normal((2, side, side, c_in), seed=(1, side))
-    stock = keras.layers.Conv2DTranspose(c_out, 4, strides=2, padding="same", activation=activation)
-    fast = PhaseConv2DTranspose(c_out, 4, strides=2, padding="same", activation=activation)
+    stock = stock_cls(c_out, kernel, strides=stride, padding="same", activation=activation)
+    fast = fast_cls(c_out, kernel, strides=stride, padding="same", activation=activation)
     stock.build(x.shape)
     fast.build(x.shape)
     weights = [np.random.default_rng(side).standard_normal(w.shape).astype("float32") for w in stock.get_weights()]
     stock.set_weights(weights)
     fast.set_weights(weights)
-    grads = []
-    for layer in (stock, fast):
+
+    def values_and_gradients(layer):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = layer(x)
             loss = tf.reduce_sum(y * tf.cos(y))
-        grads.append((y, *tape.gradient(loss, [x, layer.kernel, layer.bias])))
-    assert grads[1][0].shape == (2, 2 * side, 2 * side, c_out)
-    for a, b in zip(*grads):
+        return (y, *tape.gradient(loss, [x, layer.kernel, layer.bias]))
+
+    expected = values_and_gradients(stock)
+    got = tf.function(values_and_gradients, jit_compile=jit_compile)(fast)
+    assert got[0].shape == expected[0].shape
+    for a, b in zip(expected, got):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
 
 
 def test_exported_generator_uses_stock_layers_and_gives_the_same_images(tmp_path):
-    generator, _ = build_models(GANConfig.from_overrides(image_size=32))
-    exported = export_generator(generator)
-    assert not any(isinstance(layer, PhaseConv2DTranspose) for layer in exported.layers)
+    generator, discriminator = build_models(GANConfig.from_overrides(image_size=32))
+    exported = with_stock_layers(generator)
+    fast = tuple(models.STOCK_LAYERS)
+    assert not any(isinstance(layer, fast) for model in (generator, discriminator)
+                   for layer in with_stock_layers(model).layers)
     noise = np.random.default_rng(0).standard_normal((2, 100)).astype("float32")
     np.testing.assert_allclose(np.asarray(exported(noise)), np.asarray(generator(noise)), atol=1e-5)
     exported.save(tmp_path / "g.keras")
-    assert "PhaseConv2DTranspose" not in (tmp_path / "g.keras").read_bytes().decode("latin-1")
+    saved = (tmp_path / "g.keras").read_bytes().decode("latin-1")
+    assert not any(cls.__name__ in saved for cls in fast)
