@@ -7,20 +7,22 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_NOTEBOOKS := 01_download 02_preprocess
-NOTEBOOKS := $(DATA_NOTEBOOKS) 03_build_models 04_train
+NOTEBOOKS := $(DATA_NOTEBOOKS) 03_build_models 04_train $(REPORT_NOTEBOOKS)
+REPORT_NOTEBOOKS := 05_analyze 06_evaluate
 # NAME=VALUE pairs given on the make command line, handed to the notebooks as parameters.
 NB_PARAMS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $v)),$(v)=$($(v))))
 RUN_NOTEBOOKS := $(PY) -m gan_lib.run_notebooks
 # Quiet TensorFlow's C++ start-up chatter (no GPU found, etc.).
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup data train bench demo test nbval-prepare clean-outputs help
+.PHONY: setup data train report bench demo test nbval-prepare clean-outputs help
 
 help:
 	@echo "make setup   create .venv and install requirements.txt and gan_lib"
 	@echo "make demo    the whole pipeline on the built-in SYNTHETIC phantom data (offline)"
 	@echo "make data    notebooks 01+02 (default: Kaggle); e.g. DATA_SOURCE=local DATA_DIR=... CLASSES=both"
 	@echo "make train   notebook 04 (the report's schedule); e.g. EPOCHS=2 STEPS_PER_EPOCH=50 RUN_NAME=x"
+	@echo "make report  notebooks 05+06 on a finished run: RUN=<run_name> (executed copies go into the run folder)"
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
 	@echo "make test    unit tests, then the notebooks executed by nbval in small settings"
 
@@ -38,6 +40,12 @@ data: $(STAMP)
 
 train: $(STAMP)
 	$(RUN_NOTEBOOKS) 04_train --out outputs/notebooks $(NB_PARAMS)
+
+# The executed notebooks are kept in the run folder, next to metrics.json.
+report: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make report RUN=<run_name> [OUTPUT_ROOT=...] [N_GENERATED=...]"; exit 2; }
+	$(RUN_NOTEBOOKS) $(REPORT_NOTEBOOKS) --out $(or $(OUTPUT_ROOT),outputs/runs)/$(RUN)/report RUN_NAME=$(RUN) \
+		$(filter-out RUN=%,$(NB_PARAMS))
 
 bench: $(STAMP)
 	$(PY) -m gan_lib.bench

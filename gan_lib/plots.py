@@ -102,20 +102,66 @@ def pixel_histogram(images, title: str = "Pixel values of the training set"):
     return fig
 
 
-def loss_curves(history: list[dict], title: str = "Losses from history.csv"):
-    """D and G loss per logged step, and mean D(real) / D(fake): read from the run, never typed in."""
+def loss_curves(history: list[dict], title: str = "Losses from history.csv", window: int = 0,
+                epochs: list[dict] | None = None):
+    """D and G loss per logged step, and mean D(real) / D(fake): read from the run, never typed in.
+    With `window`, the raw values are faint and a trailing mean of that many rows is drawn over
+    them; with `epochs` (per-epoch means, `analysis.epoch_means`), those are marked at each epoch's end."""
+    from .analysis import smooth
+
     steps = [r["step"] for r in history]
-    fig, (ax_loss, ax_d) = plt.subplots(1, 2, figsize=(11, 3.2))
-    ax_loss.plot(steps, [r["d_loss"] for r in history], label="D loss")
-    ax_loss.plot(steps, [r["g_loss"] for r in history], label="G loss")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_title(title)
-    ax_loss.legend()
-    ax_d.plot(steps, [r["d_real"] for r in history], label="mean D(real)")
-    ax_d.plot(steps, [r["d_fake"] for r in history], label="mean D(fake)")
-    ax_d.set_ylim(-0.02, 1.02)
-    ax_d.set_xlabel("step")
-    ax_d.set_title("Discriminator outputs")
-    ax_d.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
+    panels = ((axes[0], (("d_loss", "D loss"), ("g_loss", "G loss")), title),
+              (axes[1], (("d_real", "mean D(real)"), ("d_fake", "mean D(fake)")), "Discriminator outputs"))
+    for ax, series, panel_title in panels:
+        for key, label in series:
+            values = [r[key] for r in history]
+            if window > 1:
+                line, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
+                ax.plot(steps, smooth(values, window), color=line.get_color(), label=f"{label} (mean of {window})")
+            else:
+                line, = ax.plot(steps, values, label=label)
+            if epochs:
+                ax.plot([e["last_step"] for e in epochs], [e[key] for e in epochs], "o", color=line.get_color(),
+                        markeredgecolor="black", label=f"{label}, epoch mean")
+        ax.set_xlabel("step")
+        ax.set_title(panel_title)
+        ax.legend(fontsize=7)
+    axes[1].set_ylim(-0.02, 1.02)
+    fig.tight_layout()
+    return fig
+
+
+def sample_evolution(grid_paths: list[Path], max_epochs: int = 10):
+    """Per-epoch sample grids (same noise) side by side; evenly thinned to `max_epochs`, last kept."""
+    if len(grid_paths) > max_epochs:
+        keep = np.unique(np.linspace(0, len(grid_paths) - 1, max_epochs).round().astype(int))
+        grid_paths = [grid_paths[i] for i in keep]
+    grids = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in grid_paths]
+    return image_grid(grids, titles=[p.stem.replace("_", " ") for p in grid_paths], ncols=min(5, len(grids)),
+                      tile=256, suptitle="The fixed noise batch after each epoch")
+
+
+def closest_pairs(generated, train, nearest_ssim, nearest_index, n: int = 8):
+    """The generated images closest to a training image (top) and that image (bottom), SSIM above."""
+    order = np.argsort(nearest_ssim)[::-1][:n]
+    images = [generated[i] for i in order] + [train[nearest_index[i]] for i in order]
+    titles = [f"SSIM {nearest_ssim[i]:.2f}" for i in order] + ["nearest training image"] * len(order)
+    return image_grid(images, titles, ncols=len(order),
+                      suptitle="Generated images most like a training image (top) and that image (bottom)")
+
+
+def utility_chart(utility: dict):
+    """Held-out accuracy and AUC per training condition, mean with the spread over seeds."""
+    names = list(utility["conditions"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 + 0.5 * len(names)))
+    for ax, key in zip(axes, ("accuracy", "auc")):
+        means = [utility["conditions"][n][f"{key}_mean"] for n in names]
+        stds = [utility["conditions"][n][f"{key}_std"] for n in names]
+        ax.barh(names, means, xerr=stds, color="0.6", capsize=4)
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(f"{key} on {utility['test_images']} held-out real images")
+        ax.invert_yaxis()
+    axes[1].set_yticks([])
     fig.tight_layout()
     return fig

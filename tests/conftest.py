@@ -56,3 +56,12 @@ def raw_root(tmp_path: Path) -> Path:
     for i in range(4):
         write(root / "no" / f"N{i}.JPG", encode(head_image(seed=100 + i), ".jpg"))
     return root
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No route to the internet, wherever the tests run: HTTP(S) goes through a closed local port."""
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("no_proxy", "")

@@ -16,15 +16,6 @@ def kaggle_cfg(tmp_path):
     return GANConfig.from_overrides(data_source="kaggle", data_root=str(tmp_path / "data"), image_size=64)
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    """No route to the internet, wherever the tests run: requests goes through a closed local port."""
-    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.setenv(var, "http://127.0.0.1:9")
-    monkeypatch.setenv("NO_PROXY", "")
-    monkeypatch.setenv("no_proxy", "")
-
-
 def test_kaggle_reads_a_populated_cache_offline(tmp_path, monkeypatch, offline):
     cache = tmp_path / "kagglehub"
     monkeypatch.setenv("KAGGLEHUB_CACHE", str(cache))

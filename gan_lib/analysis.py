@@ -1,0 +1,115 @@
+"""Reading a run's losses from its own history.csv (never typed-in values), and its per-epoch
+sample grids as one strip and an animated GIF.
+
+The automatic reading uses the last epoch's means against fixed, documented thresholds; it names
+the failure the report hit (D wins outright: D loss near 0, D(real) near 1, D(fake) near 0, G loss
+high and rising), divergence, and oscillation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .training import load_history
+
+D_WINS_LOSS = 0.1  # D's loss below this (BCE averaged over real and fake) ...
+D_WINS_MARGIN = 0.8  # ... and mean D(real) - mean D(fake) above this: D separates perfectly
+G_RISING = 1.5  # G's last-epoch mean over its best epoch's mean: G is losing ground
+OSCILLATION_CV = 0.5  # spread (std / mean) of G's smoothed loss within the last epoch
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average (shorter at the start), the same length as `values`."""
+    values = np.asarray(values, float)
+    window = max(1, min(window, len(values)))
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
+
+
+def epoch_means(history: list[dict]) -> list[dict]:
+    """Per-epoch means of every logged quantity: the report's loss table, from the run itself."""
+    epochs = sorted({int(row["epoch"]) for row in history})
+    keys = ("d_loss", "g_loss", "d_real", "d_fake")
+    table = []
+    for epoch in epochs:
+        rows = [row for row in history if int(row["epoch"]) == epoch]
+        table.append({"epoch": epoch, "last_step": int(rows[-1]["step"]),
+                      **{k: float(np.mean([row[k] for row in rows])) for k in keys}})
+    return table
+
+
+def smoothing_window(history: list[dict], points: int = 50) -> int:
+    """A trailing-mean window that leaves about `points` independent points along the run."""
+    return max(1, len(history) // points)
+
+
+def format_epoch_table(table: list[dict]) -> str:
+    lines = [f"{'epoch':>5s} {'last step':>9s} {'D loss':>8s} {'G loss':>8s} {'D(real)':>8s} {'D(fake)':>8s}"]
+    lines += [f"{r['epoch']:5d} {r['last_step']:9d} {r['d_loss']:8.3f} {r['g_loss']:8.3f} {r['d_real']:8.3f} "
+              f"{r['d_fake']:8.3f}" for r in table]
+    return "\n".join(lines)
+
+
+def read_losses(history: list[dict]) -> dict:
+    """A verdict ("d_wins", "diverged", "oscillating", "balanced") and sentences saying why."""
+    if not history:
+        return {"verdict": "no_history", "findings": ["history.csv has no rows yet."]}
+    table = epoch_means(history)
+    last = table[-1]
+    findings, verdict = [], "balanced"
+    g_all = np.array([row["g_loss"] for row in history])
+    if not np.isfinite(g_all).all() or not np.isfinite([row["d_loss"] for row in history]).all():
+        return {"verdict": "diverged", "findings": ["A loss became NaN or infinite: training diverged."]}
+    best_g = min(row["g_loss"] for row in table)
+    if last["d_loss"] < D_WINS_LOSS and last["d_real"] - last["d_fake"] > D_WINS_MARGIN:
+        verdict = "d_wins"
+        findings.append(
+            f"The discriminator wins outright: in epoch {last['epoch']} its loss averages {last['d_loss']:.3f}, "
+            f"D(real) {last['d_real']:.2f} vs D(fake) {last['d_fake']:.2f}, and G's loss is {last['g_loss']:.2f}. "
+            "G gets little useful gradient; this is how the report's run ended (mode collapse follows).")
+    elif len(table) > 1 and last["g_loss"] > G_RISING * best_g and last["g_loss"] > 2.0:
+        verdict = "diverged"
+        findings.append(f"G's loss rose from its best epoch mean {best_g:.2f} to {last['g_loss']:.2f}: "
+                        "the game is drifting in D's favour.")
+    last_epoch = np.array([row["g_loss"] for row in history if int(row["epoch"]) == last["epoch"]])
+    trend = smooth(last_epoch, max(3, len(last_epoch) // 10))
+    spread = trend.std() / max(abs(trend.mean()), 1e-9)
+    if verdict == "balanced" and len(trend) >= 10 and spread > OSCILLATION_CV:
+        verdict = "oscillating"
+        findings.append(f"G's smoothed loss swings widely within epoch {last['epoch']} "
+                        f"(std/mean {spread:.2f}): the two networks are oscillating.")
+    if verdict == "balanced":
+        findings.append(f"No failure pattern: in epoch {last['epoch']} D's loss averages {last['d_loss']:.3f} "
+                        f"(D(real) {last['d_real']:.2f}, D(fake) {last['d_fake']:.2f}), G's {last['g_loss']:.2f}. "
+                        "Losses alone do not show image quality or diversity: see the metrics.")
+    return {"verdict": verdict, "findings": findings, "epochs": table}
+
+
+def sample_grids(run_dir: Path) -> list[Path]:
+    return sorted((Path(run_dir) / "samples").glob("epoch_*.png"))
+
+
+def write_evolution_gif(run_dir: Path, out: Path, seconds_per_frame: float = 0.8) -> Path:
+    """The per-epoch sample grids (one fixed noise batch) as an animated GIF, epoch number burnt in."""
+    import cv2
+    from PIL import Image
+
+    frames = []
+    for path in sample_grids(run_dir):
+        grid = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        cv2.putText(grid, path.stem.replace("_", " "), (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 2)
+        frames.append(Image.fromarray(grid))
+    if not frames:
+        raise FileNotFoundError(f"No samples/epoch_*.png in {run_dir}: no epoch has finished yet.")
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(seconds_per_frame * 1000), loop=0)
+    return out
+
+
+def load_run_history(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run folder?")
+    return load_history(run_dir)

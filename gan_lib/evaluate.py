@@ -1,0 +1,230 @@
+"""The evaluation of one training run, written to `<run folder>/metrics.json`: fidelity (KID, FID),
+diversity against the real set, memorisation against a real baseline, and whether generated
+images help a tumour classifier tested on held-out real images the GAN never saw.
+
+Each stage is timed (`timings_s`); settings come from the run's own config.json, and only the
+evaluation's parameters (n_generated, feature_extractor, ...) come from the caller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import classifier as clf
+from . import metrics
+from .config import EVALUATION_FIELDS, GANConfig
+from .data import CLASS_LABELS, load_processed, prepare_dataset, save_processed
+from .features import choose_extractor
+from .generate import generate, load_generator
+from .sources import fetch_raw
+from .training import library_versions
+
+
+def run_config(cfg: GANConfig) -> GANConfig:
+    """The run's own settings (from its config.json), with the evaluation parameters of `cfg`."""
+    path = cfg.run_dir / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: no training run named {cfg.run_name!r} under "
+                                f"{cfg.path(cfg.output_root)}.")
+    saved = json.loads(path.read_text())["config"]
+    known = {f.name for f in dataclasses.fields(GANConfig)}
+    now = {name: getattr(cfg, name) for name in (*EVALUATION_FIELDS, "output_root")}
+    return GANConfig.from_overrides(**{**{k: v for k, v in saved.items() if k in known}, **now})
+
+
+def both_classes_file(cfg: GANConfig, gan_manifest: dict) -> Path:
+    """The tumour + no-tumour file of the run's data source and size (made here if missing, from
+    the raw folder the run's data came from: the classifier needs both classes whatever the GAN
+    trained on)."""
+    both = dataclasses.replace(cfg, classes="both")
+    if cfg.data_source in ("local", "drive"):
+        both = dataclasses.replace(both, data_dir=gan_manifest["dataset"]["source_root"])
+    if not both.processed_path.exists():
+        print(f"Preparing {both.processed_path.name} (both classes) for the classifier ...")
+        save_processed(prepare_dataset(both, fetch_raw(both)), both.processed_path)
+    return both.processed_path
+
+
+@dataclass
+class Evaluation:
+    """What the notebook shows: metrics.json's content plus the images behind the figures."""
+    metrics: dict
+    generated: np.ndarray
+    train: np.ndarray
+    nearest_ssim: np.ndarray  # per generated image: SSIM to its nearest training image ...
+    nearest_index: np.ndarray  # ... and that image's index in `train`
+
+
+class Stopwatch:
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        print(f"[{name}] ...", flush=True)
+        yield
+        self.times[name] = round(time.perf_counter() - start, 2)
+        print(f"[{name}] {self.times[name]:.1f} s", flush=True)
+
+
+def _hashes(manifest: dict, split: str) -> set[str]:
+    return {e["sha256"] for e in manifest["images"] if e["split"] == split}
+
+
+def classifier_data(cfg: GANConfig, gan_manifest: dict) -> dict:
+    """Real train/test images of both classes; any image the GAN trained on is kept out of the
+    test split (a check by hash, whatever files and seeds made the two data files)."""
+    path = both_classes_file(cfg, gan_manifest)
+    x_train, y_train, manifest = load_processed(path, "train")
+    x_test, y_test, _ = load_processed(path, "test")
+    test_hashes = [e["sha256"] for e in manifest["images"] if e["split"] == "test"]
+    seen = _hashes(gan_manifest, "train")
+    clean = np.array([h not in seen for h in test_hashes], bool)
+    if not clean.all():
+        print(f"WARNING: {int((~clean).sum())} held-out images of {path.name} were in the GAN's training set "
+              "(different split settings); they are left out of the classifier's test set.")
+    return {"file": path.name, "x_train": x_train, "y_train": y_train, "x_test": x_test[clean],
+            "y_test": y_test[clean], "excluded_from_test": int((~clean).sum())}
+
+
+def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stopwatch) -> dict:
+    """Classifier accuracy/AUC on held-out real images: trained on real only, and on real plus
+    generated images of the class the GAN makes; several seeds each (mean and spread)."""
+    if len(data["x_test"]) == 0 or len(np.unique(data["y_test"])) < 2:
+        return {"skipped": "no held-out real images of both classes (holdout=0 uses every image for "
+                           "training, as the report did): nothing to test a classifier on"}
+    conditions = {"real": (data["x_train"], data["y_train"])}
+    if run_classes in CLASS_LABELS:
+        label = CLASS_LABELS[run_classes]
+        n_extra = int(round(cfg.synthetic_per_real * (data["y_train"] == label).sum()))
+        extra, _ = generate(generator, n_extra, seed=cfg.seed + 1, start=0)  # not the images measured above
+        conditions[f"real + {n_extra} generated '{run_classes}'"] = (
+            np.concatenate([data["x_train"], extra]), np.concatenate([data["y_train"], np.full(n_extra, label)]))
+        tstr = ("skipped: the generator makes one class only (classes=" + run_classes +
+                "); train-on-synthetic needs both")
+    else:
+        tstr = "skipped: the generator was trained on both classes without labels"
+    results = {}
+    for name, (x, y) in conditions.items():
+        with watch(f"classifier: {name}"):
+            scores = [clf.evaluate(clf.train_classifier(x, y, seed=cfg.seed + s, epochs=cfg.classifier_epochs),
+                                   data["x_test"], data["y_test"]) for s in range(cfg.classifier_seeds)]
+        acc, auc = [s.accuracy for s in scores], [s.auc for s in scores]
+        results[name] = {"accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
+                         "auc_mean": float(np.mean(auc)), "auc_std": float(np.std(auc)),
+                         "accuracy": acc, "auc": auc, "train_images": len(y)}
+    return {"test_images": len(data["y_test"]), "test_per_class": np.bincount(data["y_test"], minlength=2).tolist(),
+            "excluded_from_test": data["excluded_from_test"], "seeds": cfg.classifier_seeds,
+            "epochs": cfg.classifier_epochs, "conditions": results, "train_on_synthetic_test_on_real": tstr}
+
+
+def evaluate_run(cfg: GANConfig) -> Evaluation:
+    """All metrics for the run `cfg.run_name`; writes metrics.json into the run folder."""
+    cfg = run_config(cfg)
+    watch = Stopwatch()
+    run_dir = cfg.run_dir
+    with watch("load data and generate"):
+        train, _, gan_manifest = load_processed(cfg.processed_path, "train")
+        held_out, _, _ = load_processed(cfg.processed_path, "test")
+        generator = load_generator(run_dir)
+        generated, _ = generate(generator, cfg.n_generated, seed=cfg.seed)
+    data = classifier_data(cfg, gan_manifest)
+
+    def feature_classifier():
+        with watch("train the feature classifier"):
+            return clf.train_classifier(data["x_train"], data["y_train"], seed=cfg.seed, epochs=cfg.classifier_epochs)
+
+    with watch("features"):
+        extractor = choose_extractor(cfg.feature_extractor, cfg.path(cfg.data_root) / "weights", feature_classifier)
+        f_gen, f_train = extractor.extract(generated), extractor.extract(train)
+        f_held = extractor.extract(held_out) if len(held_out) else None
+    with watch("KID and FID"):
+        kid_args = dict(subset_size=cfg.kid_subset_size, subsets=cfg.kid_subsets, seed=cfg.seed)
+        half = len(train) // 2
+        order = np.random.default_rng(cfg.seed).permutation(len(train))
+        fidelity = {
+            "feature_extractor": extractor.name, "feature_extractor_note": extractor.description,
+            "generated_vs_train": _kid_fid(f_gen, f_train, kid_args),
+            "baseline_train_half_vs_half": _kid_fid(f_train[order[:half]], f_train[order[half:]], kid_args),
+        }
+        if f_held is not None and len(f_held) > 1:
+            fidelity["baseline_held_out_vs_train"] = _kid_fid(f_held, f_train, kid_args)
+    with watch("diversity (MS-SSIM)"):
+        diverse = metrics.diversity(generated, train, pairs=cfg.diversity_pairs, seed=cfg.seed)
+    with watch("memorisation (SSIM to every training image)"):
+        memo = metrics.memorisation(generated, train, held_out, cfg.near_copy_ssim)
+        distance, _ = metrics.nearest_feature_distance(f_gen, f_train)
+        real_distance = _leave_one_out_distance(f_train)
+        memo["feature_nn_distance_median"] = float(np.median(distance))
+        memo["real_feature_nn_distance_median"] = float(np.median(real_distance))
+    utility_result = utility(cfg, data, generator, cfg.classes, watch)
+
+    warnings = []
+    if diverse["collapsed"]:
+        warnings.append(f"MODE COLLAPSE: generated diversity is {diverse['diversity_ratio']:.0%} of the real set's.")
+    elif diverse["less_diverse"]:
+        warnings.append(f"Generated images are markedly less diverse than the real ones "
+                        f"({diverse['diversity_ratio']:.0%} of the real set's diversity).")
+    if memo["memorised"]:
+        warnings.append(f"MEMORISATION: {memo['generated_near_copy_share']:.0%} of generated images are near-copies "
+                        f"(SSIM >= {cfg.near_copy_ssim}) of training images; real baseline "
+                        f"{memo['baseline_near_copy_share']:.0%}.")
+    if extractor.name != "inception_v3_imagenet":
+        warnings.append("KID/FID use the project's classifier features, not InceptionV3 (weights unavailable).")
+    for w in warnings:
+        print("WARNING:", w)
+    result = {
+        "run": run_dir.name, "config": cfg.to_dict(), "synthetic_data": gan_manifest["dataset"]["synthetic"],
+        "n_generated": len(generated), "n_train_real": len(train), "n_held_out_real": len(held_out),
+        "fidelity": fidelity, "diversity": diverse,
+        "memorisation": {k: v for k, v in memo.items() if k not in ("nearest_ssim", "nearest_index")},
+        "utility": utility_result, "warnings": warnings, "timings_s": watch.times, "versions": library_versions(),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    print(f"wrote {run_dir / 'metrics.json'}")
+    return Evaluation(result, generated, train, np.array(memo["nearest_ssim"]), np.array(memo["nearest_index"]))
+
+
+def _kid_fid(a: np.ndarray, b: np.ndarray, kid_args: dict) -> dict:
+    mean, std = metrics.kid(a, b, **kid_args)
+    return {"kid": mean, "kid_std": std, "fid": metrics.fid(a, b), "n": [len(a), len(b)]}
+
+
+def _leave_one_out_distance(features: np.ndarray) -> np.ndarray:
+    """Each real feature vector's distance to its nearest other real one."""
+    f = np.asarray(features, np.float64)
+    d2 = (f**2).sum(1)[:, None] - 2 * f @ f.T + (f**2).sum(1)[None]
+    np.fill_diagonal(d2, np.inf)
+    return np.sqrt(np.clip(d2.min(1), 0, None))
+
+
+def summary_table(result: dict) -> str:
+    """metrics.json as a short text table, each figure next to its real-vs-real baseline."""
+    f, d, m = result["fidelity"], result["diversity"], result["memorisation"]
+    lines = [f"features: {f['feature_extractor']}", f"{'':34s}{'KID':>18s}{'FID':>10s}"]
+    for key, label in (("generated_vs_train", "generated vs training images"),
+                       ("baseline_held_out_vs_train", "baseline: held-out real vs training"),
+                       ("baseline_train_half_vs_half", "baseline: training half vs half")):
+        if key in f:
+            lines.append(f"{label:34s}{f[key]['kid']:>10.4f} ± {f[key]['kid_std']:.4f}{f[key]['fid']:>10.2f}")
+    lines += [f"{'mean pairwise MS-SSIM':34s}generated {d['generated_msssim']:.3f}, real {d['real_msssim']:.3f} "
+              f"-> diversity {d['diversity_ratio']:.0%} of real",
+              f"{'near-copies (SSIM >= ' + str(m['near_copy_ssim']) + ')':34s}generated "
+              f"{m['generated_near_copy_share']:.1%}, held-out real {m['baseline_near_copy_share']:.1%}"]
+    u = result["utility"]
+    if "conditions" in u:
+        for name, c in u["conditions"].items():
+            lines.append(f"{'classifier: ' + name:34s}accuracy {c['accuracy_mean']:.3f} ± {c['accuracy_std']:.3f}, "
+                         f"AUC {c['auc_mean']:.3f} ± {c['auc_std']:.3f}")
+    else:
+        lines.append(f"classifier utility: {u['skipped']}")
+    lines += [f"WARNING: {w}" for w in result["warnings"]]
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""Images from a trained run's saved generator, each reproducible from (seed, index) alone.
+
+    python -m gan_lib generate --run outputs/runs/<name> --n 500 --out DIR [--seed 0] [--upscale 256]
+
+Image i's noise is `noise_for(seed, i)`, a generator of its own, so any single image can be made
+again without the others; `images.csv` lists file, seed and index, `noise.npy` the vectors.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+
+from .data import from_unit_range
+
+
+def load_generator(run_dir: Path) -> keras.Model:
+    path = Path(run_dir) / "generator.keras"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: the run has not finished (train it to the end, "
+                                "or resume it with the same run_name).")
+    return keras.models.load_model(path, compile=False)
+
+
+def noise_for(seed: int, index: int, noise_dim: int) -> np.ndarray:
+    return np.random.default_rng([seed, index]).standard_normal(noise_dim).astype(np.float32)
+
+
+def generate(generator: keras.Model, n: int, seed: int, start: int = 0, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(images in [-1, 1] of shape (n, H, W, 1), their noise vectors) for indices start..start+n-1."""
+    noise_dim = generator.input_shape[-1]
+    noise = np.stack([noise_for(seed, start + i, noise_dim) for i in range(n)]) if n else np.zeros((0, noise_dim))
+    images = [np.asarray(generator(noise[i:i + batch], training=False)) for i in range(0, n, batch)]
+    side = generator.output_shape[1]
+    return (np.concatenate(images) if images else np.zeros((0, side, side, 1), np.float32)), noise
+
+
+def interpolate(generator: keras.Model, seed: int, start: int, end: int, steps: int = 8) -> np.ndarray:
+    """Images along the great circle between the noise of images `start` and `end` (slerp: the
+    norm of Gaussian noise stays typical, unlike a straight line)."""
+    noise_dim = generator.input_shape[-1]
+    a, b = noise_for(seed, start, noise_dim), noise_for(seed, end, noise_dim)
+    omega = np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1))
+    t = np.linspace(0, 1, steps)[:, None]
+    path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+    return np.asarray(generator(path.astype(np.float32), training=False))
+
+
+def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int = 0) -> Path:
+    """PNG files (at the training size, or `upscale` px with bicubic interpolation), images.csv and
+    noise.npy in `out`; returns `out`."""
+    generator = load_generator(run_dir)
+    images, noise = generate(generator, n, seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pixels = from_unit_range(images[..., 0])
+    with (out / "images.csv").open("w", newline="") as f:
+        rows = csv.writer(f)
+        rows.writerow(["file", "seed", "index"])
+        for i, image in enumerate(pixels):
+            if upscale:
+                image = cv2.resize(image, (upscale, upscale), interpolation=cv2.INTER_CUBIC)
+            name = f"gen_{seed}_{i:05d}.png"
+            cv2.imwrite(str(out / name), image)
+            rows.writerow([name, seed, i])
+    np.save(out / "noise.npy", noise)
+    (out / "source.json").write_text(json.dumps({"run": str(Path(run_dir).resolve()), "n": n, "seed": seed,
+                                                  "upscale": upscale, "noise": "gan_lib.generate.noise_for"}, indent=2))
+    return out

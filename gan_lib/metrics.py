@@ -1,0 +1,165 @@
+"""Image-set metrics: fidelity (KID, FID on features), diversity (MS-SSIM), memorisation (SSIM to
+the nearest training image). Pure functions of arrays; which features and images go in is
+`gan_lib.evaluate`'s job. Images are (N, H, W, 1) in [-1, 1], as everywhere in gan_lib.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+# Flags. Diversity is 1 - mean pairwise MS-SSIM; its ratio to the real set's is the figure.
+LESS_DIVERSE_RATIO = 0.85  # below: "markedly less diverse than the real images" (a warning)
+COLLAPSED_RATIO = 0.5  # below: mode collapse
+NEAR_COPY_MARGIN = 0.05  # memorised: near-copy share above the real baseline's by more than this
+MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al.'s five-scale weights
+MSSSIM_FILTER = 7  # Gaussian window side: with the default 11, five scales need sides over 160 px
+
+
+# ---------------------------------------------------------------------------------------------
+# Fidelity
+
+
+def _polynomial_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a @ b.T / a.shape[1] + 1.0) ** 3
+
+
+def kid(features_a: np.ndarray, features_b: np.ndarray, subset_size: int = 100, subsets: int = 50,
+        seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance: the unbiased MMD^2 U-statistic (cubic polynomial kernel) averaged
+    over random subsets; returns (mean, standard deviation over subsets). Unbiased, so fit for a few
+    hundred images: near 0 (possibly slightly negative) for two samples of one distribution.
+
+    Both sets are indexed by one draw when they are the same size (harmless for independent sets)
+    and the cross term skips i == j, as in Gretton et al.'s (2012) MMD_u^2: a set against itself
+    scores exactly 0 rather than the negative value that independent draws of shared rows give.
+    """
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    m = min(subset_size, len(a), len(b))
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 images per set; got {len(a)} and {len(b)}")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        index_a = rng.choice(len(a), m, replace=False)
+        index_b = index_a if len(a) == len(b) else rng.choice(len(b), m, replace=False)
+        x, y = a[index_a], b[index_b]
+        kxx, kyy, kxy = _polynomial_kernel(x, x), _polynomial_kernel(y, y), _polynomial_kernel(x, y)
+        off_diagonal = lambda k: (k.sum() - np.trace(k)) / (m * (m - 1))  # noqa: E731
+        values.append(off_diagonal(kxx) + off_diagonal(kyy) - 2.0 * off_diagonal(kxy))
+    return float(np.mean(values)), float(np.std(values))
+
+
+def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets. Biased upward for small sets
+    (hundreds of images against 2048 features): compare FIDs of equal set sizes only."""
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # trace sqrt(A B) = sum sqrt(eig(sqrt(A) B sqrt(A))), all symmetric: numpy only, no scipy.
+    vals, vecs = np.linalg.eigh(cov_a)
+    root_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross)
+
+
+# ---------------------------------------------------------------------------------------------
+# Diversity
+
+
+def msssim_scales(side: int) -> int:
+    """How many scales fit: the smallest must still hold one MSSSIM_FILTER window."""
+    scales = 1
+    while scales < len(MSSSIM_WEIGHTS) and side // 2**scales >= MSSSIM_FILTER:
+        scales += 1
+    return scales
+
+
+def msssim(images_a: np.ndarray, images_b: np.ndarray, batch: int = 256) -> np.ndarray:
+    """MS-SSIM of each pair (images_a[i], images_b[i]), with as many scales as the side allows."""
+    scales = msssim_scales(images_a.shape[1])
+    weights = np.array(MSSSIM_WEIGHTS[:scales]) / sum(MSSSIM_WEIGHTS[:scales])
+    out = []
+    for start in range(0, len(images_a), batch):
+        a = (tf.constant(images_a[start:start + batch], tf.float32) + 1.0) / 2.0
+        b = (tf.constant(images_b[start:start + batch], tf.float32) + 1.0) / 2.0
+        out.append(tf.image.ssim_multiscale(a, b, 1.0, power_factors=weights.tolist(),
+                                            filter_size=MSSSIM_FILTER).numpy())
+    return np.concatenate(out)
+
+
+def random_pairs(n: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` random pairs of distinct indices below n (all pairs if there are fewer)."""
+    i, j = np.triu_indices(n, 1)
+    if len(i) > count:
+        pick = np.random.default_rng(seed).choice(len(i), count, replace=False)
+        i, j = i[pick], j[pick]
+    return i, j
+
+
+def mean_pairwise_msssim(images: np.ndarray, pairs: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Mean MS-SSIM over random pairs of distinct images, and its standard error."""
+    i, j = random_pairs(len(images), pairs, seed)
+    values = msssim(images[i], images[j])
+    return float(values.mean()), float(values.std() / np.sqrt(len(values)))
+
+
+def diversity(generated: np.ndarray, real: np.ndarray, pairs: int = 1000, seed: int = 0) -> dict:
+    """Generated images' diversity against the real set's, with the collapse flags."""
+    gen_ms, gen_se = mean_pairwise_msssim(generated, pairs, seed)
+    real_ms, real_se = mean_pairwise_msssim(real, pairs, seed)
+    ratio = (1.0 - gen_ms) / max(1.0 - real_ms, 1e-9)
+    return {"generated_msssim": gen_ms, "generated_msssim_se": gen_se, "real_msssim": real_ms,
+            "real_msssim_se": real_se, "diversity_ratio": ratio, "msssim_scales": msssim_scales(real.shape[1]),
+            "less_diverse": ratio < LESS_DIVERSE_RATIO, "collapsed": ratio < COLLAPSED_RATIO}
+
+
+# ---------------------------------------------------------------------------------------------
+# Memorisation
+
+
+def nearest_by_ssim(queries: np.ndarray, references: np.ndarray, exclude_same_index: bool = False,
+                    chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, the highest SSIM to any reference image and that image's index.
+    `exclude_same_index` skips query i against reference i (a set against itself)."""
+    refs = (tf.constant(references, tf.float32) + 1.0) / 2.0
+    best, best_index = np.full(len(queries), -np.inf), np.zeros(len(queries), int)
+    per_chunk = max(1, chunk // len(references))
+    for start in range(0, len(queries), per_chunk):
+        q = (tf.constant(queries[start:start + per_chunk], tf.float32) + 1.0) / 2.0
+        n = q.shape[0]
+        a = tf.repeat(q, len(references), axis=0)
+        b = tf.tile(refs, [n, 1, 1, 1])
+        scores = tf.reshape(tf.image.ssim(a, b, 1.0), (n, len(references))).numpy()
+        if exclude_same_index:
+            rows = np.arange(n)
+            cols = start + rows
+            inside = cols < len(references)
+            scores[rows[inside], cols[inside]] = -np.inf
+        best[start:start + n] = scores.max(1)
+        best_index[start:start + n] = scores.argmax(1)
+    return best, best_index
+
+
+def memorisation(generated: np.ndarray, train: np.ndarray, held_out: np.ndarray, near_copy_ssim: float) -> dict:
+    """How close generated images come to training images, against the real baseline: how close
+    held-out real images (never trained on) come to them. A GAN trained on ~141 images can simply
+    copy them; real scans also have near-duplicates, so the baseline is not zero."""
+    gen_best, gen_index = nearest_by_ssim(generated, train)
+    base_best, _ = nearest_by_ssim(held_out, train) if len(held_out) else (np.array([]), None)
+    gen_share = float((gen_best >= near_copy_ssim).mean())
+    base_share = float((base_best >= near_copy_ssim).mean()) if len(base_best) else 0.0
+    return {"near_copy_ssim": near_copy_ssim,
+            "generated_near_copy_share": gen_share, "baseline_near_copy_share": base_share,
+            "baseline": "held-out real images against the training images",
+            "generated_nearest_ssim_median": float(np.median(gen_best)),
+            "baseline_nearest_ssim_median": float(np.median(base_best)) if len(base_best) else None,
+            "memorised": gen_share > base_share + NEAR_COPY_MARGIN,
+            "nearest_ssim": gen_best.tolist(), "nearest_index": gen_index.tolist()}
+
+
+def nearest_feature_distance(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distance from each query feature vector to its nearest reference, and its index."""
+    q, r = np.asarray(queries, np.float64), np.asarray(references, np.float64)
+    d2 = (q**2).sum(1)[:, None] - 2 * q @ r.T + (r**2).sum(1)[None]
+    return np.sqrt(np.clip(d2.min(1), 0, None)), d2.argmin(1)

@@ -1,0 +1,128 @@
+"""Analysis and evaluation of a run, end to end on phantom data: losses, generation, metrics.json,
+classifier utility, and the feature extractor's loud fallback when InceptionV3 cannot be had."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gan_lib import analysis
+from gan_lib.config import GANConfig
+from gan_lib.data import load_processed, prepare_dataset, save_processed
+from gan_lib.evaluate import evaluate_run
+from gan_lib.features import INCEPTION_URL, FeatureExtractorUnavailable, choose_extractor, inception_weights
+from gan_lib.generate import generate, interpolate, load_generator, noise_for
+from gan_lib.sources import fetch_raw
+from gan_lib.training import train
+
+
+@pytest.fixture(scope="module")
+def run_cfg(tmp_path_factory):
+    """A finished 12-step run on 32 px phantom tumour slices (tiny: the pipeline, not the quality)."""
+    root = tmp_path_factory.mktemp("eval")
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(root / "data"), image_size=32,
+                                   output_root=str(root / "runs"), run_name="e", epochs=2, steps_per_epoch=6,
+                                   checkpoint_every=6, log_every=2, xla=False, mixed_precision=False,
+                                   n_generated=40, kid_subset_size=20, kid_subsets=5, diversity_pairs=100,
+                                   classifier_seeds=2, classifier_epochs=2, feature_extractor="classifier")
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    train(cfg)
+    return cfg
+
+
+def test_generation_is_reproducible_per_image(run_cfg):
+    generator = load_generator(run_cfg.run_dir)
+    images, noise = generate(generator, 5, seed=3)
+    again, _ = generate(generator, 2, seed=3, start=3)
+    np.testing.assert_allclose(images[3:], again, atol=1e-6)
+    np.testing.assert_array_equal(noise[4], noise_for(3, 4, 100))
+    assert images.shape == (5, 32, 32, 1) and np.abs(images).max() <= 1
+    path = interpolate(generator, seed=3, start=0, end=1, steps=4)
+    np.testing.assert_allclose(path[0], images[0], atol=1e-5)
+    np.testing.assert_allclose(path[-1], images[1], atol=1e-5)
+
+
+def test_generate_cli_writes_pngs_and_the_seed_table(run_cfg, tmp_path):
+    out = tmp_path / "gen"
+    subprocess.run([sys.executable, "-m", "gan_lib", "generate", "--run", str(run_cfg.run_dir), "--n", "6",
+                    "--out", str(out), "--seed", "2", "--upscale", "64"], check=True, capture_output=True)
+    with (out / "images.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["index"] for r in rows] == [str(i) for i in range(6)] and {r["seed"] for r in rows} == {"2"}
+    import cv2
+
+    first = cv2.imread(str(out / rows[0]["file"]), cv2.IMREAD_GRAYSCALE)
+    assert first.shape == (64, 64)
+    assert np.load(out / "noise.npy").shape == (6, 100)
+
+
+def test_loss_reading_names_the_reports_failure_and_a_balanced_game():
+    def history(d_loss, g_loss, d_real, d_fake, epochs=3, per_epoch=20):
+        return [{"epoch": e + 1, "step": e * per_epoch + i + 1, "d_loss": d_loss(e), "g_loss": g_loss(e),
+                 "d_real": d_real(e), "d_fake": d_fake(e), "wall_time_s": 0.0}
+                for e in range(epochs) for i in range(per_epoch)]
+
+    report_like = history(lambda e: [0.6, 0.05, 0.003][e], lambda e: [1.5, 4.0, 8.5][e],
+                          lambda e: [0.6, 0.97, 0.999][e], lambda e: [0.4, 0.03, 0.001][e])
+    reading = analysis.read_losses(report_like)
+    assert reading["verdict"] == "d_wins" and "wins outright" in reading["findings"][0]
+    assert [row["g_loss"] for row in reading["epochs"]] == pytest.approx([1.5, 4.0, 8.5])
+    balanced = history(lambda e: 0.6, lambda e: 1.0, lambda e: 0.6, lambda e: 0.4)
+    assert analysis.read_losses(balanced)["verdict"] == "balanced"
+    rising = history(lambda e: 0.4, lambda e: [1.0, 2.0, 3.0][e], lambda e: 0.7, lambda e: 0.3)
+    assert analysis.read_losses(rising)["verdict"] == "diverged"
+
+
+def test_sample_evolution_gif_has_a_frame_per_epoch(run_cfg, tmp_path):
+    from PIL import Image
+
+    gif = analysis.write_evolution_gif(run_cfg.run_dir, tmp_path / "evolution.gif")
+    assert Image.open(gif).n_frames == 2
+
+
+def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
+    evaluation = evaluate_run(GANConfig.from_overrides(**{k: v for k, v in run_cfg.to_dict().items()
+                                                         if k in ("run_name", "output_root", "n_generated",
+                                                                  "kid_subset_size", "kid_subsets",
+                                                                  "diversity_pairs", "classifier_seeds",
+                                                                  "classifier_epochs", "feature_extractor")}))
+    saved = json.loads((run_cfg.run_dir / "metrics.json").read_text())
+    assert saved["config"]["image_size"] == 32, "the run's own settings, read from its config.json"
+    fidelity = saved["fidelity"]
+    assert fidelity["feature_extractor"] == "tumour_classifier" and "NOT InceptionV3" in fidelity["feature_extractor_note"]
+    for key in ("generated_vs_train", "baseline_train_half_vs_half", "baseline_held_out_vs_train"):
+        assert np.isfinite(fidelity[key]["kid"]) and fidelity[key]["kid_std"] >= 0
+    assert 0 < saved["diversity"]["real_msssim"] < 1 and saved["n_generated"] == 40
+    assert set(saved["memorisation"]) >= {"generated_near_copy_share", "baseline_near_copy_share", "memorised"}
+    utility = saved["utility"]
+    assert len(utility["conditions"]) == 2, "real only, and real + generated tumour images"
+    for condition in utility["conditions"].values():
+        assert len(condition["accuracy"]) == 2 and 0 <= condition["accuracy_mean"] <= 1
+    assert utility["train_on_synthetic_test_on_real"].startswith("skipped")
+    # the GAN's training images never reach the classifier's test set
+    _, _, gan_manifest = load_processed(run_cfg.processed_path, "train")
+    assert utility["excluded_from_test"] == 0
+    assert set(saved["timings_s"]) >= {"features", "KID and FID", "diversity (MS-SSIM)"}
+    assert evaluation.generated.shape == (40, 32, 32, 1) and len(evaluation.nearest_index) == 40
+
+
+def test_inception_weights_offline_fail_clearly_and_auto_falls_back_loudly(tmp_path, offline, capsys):
+    cache = tmp_path / "weights"
+    cache.mkdir()
+    (cache / INCEPTION_URL.rsplit("/", 1)[1]).write_bytes(b"not the weights")  # a wrong hash is not accepted
+    with pytest.raises(FeatureExtractorUnavailable, match="could not be downloaded"):
+        inception_weights(cache)
+    with pytest.raises(FeatureExtractorUnavailable):
+        choose_extractor("inception", cache, lambda: pytest.fail("no fallback when inception is asked for"))
+
+    from gan_lib.classifier import build_classifier
+
+    extractor = choose_extractor("auto", cache, lambda: build_classifier(32))
+    assert extractor.name == "tumour_classifier"
+    assert "WARNING" in capsys.readouterr().out
+    assert extractor.extract(np.zeros((3, 32, 32, 1), np.float32)).shape == (3, 64)

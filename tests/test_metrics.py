@@ -1,0 +1,78 @@
+"""The metrics on cases whose answer is known."""
+
+import numpy as np
+import pytest
+
+from gan_lib import metrics
+from gan_lib.classifier import roc_auc
+from gan_lib.phantom import render_slice
+from gan_lib.data import crop_pad_resize, head_box, to_unit_range
+
+
+@pytest.fixture(scope="module")
+def slices() -> np.ndarray:
+    """40 phantom slices at 64 px, in [-1, 1], as the training set would hold them."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(40):
+        gray = render_slice(rng, 200, 220, tumour=bool(i % 2))
+        out.append(crop_pad_resize(gray, head_box(gray), 64))
+    return to_unit_range(np.stack(out))[..., None]
+
+
+def features_of(n: int, shift: float = 0.0, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 16)) + shift
+
+
+def test_kid_is_near_zero_for_one_distribution_and_grows_with_the_difference():
+    same, _ = metrics.kid(features_of(200, seed=1), features_of(200, seed=2), subset_size=100, subsets=20)
+    shifted, std = metrics.kid(features_of(200, seed=1), features_of(200, 1.0, seed=2), subset_size=100, subsets=20)
+    identical, _ = metrics.kid(features_of(200, seed=1), features_of(200, seed=1), subset_size=100, subsets=20)
+    assert abs(same) < 0.02 and identical == pytest.approx(0.0, abs=1e-9)
+    assert shifted > 0.2 and shifted > 10 * std
+
+
+def test_fid_is_zero_for_identical_sets_and_the_squared_mean_shift_for_shifted_copies():
+    a = features_of(300)
+    assert metrics.fid(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.fid(a, a + 0.5) == pytest.approx(16 * 0.25, rel=1e-6)  # 16 dims, covariances equal
+
+
+def test_noise_images_are_far_from_real_images_on_pixel_features(slices):
+    def pixel_features(x):  # 8x8 average pooling: a stand-in feature map, no network needed
+        return x.reshape(len(x), 8, 8, 8, 8).mean(axis=(2, 4)).reshape(len(x), -1)
+
+    noise = np.random.default_rng(3).uniform(-1, 1, slices.shape).astype(np.float32)
+    halves, _ = metrics.kid(pixel_features(slices[:20]), pixel_features(slices[20:]), subset_size=20, subsets=20)
+    fake, _ = metrics.kid(pixel_features(noise), pixel_features(slices), subset_size=20, subsets=20)
+    assert fake > 10 * max(halves, 1e-3)
+
+
+def test_msssim_scales_fit_the_image_side():
+    assert metrics.msssim_scales(128) == 5 and metrics.msssim_scales(64) == 4 and metrics.msssim_scales(32) == 3
+
+
+def test_identical_sets_have_equal_diversity_and_copies_of_one_image_are_collapsed(slices):
+    same = metrics.diversity(slices, slices, pairs=200)
+    assert same["diversity_ratio"] == pytest.approx(1.0) and not same["less_diverse"]
+    copies = metrics.diversity(np.repeat(slices[:1], 30, axis=0), slices, pairs=200)
+    assert copies["generated_msssim"] == pytest.approx(1.0, abs=1e-4)
+    assert copies["collapsed"] and copies["less_diverse"]
+
+
+def test_copies_of_training_images_are_flagged_as_memorised_and_fresh_images_are_not(slices):
+    train, held_out = slices[:30], slices[30:]
+    copies = train[np.random.default_rng(0).integers(0, 30, 25)]
+    memorised = metrics.memorisation(copies, train, held_out, near_copy_ssim=0.8)
+    assert memorised["generated_near_copy_share"] == 1.0 and memorised["memorised"]
+    fresh = metrics.memorisation(held_out, train, held_out, near_copy_ssim=0.8)
+    assert not fresh["memorised"]
+    best, index = metrics.nearest_by_ssim(train[:5], train, exclude_same_index=True)
+    assert (index != np.arange(5)).all() and (best < 1.0).all()
+
+
+def test_roc_auc_from_ranks():
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+    assert roc_auc(np.array([0, 1, 0, 1]), np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
+    assert np.isnan(roc_auc(np.array([1, 1]), np.array([0.2, 0.3])))
