@@ -7,8 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA_NOTEBOOKS := 01_download 02_preprocess
-NOTEBOOKS := $(DATA_NOTEBOOKS) 03_build_models 04_train $(REPORT_NOTEBOOKS)
 REPORT_NOTEBOOKS := 05_analyze 06_evaluate
+NOTEBOOKS := $(DATA_NOTEBOOKS) 03_build_models 04_train $(REPORT_NOTEBOOKS)
 # NAME=VALUE pairs given on the make command line, handed to the notebooks as parameters.
 NB_PARAMS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $v)),$(v)=$($(v))))
 RUN_NOTEBOOKS := $(PY) -m gan_lib.run_notebooks

@@ -1,6 +1,5 @@
 """A small CNN tumour classifier (yes/no): the report's stated goal, used to ask whether generated
-images help tumour detection, and, where the ImageNet InceptionV3 weights cannot be had, as the
-project's own feature extractor for KID/FID (its penultimate layer, trained on real images only).
+images help tumour detection on held-out real scans.
 """
 
 from __future__ import annotations
@@ -11,12 +10,11 @@ import keras
 import numpy as np
 from keras import layers
 
-FEATURE_LAYER = "features"
 CLASSIFIER_SIDE = 64  # images are average-pooled to this side: the task needs no finer detail
 
 
 def build_classifier(image_size: int) -> keras.Model:
-    """Three strided conv blocks, global average pooling, a 64-d feature layer, a sigmoid unit."""
+    """Three strided conv blocks, global average pooling, a 64-unit layer, a sigmoid unit."""
     pool = max(1, image_size // CLASSIFIER_SIDE)
     return keras.Sequential([
         keras.Input((image_size, image_size, 1)),
@@ -26,7 +24,7 @@ def build_classifier(image_size: int) -> keras.Model:
         layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
         layers.Conv2D(64, 3, strides=2, padding="same", activation="relu"),
         layers.GlobalAveragePooling2D(),
-        layers.Dense(64, activation="relu", name=FEATURE_LAYER),
+        layers.Dense(64, activation="relu"),
         layers.Dropout(0.3),
         layers.Dense(1, activation="sigmoid"),
     ], name="tumour_classifier")
@@ -72,7 +70,3 @@ def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> Scor
     p = np.asarray(model(images, training=False))[:, 0]
     return Scores(float(((p >= 0.5) == labels.astype(bool)).mean()), roc_auc(labels, p))
 
-
-def feature_model(model: keras.Model) -> keras.Model:
-    """The trained classifier up to its 64-d feature layer."""
-    return keras.Model(model.inputs, model.get_layer(FEATURE_LAYER).output)

@@ -19,7 +19,7 @@ CLASS_CHOICES = ("yes", "no", "both")
 # Parameters of the evaluation only: everything else is read back from the run's config.json.
 EVALUATION_FIELDS = ("n_generated", "feature_extractor", "kid_subset_size", "kid_subsets", "diversity_pairs",
                      "near_copy_ssim", "classifier_seeds", "classifier_epochs", "synthetic_per_real")
-FEATURE_EXTRACTORS = ("auto", "inception", "classifier")
+FEATURE_EXTRACTORS = ("auto", "inception", "random_cnn")
 HEADLESS_ENV = "GAN_LIB_HEADLESS"  # set by gan_lib.run_notebooks for the kernels papermill starts
 
 
@@ -55,13 +55,13 @@ class GANConfig:
 
     # --- evaluation of a finished run (notebooks 05 and 06; `make report RUN=<run_name>`) ---
     n_generated: int = 500  # generated images the metrics are computed on
-    feature_extractor: str = "auto"  # auto | inception | classifier: KID/FID features (auto: InceptionV3 if its weights can be had)
+    feature_extractor: str = "auto"  # auto | inception | random_cnn: KID/FID features (auto: InceptionV3 if its weights can be had)
     kid_subset_size: int = 100  # images per KID subset (capped by the smaller set)
     kid_subsets: int = 50  # KID is averaged over this many random subsets; its std is over them
     diversity_pairs: int = 1000  # random image pairs for the mean pairwise MS-SSIM
     near_copy_ssim: float = 0.8  # SSIM to a training image at or above which an image counts as a near-copy
     classifier_seeds: int = 3  # tumour-classifier trainings per condition (mean and spread)
-    classifier_epochs: int = 30  # epochs of each tumour-classifier training
+    classifier_epochs: int = 60  # epochs of each tumour-classifier training
     synthetic_per_real: float = 1.0  # generated images added per real training image of the GAN's class
 
     @classmethod

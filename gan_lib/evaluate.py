@@ -138,14 +138,14 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
         generated, _ = generate(generator, cfg.n_generated, seed=cfg.seed)
     data = classifier_data(cfg, gan_manifest)
 
-    def feature_classifier():
-        with watch("train the feature classifier"):
-            return clf.train_classifier(data["x_train"], data["y_train"], seed=cfg.seed, epochs=cfg.classifier_epochs)
-
     with watch("features"):
-        extractor = choose_extractor(cfg.feature_extractor, cfg.path(cfg.data_root) / "weights", feature_classifier)
+        extractor = choose_extractor(cfg.feature_extractor, cfg.path(cfg.data_root) / "weights", cfg.image_size)
         f_gen, f_train = extractor.extract(generated), extractor.extract(train)
         f_held = extractor.extract(held_out) if len(held_out) else None
+        if extractor.standardise:
+            mean, std = f_train.mean(0), f_train.std(0) + 1e-6
+            f_gen, f_train = (f_gen - mean) / std, (f_train - mean) / std
+            f_held = None if f_held is None else (f_held - mean) / std
     with watch("KID and FID"):
         kid_args = dict(subset_size=cfg.kid_subset_size, subsets=cfg.kid_subsets, seed=cfg.seed)
         half = len(train) // 2
@@ -178,7 +178,7 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
                         f"(SSIM >= {cfg.near_copy_ssim}) of training images; real baseline "
                         f"{memo['baseline_near_copy_share']:.0%}.")
     if extractor.name != "inception_v3_imagenet":
-        warnings.append("KID/FID use the project's classifier features, not InceptionV3 (weights unavailable).")
+        warnings.append("KID/FID use random-CNN features, not InceptionV3 (weights unavailable).")
     for w in warnings:
         print("WARNING:", w)
     result = {
@@ -209,20 +209,21 @@ def _leave_one_out_distance(features: np.ndarray) -> np.ndarray:
 def summary_table(result: dict) -> str:
     """metrics.json as a short text table, each figure next to its real-vs-real baseline."""
     f, d, m = result["fidelity"], result["diversity"], result["memorisation"]
-    lines = [f"features: {f['feature_extractor']}", f"{'':34s}{'KID':>18s}{'FID':>10s}"]
+    width = 44
+    lines = [f"features: {f['feature_extractor']}", f"{'':{width}s}{'KID':>18s}{'FID':>10s}"]
     for key, label in (("generated_vs_train", "generated vs training images"),
                        ("baseline_held_out_vs_train", "baseline: held-out real vs training"),
                        ("baseline_train_half_vs_half", "baseline: training half vs half")):
         if key in f:
-            lines.append(f"{label:34s}{f[key]['kid']:>10.4f} ± {f[key]['kid_std']:.4f}{f[key]['fid']:>10.2f}")
-    lines += [f"{'mean pairwise MS-SSIM':34s}generated {d['generated_msssim']:.3f}, real {d['real_msssim']:.3f} "
+            lines.append(f"{label:{width}s}{f[key]['kid']:>10.4f} ± {f[key]['kid_std']:.4f}{f[key]['fid']:>10.2f}")
+    lines += [f"{'mean pairwise MS-SSIM':{width}s}generated {d['generated_msssim']:.3f}, real {d['real_msssim']:.3f} "
               f"-> diversity {d['diversity_ratio']:.0%} of real",
-              f"{'near-copies (SSIM >= ' + str(m['near_copy_ssim']) + ')':34s}generated "
+              f"{'near-copies (SSIM >= ' + str(m['near_copy_ssim']) + ')':{width}s}generated "
               f"{m['generated_near_copy_share']:.1%}, held-out real {m['baseline_near_copy_share']:.1%}"]
     u = result["utility"]
     if "conditions" in u:
         for name, c in u["conditions"].items():
-            lines.append(f"{'classifier: ' + name:34s}accuracy {c['accuracy_mean']:.3f} ± {c['accuracy_std']:.3f}, "
+            lines.append(f"{'classifier: ' + name:{width}s}accuracy {c['accuracy_mean']:.3f} ± {c['accuracy_std']:.3f}, "
                          f"AUC {c['auc_mean']:.3f} ± {c['auc_std']:.3f}")
     else:
         lines.append(f"classifier utility: {u['skipped']}")

@@ -29,7 +29,7 @@ def run_cfg(tmp_path_factory):
                                    output_root=str(root / "runs"), run_name="e", epochs=2, steps_per_epoch=6,
                                    checkpoint_every=6, log_every=2, xla=False, mixed_precision=False,
                                    n_generated=40, kid_subset_size=20, kid_subsets=5, diversity_pairs=100,
-                                   classifier_seeds=2, classifier_epochs=2, feature_extractor="classifier")
+                                   classifier_seeds=2, classifier_epochs=2, feature_extractor="random_cnn")
     save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
     train(cfg)
     return cfg
@@ -94,7 +94,7 @@ def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
     saved = json.loads((run_cfg.run_dir / "metrics.json").read_text())
     assert saved["config"]["image_size"] == 32, "the run's own settings, read from its config.json"
     fidelity = saved["fidelity"]
-    assert fidelity["feature_extractor"] == "tumour_classifier" and "NOT InceptionV3" in fidelity["feature_extractor_note"]
+    assert fidelity["feature_extractor"] == "random_cnn" and "NOT InceptionV3" in fidelity["feature_extractor_note"]
     for key in ("generated_vs_train", "baseline_train_half_vs_half", "baseline_held_out_vs_train"):
         assert np.isfinite(fidelity[key]["kid"]) and fidelity[key]["kid_std"] >= 0
     assert 0 < saved["diversity"]["real_msssim"] < 1 and saved["n_generated"] == 40
@@ -118,11 +118,36 @@ def test_inception_weights_offline_fail_clearly_and_auto_falls_back_loudly(tmp_p
     with pytest.raises(FeatureExtractorUnavailable, match="could not be downloaded"):
         inception_weights(cache)
     with pytest.raises(FeatureExtractorUnavailable):
-        choose_extractor("inception", cache, lambda: pytest.fail("no fallback when inception is asked for"))
-
-    from gan_lib.classifier import build_classifier
-
-    extractor = choose_extractor("auto", cache, lambda: build_classifier(32))
-    assert extractor.name == "tumour_classifier"
+        choose_extractor("inception", cache, 32)
+    capsys.readouterr()
+    extractor = choose_extractor("auto", cache, 32)
+    assert extractor.name == "random_cnn" and extractor.standardise
     assert "WARNING" in capsys.readouterr().out
-    assert extractor.extract(np.zeros((3, 32, 32, 1), np.float32)).shape == (3, 64)
+    assert extractor.extract(np.zeros((3, 32, 32, 1), np.float32)).shape == (3, 480)
+
+
+def test_inception_features_come_from_a_cached_weight_file_offline(tmp_path, offline, monkeypatch):
+    """The InceptionV3 path end to end, with a weight file built here in Keras's legacy .h5 layout
+    (random weights: the ImageNet file cannot be fetched here) and its MD5 pinned in its place."""
+    import hashlib
+
+    import h5py
+    import keras
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from gan_lib import features
+
+    model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3))
+    cache = tmp_path / "weights"
+    cache.mkdir()
+    path = cache / INCEPTION_URL.rsplit("/", 1)[1]
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    monkeypatch.setattr(features, "INCEPTION_MD5", hashlib.md5(path.read_bytes()).hexdigest())
+    extractor = choose_extractor("auto", cache, 32)
+    assert extractor.name == "inception_v3_imagenet"
+    images = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 1)).astype(np.float32)
+    out = extractor.extract(images)
+    assert out.shape == (3, 2048) and np.isfinite(out).all()
+    expected = model(np.repeat(keras.ops.image.resize(images, (299, 299)), 3, axis=-1), training=False)
+    np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-3, atol=1e-4)

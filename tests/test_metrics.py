@@ -38,14 +38,17 @@ def test_fid_is_zero_for_identical_sets_and_the_squared_mean_shift_for_shifted_c
     assert metrics.fid(a, a + 0.5) == pytest.approx(16 * 0.25, rel=1e-6)  # 16 dims, covariances equal
 
 
-def test_noise_images_are_far_from_real_images_on_pixel_features(slices):
-    def pixel_features(x):  # 8x8 average pooling: a stand-in feature map, no network needed
-        return x.reshape(len(x), 8, 8, 8, 8).mean(axis=(2, 4)).reshape(len(x), -1)
+def test_noise_images_are_far_from_real_images_on_the_offline_features(slices):
+    from gan_lib.features import random_cnn_extractor
 
-    noise = np.random.default_rng(3).uniform(-1, 1, slices.shape).astype(np.float32)
-    halves, _ = metrics.kid(pixel_features(slices[:20]), pixel_features(slices[20:]), subset_size=20, subsets=20)
-    fake, _ = metrics.kid(pixel_features(noise), pixel_features(slices), subset_size=20, subsets=20)
-    assert fake > 10 * max(halves, 1e-3)
+    extractor = random_cnn_extractor(64)
+    real = extractor.extract(slices)
+    noise = extractor.extract(np.random.default_rng(3).uniform(-1, 1, slices.shape).astype(np.float32))
+    mean, std = real.mean(0), real.std(0) + 1e-6
+    real, noise = (real - mean) / std, (noise - mean) / std
+    halves, _ = metrics.kid(real[:20], real[20:], subset_size=20, subsets=20)
+    fake, _ = metrics.kid(noise, real, subset_size=20, subsets=20)
+    assert fake > 100 * max(abs(halves), 1e-2)
 
 
 def test_msssim_scales_fit_the_image_side():
@@ -69,6 +72,16 @@ def test_copies_of_training_images_are_flagged_as_memorised_and_fresh_images_are
     assert not fresh["memorised"]
     best, index = metrics.nearest_by_ssim(train[:5], train, exclude_same_index=True)
     assert (index != np.arange(5)).all() and (best < 1.0).all()
+
+
+def test_nearest_ssim_has_tensorflows_values(slices):
+    import tensorflow as tf
+
+    best, index = metrics.nearest_by_ssim(slices[:6], slices[6:20])
+    pairs = tf.image.ssim((tf.constant(slices[:6]) + 1) / 2, (tf.constant(slices[6:20][index]) + 1) / 2, 1.0)
+    np.testing.assert_allclose(best, pairs.numpy(), atol=1e-4)
+    one_pair = tf.image.ssim((tf.constant(slices[:1]) + 1) / 2, (tf.constant(slices[6:20]) + 1) / 2, 1.0).numpy()
+    assert best[0] == pytest.approx(one_pair.max(), abs=1e-4) and index[0] == one_pair.argmax()
 
 
 def test_roc_auc_from_ranks():
