@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from .augment import augment, parse_policy
 from .config import EVALUATION_FIELDS, HEADLESS_ENV, GANConfig
 from .data import from_unit_range, load_processed
 from .models import build_models, with_stock_layers
@@ -101,6 +102,7 @@ class GANTrainer:
         keras.utils.set_random_seed(cfg.seed)  # weight initialisation and Dropout
         self.cfg = cfg
         self.loss_fn = LOSSES[cfg.loss]
+        self.augment_policy = parse_policy(cfg.augment)
         self.generator, self.discriminator = build_models(cfg)
         self.g_opt = self._optimizer(cfg, mixed_precision, "g_adam")
         self.d_opt = self._optimizer(cfg, mixed_precision, "d_adam")
@@ -130,6 +132,12 @@ class GANTrainer:
         grads = tape.gradient(scaled_loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
+    def _for_discriminator(self, images):
+        """What D sees: the images, augmented (the same way for real and generated) if asked."""
+        if not self.augment_policy:
+            return images
+        return augment(images, self.rng, self.cfg.augment_p, self.augment_policy)
+
     def _train_step(self):
         batch, n = self.cfg.batch_size, tf.shape(self.images, out_type=tf.int64)[0]
         # Draw a real batch with replacement and noise, from the checkpointed RNG
@@ -138,15 +146,16 @@ class GANTrainer:
         # Train the discriminator on real and generated images
         with tf.GradientTape() as tape:
             fake = self.generator(noise, training=True)
-            d_real = tf.cast(self.discriminator(real, training=True), tf.float32)
-            d_fake = tf.cast(self.discriminator(fake, training=True), tf.float32)
+            d_real = tf.cast(self.discriminator(self._for_discriminator(real), training=True), tf.float32)
+            d_fake = tf.cast(self.discriminator(self._for_discriminator(fake), training=True), tf.float32)
             d_loss, _ = self.loss_fn(d_real, d_fake, d_fake)
             d_scaled = self.d_opt.scale_loss(d_loss)
         self._update(tape, d_scaled, self.discriminator, self.d_opt)
         # Train the generator through the (now updated) discriminator, on fresh noise
         noise = self.rng.normal([batch, self.cfg.noise_dim])
         with tf.GradientTape() as tape:
-            d_gen = tf.cast(self.discriminator(self.generator(noise, training=True), training=True), tf.float32)
+            fake = self._for_discriminator(self.generator(noise, training=True))
+            d_gen = tf.cast(self.discriminator(fake, training=True), tf.float32)
             _, g_loss = self.loss_fn(d_real, d_fake, d_gen)
             g_scaled = self.g_opt.scale_loss(g_loss)
         self._update(tape, g_scaled, self.generator, self.g_opt)

@@ -157,3 +157,14 @@ def test_mixed_precision_without_a_gpu_says_so_and_is_recorded(data_root, tmp_pa
     assert "needs a GPU" in capsys.readouterr().out
     record = json.loads((run_dir / "config.json").read_text())
     assert record["config"]["mixed_precision"] is True and record["effective"]["mixed_precision"] is False
+
+
+def test_augmented_training_compiles_is_reproducible_and_changes_what_d_sees(data_root, tmp_path):
+    policy = dict(epochs=1, augment="translation,cutout,brightness,contrast", xla=True)
+    a = load_history(train(small_cfg(data_root, tmp_path, run_name="aug_a", **policy)))
+    b = load_history(train(small_cfg(data_root, tmp_path, run_name="aug_b", **policy)))
+    plain = load_history(train(small_cfg(data_root, tmp_path, run_name="plain", epochs=1)))
+    losses = lambda h: [(r["d_loss"], r["g_loss"]) for r in h]  # noqa: E731
+    assert losses(a) == losses(b) and losses(a) != losses(plain)
+    with pytest.raises(ValueError, match="unknown"):
+        train(small_cfg(data_root, tmp_path, run_name="bad", augment="saturation"))

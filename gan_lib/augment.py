@@ -1,0 +1,79 @@
+"""Differentiable augmentation of everything the discriminator sees (real and generated images, in
+both updates), after DiffAugment (Zhao et al., 2020) and StyleGAN2-ADA (Karras et al., 2020): with
+~141 training images D memorises them unless its inputs vary, and because the generated images
+are augmented the same way, G is not pushed to produce augmented-looking images.
+
+Each operation is applied to each image with probability `p` (ADA's form; DiffAugment is p = 1).
+Images are (N, H, W, 1) in [-1, 1] with black (-1) background. Colour saturation is left out: it
+does nothing to one-channel images.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+OPERATIONS = ("translation", "cutout", "brightness", "contrast")
+TRANSLATION = 1 / 8  # shift of up to this share of the side, filled with background
+CUTOUT = 1 / 2  # side of the erased square, as a share of the image side
+
+
+def parse_policy(policy: str) -> tuple[str, ...]:
+    """"translation,cutout" -> ("translation", "cutout"); "" -> () (no augmentation)."""
+    names = tuple(name.strip() for name in policy.split(",") if name.strip())
+    unknown = sorted(set(names) - set(OPERATIONS))
+    if unknown:
+        raise ValueError(f"augmentation {unknown} unknown; choose from {OPERATIONS}")
+    return names
+
+
+def _chosen(rng: tf.random.Generator, n, p) -> tf.Tensor:
+    """(N, 1, 1, 1) float mask: 1 for the images this operation applies to."""
+    return tf.cast(rng.uniform([n, 1, 1, 1]) < p, tf.float32)
+
+
+def brightness(x, rng, p):
+    return x + _chosen(rng, tf.shape(x)[0], p) * (rng.uniform([tf.shape(x)[0], 1, 1, 1]) - 0.5)
+
+
+def contrast(x, rng, p):
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    factor = 1.0 + _chosen(rng, tf.shape(x)[0], p) * (rng.uniform([tf.shape(x)[0], 1, 1, 1]) - 0.5)
+    return mean + (x - mean) * factor
+
+
+def translation(x, rng, p):
+    """Shift each chosen image by whole pixels (up to TRANSLATION of the side), background filling in."""
+    n, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+    pad = max(1, int(h * TRANSLATION))
+    chosen = tf.cast(_chosen(rng, n, p)[:, 0, 0, 0], tf.int32)
+    shift = rng.uniform([n, 2], -pad, pad + 1, dtype=tf.int32) * chosen[:, None]
+    padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=-1.0)
+    rows = tf.range(h)[None, :] + pad - shift[:, :1]  # (N, H)
+    cols = tf.range(w)[None, :] + pad - shift[:, 1:]  # (N, W)
+    picked = tf.gather(padded, rows, axis=1, batch_dims=1)  # (N, H, W + 2 pad, 1)
+    return tf.gather(picked, cols, axis=2, batch_dims=1)
+
+
+def cutout(x, rng, p):
+    """Erase a random square (CUTOUT of the side) of each chosen image to background."""
+    n, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+    size = max(1, int(h * CUTOUT))
+    chosen = _chosen(rng, n, p)
+    top = rng.uniform([n, 1], 0, h - size + 1, dtype=tf.int32)
+    left = rng.uniform([n, 1], 0, w - size + 1, dtype=tf.int32)
+    in_rows = (tf.range(h)[None] >= top) & (tf.range(h)[None] < top + size)  # (N, H)
+    in_cols = (tf.range(w)[None] >= left) & (tf.range(w)[None] < left + size)  # (N, W)
+    hole = tf.cast(in_rows[:, :, None] & in_cols[:, None, :], tf.float32)[..., None] * chosen
+    return x * (1.0 - hole) - hole
+
+
+FUNCTIONS = {"translation": translation, "cutout": cutout, "brightness": brightness, "contrast": contrast}
+
+
+def augment(x, rng: tf.random.Generator, p, policy: tuple[str, ...]):
+    """Apply the policy's operations in a fixed order, each to each image with probability p."""
+    x = tf.cast(x, tf.float32)  # float16 generator outputs under mixed precision; D casts back
+    for name in OPERATIONS:
+        if name in policy:
+            x = FUNCTIONS[name](x, rng, p)
+    return x
