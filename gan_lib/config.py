@@ -46,6 +46,7 @@ class GANConfig:
     loss: str = "bce"  # a name in gan_lib.training.LOSSES (bce: the report's, non-saturating for G)
     augment: str = ""  # differentiable augmentation of D's inputs, e.g. "translation,cutout"; "" = none (the report)
     augment_p: float = 1.0  # probability that each augmentation applies to each image (DiffAugment: 1)
+    ema_decay: float = 0.0  # >0: samples and the saved generator use an exponential moving average of G's weights
     run_name: str = "report"  # the run folder is <output_root>/<run_name>
     output_root: str = "outputs/runs"  # may be a Google Drive path on Colab, so nothing is lost
     resume: bool = True  # continue a run folder that exists; False refuses to touch it
@@ -98,6 +99,8 @@ class GANConfig:
                 raise ValueError(f"{name}={getattr(self, name)}: must be at least 1")
         if not 0.0 <= self.augment_p <= 1.0:
             raise ValueError(f"augment_p={self.augment_p}: a probability in [0, 1]")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay={self.ema_decay}: use 0 (off) or a decay in (0, 1), e.g. 0.999")
         if self.feature_extractor not in FEATURE_EXTRACTORS:
             raise ValueError(f"feature_extractor={self.feature_extractor!r}; choose one of {FEATURE_EXTRACTORS}")
         if not 0.0 < self.near_copy_ssim <= 1.0 or self.synthetic_per_real < 0:

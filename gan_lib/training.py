@@ -115,9 +115,16 @@ class GANTrainer:
         # Dropout's seed state is not among the model's weights: save it so a resume repeats no draw.
         layer_seeds = [layer.seed_generator.state for model in (self.generator, self.discriminator)
                        for layer in model.layers if hasattr(layer, "seed_generator")]
+        # The moving average of G's weights, when asked for: what samples and the saved generator use.
+        self.generator_ema = None
+        if cfg.ema_decay > 0:
+            self.generator_ema = keras.models.clone_model(self.generator)
+            self.generator_ema.set_weights(self.generator.get_weights())
+        extra = {"generator_ema": self.generator_ema} if self.generator_ema is not None else {}
         self.checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
                                               g_opt=self.g_opt, d_opt=self.d_opt, rng=self.rng,
-                                              layer_seeds=layer_seeds, step=self.step, wall_time=self.wall_time)
+                                              layer_seeds=layer_seeds, step=self.step, wall_time=self.wall_time,
+                                              **extra)
         self.compiled_step = tf.function(self._train_step, jit_compile=cfg.xla)
 
     @staticmethod
@@ -131,6 +138,21 @@ class GANTrainer:
         a LossScaleOptimizer unscales them, a plain Adam's scale is 1."""
         grads = tape.gradient(scaled_loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def _update_ema(self):
+        """Move the average toward G's weights. The decay ramps up as TensorFlow's moving averages do
+        (min(decay, (1 + step) / (10 + step))), so early steps are not frozen in; normalisation
+        statistics are copied, not averaged (averaged from the first steps they blacken the images)."""
+        step = tf.cast(self.step, tf.float32)
+        decay = tf.minimum(self.cfg.ema_decay, (1.0 + step) / (10.0 + step))
+        for average, live in zip(self.generator_ema.trainable_variables, self.generator.trainable_variables):
+            average.assign(decay * average + (1.0 - decay) * live)
+        for average, live in zip(self.generator_ema.non_trainable_variables, self.generator.non_trainable_variables):
+            average.assign(live)
 
     def _for_discriminator(self, images):
         """What D sees: the images, augmented (the same way for real and generated) if asked."""
@@ -159,12 +181,14 @@ class GANTrainer:
             _, g_loss = self.loss_fn(d_real, d_fake, d_gen)
             g_scaled = self.g_opt.scale_loss(g_loss)
         self._update(tape, g_scaled, self.generator, self.g_opt)
+        if self.generator_ema is not None:
+            self._update_ema()
         self.step.assign_add(1)
         return {"d_loss": d_loss, "g_loss": g_loss,
                 "d_real": tf.reduce_mean(d_real), "d_fake": tf.reduce_mean(d_fake)}
 
     def samples(self, noise: np.ndarray) -> np.ndarray:
-        return np.asarray(self.generator(noise, training=False), np.float32)
+        return np.asarray(self.sampling_generator(noise, training=False), np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,7 +322,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
             if step % cfg.checkpoint_every:  # otherwise this step was saved just above
                 history_file.flush()
                 manager.save(checkpoint_number=step)
-    with_stock_layers(trainer.generator).save(run_dir / "generator.keras")
+    with_stock_layers(trainer.sampling_generator).save(run_dir / "generator.keras")
     return run_dir
 
 

@@ -168,3 +168,29 @@ def test_augmented_training_compiles_is_reproducible_and_changes_what_d_sees(dat
     assert losses(a) == losses(b) and losses(a) != losses(plain)
     with pytest.raises(ValueError, match="unknown"):
         train(small_cfg(data_root, tmp_path, run_name="bad", augment="saturation"))
+
+
+def test_ema_weights_move_toward_the_live_weights_and_are_what_the_run_saves(data_root, tmp_path):
+    import tensorflow as tf
+
+    cfg = GANConfig.from_overrides(image_size=32, xla=False, arch="report-v1", ema_decay=0.99)  # v1 has BatchNorm
+    trainer = GANTrainer(cfg, np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32"))
+    trainer.compiled_step()
+    live = [w.copy() for w in trainer.generator.get_weights()]
+    zeros = [np.zeros_like(w) for w in live]
+    trainer.generator_ema.set_weights(zeros)
+    trainer._update_ema()  # step 1: decay min(0.99, 2 / 11)
+    decay = 2.0 / 11.0
+    for average, current in zip(trainer.generator_ema.trainable_variables, trainer.generator.trainable_variables):
+        np.testing.assert_allclose(np.asarray(average), (1 - decay) * np.asarray(current), rtol=1e-5, atol=1e-7)
+    for average, current in zip(trainer.generator_ema.non_trainable_variables,
+                                trainer.generator.non_trainable_variables):  # BatchNorm statistics: copied
+        np.testing.assert_array_equal(np.asarray(average), np.asarray(current))
+    run_dir = train(small_cfg(data_root, tmp_path, run_name="ema", epochs=1, ema_decay=0.9))
+    saved = keras.models.load_model(run_dir / "generator.keras")
+    noise = np.load(run_dir / "samples" / "z_fixed.npy")[:4]
+    resumed = GANTrainer(small_cfg(data_root, tmp_path, run_name="ema", epochs=1, ema_decay=0.9), np.zeros((2, 32, 32, 1)))
+    resumed.checkpoint.restore(tf.train.latest_checkpoint(str(run_dir / "checkpoints"))).expect_partial()
+    np.testing.assert_allclose(saved.predict(noise, verbose=0), resumed.samples(noise), atol=1e-5)
+    assert not np.allclose(resumed.samples(noise), np.asarray(resumed.generator(noise, training=False)))
+
