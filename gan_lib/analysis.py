@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .training import load_history
 
 D_WINS_LOSS = 0.1  # D's loss below this (BCE averaged over real and fake) ...
 D_WINS_MARGIN = 0.8  # ... and mean D(real) - mean D(fake) above this: D separates perfectly
@@ -107,9 +106,3 @@ def write_evolution_gif(run_dir: Path, out: Path, seconds_per_frame: float = 0.8
     frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(seconds_per_frame * 1000), loop=0)
     return out
 
-
-def load_run_history(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "history.csv"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run folder?")
-    return load_history(run_dir)

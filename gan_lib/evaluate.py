@@ -75,10 +75,6 @@ class Stopwatch:
         print(f"[{name}] {self.times[name]:.1f} s", flush=True)
 
 
-def _hashes(manifest: dict, split: str) -> set[str]:
-    return {e["sha256"] for e in manifest["images"] if e["split"] == split}
-
-
 def classifier_data(cfg: GANConfig, gan_manifest: dict) -> dict:
     """Real train/test images of both classes; any image the GAN trained on is kept out of the
     test split (a check by hash, whatever files and seeds made the two data files)."""
@@ -86,7 +82,7 @@ def classifier_data(cfg: GANConfig, gan_manifest: dict) -> dict:
     x_train, y_train, manifest = load_processed(path, "train")
     x_test, y_test, _ = load_processed(path, "test")
     test_hashes = [e["sha256"] for e in manifest["images"] if e["split"] == "test"]
-    seen = _hashes(gan_manifest, "train")
+    seen = {e["sha256"] for e in gan_manifest["images"] if e["split"] == "train"}
     clean = np.array([h not in seen for h in test_hashes], bool)
     if not clean.all():
         print(f"WARNING: {int((~clean).sum())} held-out images of {path.name} were in the GAN's training set "
@@ -160,9 +156,9 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
     with watch("diversity (MS-SSIM)"):
         diverse = metrics.diversity(generated, train, pairs=cfg.diversity_pairs, seed=cfg.seed)
     with watch("memorisation (SSIM to every training image)"):
-        memo = metrics.memorisation(generated, train, held_out, cfg.near_copy_ssim)
+        memo, nearest_ssim, nearest_index = metrics.memorisation(generated, train, held_out, cfg.near_copy_ssim)
         distance, _ = metrics.nearest_feature_distance(f_gen, f_train)
-        real_distance = _leave_one_out_distance(f_train)
+        real_distance, _ = metrics.nearest_feature_distance(f_train, f_train, exclude_same_index=True)
         memo["feature_nn_distance_median"] = float(np.median(distance))
         memo["real_feature_nn_distance_median"] = float(np.median(real_distance))
     utility_result = utility(cfg, data, generator, cfg.classes, watch)
@@ -185,25 +181,17 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
         "run": run_dir.name, "config": cfg.to_dict(), "synthetic_data": gan_manifest["dataset"]["synthetic"],
         "n_generated": len(generated), "n_train_real": len(train), "n_held_out_real": len(held_out),
         "fidelity": fidelity, "diversity": diverse,
-        "memorisation": {k: v for k, v in memo.items() if k not in ("nearest_ssim", "nearest_index")},
+        "memorisation": memo,
         "utility": utility_result, "warnings": warnings, "timings_s": watch.times, "versions": library_versions(),
     }
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     print(f"wrote {run_dir / 'metrics.json'}")
-    return Evaluation(result, generated, train, np.array(memo["nearest_ssim"]), np.array(memo["nearest_index"]))
+    return Evaluation(result, generated, train, nearest_ssim, nearest_index)
 
 
 def _kid_fid(a: np.ndarray, b: np.ndarray, kid_args: dict) -> dict:
     mean, std = metrics.kid(a, b, **kid_args)
     return {"kid": mean, "kid_std": std, "fid": metrics.fid(a, b), "n": [len(a), len(b)]}
-
-
-def _leave_one_out_distance(features: np.ndarray) -> np.ndarray:
-    """Each real feature vector's distance to its nearest other real one."""
-    f = np.asarray(features, np.float64)
-    d2 = (f**2).sum(1)[:, None] - 2 * f @ f.T + (f**2).sum(1)[None]
-    np.fill_diagonal(d2, np.inf)
-    return np.sqrt(np.clip(d2.min(1), 0, None))
 
 
 def summary_table(result: dict) -> str:

@@ -161,25 +161,31 @@ def nearest_by_ssim(queries: np.ndarray, references: np.ndarray, exclude_same_in
     return best, best_index
 
 
-def memorisation(generated: np.ndarray, train: np.ndarray, held_out: np.ndarray, near_copy_ssim: float) -> dict:
+def memorisation(generated: np.ndarray, train: np.ndarray, held_out: np.ndarray,
+                 near_copy_ssim: float) -> tuple[dict, np.ndarray, np.ndarray]:
     """How close generated images come to training images, against the real baseline: how close
     held-out real images (never trained on) come to them. A GAN trained on ~141 images can simply
-    copy them; real scans also have near-duplicates, so the baseline is not zero."""
+    copy them; real scans also have near-duplicates, so the baseline is not zero. Returns the
+    summary, and per generated image its nearest training image's SSIM and index."""
     gen_best, gen_index = nearest_by_ssim(generated, train)
     base_best, _ = nearest_by_ssim(held_out, train) if len(held_out) else (np.array([]), None)
     gen_share = float((gen_best >= near_copy_ssim).mean())
     base_share = float((base_best >= near_copy_ssim).mean()) if len(base_best) else 0.0
-    return {"near_copy_ssim": near_copy_ssim,
-            "generated_near_copy_share": gen_share, "baseline_near_copy_share": base_share,
-            "baseline": "held-out real images against the training images",
-            "generated_nearest_ssim_median": float(np.median(gen_best)),
-            "baseline_nearest_ssim_median": float(np.median(base_best)) if len(base_best) else None,
-            "memorised": gen_share > base_share + NEAR_COPY_MARGIN,
-            "nearest_ssim": gen_best.tolist(), "nearest_index": gen_index.tolist()}
+    summary = {"near_copy_ssim": near_copy_ssim,
+               "generated_near_copy_share": gen_share, "baseline_near_copy_share": base_share,
+               "baseline": "held-out real images against the training images",
+               "generated_nearest_ssim_median": float(np.median(gen_best)),
+               "baseline_nearest_ssim_median": float(np.median(base_best)) if len(base_best) else None,
+               "memorised": gen_share > base_share + NEAR_COPY_MARGIN}
+    return summary, gen_best, gen_index
 
 
-def nearest_feature_distance(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distance from each query feature vector to its nearest reference, and its index."""
+def nearest_feature_distance(queries: np.ndarray, references: np.ndarray,
+                             exclude_same_index: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distance from each query feature vector to its nearest reference, and its index;
+    `exclude_same_index` as in `nearest_by_ssim`."""
     q, r = np.asarray(queries, np.float64), np.asarray(references, np.float64)
     d2 = (q**2).sum(1)[:, None] - 2 * q @ r.T + (r**2).sum(1)[None]
+    if exclude_same_index:
+        np.fill_diagonal(d2, np.inf)
     return np.sqrt(np.clip(d2.min(1), 0, None)), d2.argmin(1)

@@ -12,6 +12,7 @@ import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .analysis import smooth
 from .data import CLASS_LABELS, decode_image, find_class_files, from_unit_range
 
 
@@ -107,8 +108,6 @@ def loss_curves(history: list[dict], title: str = "Losses from history.csv", win
     """D and G loss per logged step, and mean D(real) / D(fake): read from the run, never typed in.
     With `window`, the raw values are faint and a trailing mean of that many rows is drawn over
     them; with `epochs` (per-epoch means, `analysis.epoch_means`), those are marked at each epoch's end."""
-    from .analysis import smooth
-
     steps = [r["step"] for r in history]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
     panels = ((axes[0], (("d_loss", "D loss"), ("g_loss", "G loss")), title),

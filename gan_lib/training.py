@@ -327,5 +327,8 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
 
 
 def load_history(run_dir: Path) -> list[dict]:
-    with (Path(run_dir) / "history.csv").open() as f:
+    path = Path(run_dir) / "history.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run folder?")
+    with path.open() as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]

@@ -66,9 +66,9 @@ def test_identical_sets_have_equal_diversity_and_copies_of_one_image_are_collaps
 def test_copies_of_training_images_are_flagged_as_memorised_and_fresh_images_are_not(slices):
     train, held_out = slices[:30], slices[30:]
     copies = train[np.random.default_rng(0).integers(0, 30, 25)]
-    memorised = metrics.memorisation(copies, train, held_out, near_copy_ssim=0.8)
+    memorised, _, _ = metrics.memorisation(copies, train, held_out, near_copy_ssim=0.8)
     assert memorised["generated_near_copy_share"] == 1.0 and memorised["memorised"]
-    fresh = metrics.memorisation(held_out, train, held_out, near_copy_ssim=0.8)
+    fresh, _, _ = metrics.memorisation(held_out, train, held_out, near_copy_ssim=0.8)
     assert not fresh["memorised"]
     best, index = metrics.nearest_by_ssim(train[:5], train, exclude_same_index=True)
     assert (index != np.arange(5)).all() and (best < 1.0).all()
