@@ -15,7 +15,7 @@ RUN_NOTEBOOKS := $(PY) -m gan_lib.run_notebooks
 # Quiet TensorFlow's C++ start-up chatter (no GPU found, etc.).
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup data train report bench demo test nbval-prepare clean-outputs help
+.PHONY: setup data train report bench quality demo test nbval-prepare clean-outputs help
 
 help:
 	@echo "make setup   create .venv and install requirements.txt and gan_lib"
@@ -24,6 +24,8 @@ help:
 	@echo "make train   notebook 04 (the report's schedule); e.g. EPOCHS=2 STEPS_PER_EPOCH=50 RUN_NAME=x"
 	@echo "make report  notebooks 05+06 on a finished run: RUN=<run_name> (executed copies go into the run folder)"
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
+	@echo "make quality every training preset on the real tumour images, evaluated (outputs/quality/);"
+	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (about 2.5 h on 2 CPU cores)"
 	@echo "make test    unit tests, then the notebooks executed by nbval in small settings"
 
 setup: $(STAMP)
@@ -49,6 +51,10 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m gan_lib.bench
+
+quality: $(STAMP)
+	$(PY) -m gan_lib.quality $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(STEPS),--steps $(STEPS)) \
+		$(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE))
 
 demo: $(STAMP)
 	$(RUN_NOTEBOOKS) $(NOTEBOOKS) --params-file params/demo.yaml --out outputs/demo/notebooks $(NB_PARAMS)

@@ -15,10 +15,14 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--out", required=True, help="output folder")
     gen.add_argument("--seed", type=int, default=0, help="image i is made from noise seeded by (seed, i)")
     gen.add_argument("--upscale", type=int, default=0, help="also resize to this side (bicubic); 0 = training size")
+    gen.add_argument("--label", choices=["yes", "no"], help="class-conditional runs: tumour (yes) or not (no); "
+                     "default: alternating")
     args = parser.parse_args(argv)
+    from .data import CLASS_LABELS
     from .generate import write_images
 
-    out = write_images(args.run, args.n, args.out, seed=args.seed, upscale=args.upscale)
+    label = CLASS_LABELS[args.label] if args.label else None
+    out = write_images(args.run, args.n, args.out, seed=args.seed, upscale=args.upscale, label=label)
     print(f"wrote {args.n} images, images.csv and noise.npy to {out}")
     return 0
 

@@ -15,6 +15,9 @@ import tensorflow as tf
 OPERATIONS = ("translation", "cutout", "brightness", "contrast")
 TRANSLATION = 1 / 8  # shift of up to this share of the side, filled with background
 CUTOUT = 1 / 2  # side of the erased square, as a share of the image side
+# With adaptive p (ADA), the images it takes p to cross [0, 1]. StyleGAN2-ADA uses 500k images for
+# runs of millions; the report's schedule shows 150k, the benchmark 24k, so p must move faster.
+ADA_SPEED_IMAGES = 10_000
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:

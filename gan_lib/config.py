@@ -46,7 +46,10 @@ class GANConfig:
     loss: str = "bce"  # a name in gan_lib.training.LOSSES (bce: the report's, non-saturating for G)
     augment: str = ""  # differentiable augmentation of D's inputs, e.g. "translation,cutout"; "" = none (the report)
     augment_p: float = 1.0  # probability that each augmentation applies to each image (DiffAugment: 1)
+    ada_target: float = 0.0  # >0: adapt augment_p (from its start value) so D's accuracy on reals stays near this (ADA)
     ema_decay: float = 0.0  # >0: samples and the saved generator use an exponential moving average of G's weights
+    kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
+    kid_images: int = 200  # generated images per check
     run_name: str = "report"  # the run folder is <output_root>/<run_name>
     output_root: str = "outputs/runs"  # may be a Google Drive path on Colab, so nothing is lost
     resume: bool = True  # continue a run folder that exists; False refuses to touch it
@@ -99,6 +102,9 @@ class GANConfig:
                 raise ValueError(f"{name}={getattr(self, name)}: must be at least 1")
         if not 0.0 <= self.augment_p <= 1.0:
             raise ValueError(f"augment_p={self.augment_p}: a probability in [0, 1]")
+        if not 0.0 <= self.ada_target < 1.0 or self.kid_every < 0 or self.kid_images < 2:
+            raise ValueError(f"ada_target={self.ada_target} (0 = off, else an accuracy in (0, 1), e.g. 0.8), "
+                             f"kid_every={self.kid_every} (0 = off), kid_images={self.kid_images} (at least 2)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay={self.ema_decay}: use 0 (off) or a decay in (0, 1), e.g. 0.999")
         if self.feature_extractor not in FEATURE_EXTRACTORS:

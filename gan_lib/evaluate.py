@@ -22,7 +22,7 @@ from . import metrics
 from .config import EVALUATION_FIELDS, GANConfig
 from .data import CLASS_LABELS, load_processed, prepare_dataset, save_processed
 from .features import choose_extractor
-from .generate import generate, load_generator
+from .generate import generate, is_conditional, load_generator
 from .sources import fetch_raw
 from .training import library_versions
 
@@ -91,6 +91,13 @@ def classifier_data(cfg: GANConfig, gan_manifest: dict) -> dict:
             "y_test": y_test[clean], "excluded_from_test": int((~clean).sum())}
 
 
+def class_images(generator, cfg: GANConfig, y_train: np.ndarray, label: int) -> np.ndarray:
+    """synthetic_per_real generated images of class `label` per real training image of that class,
+    from seeds other than the ones measured above (a one-class generator makes its only class)."""
+    n = int(round(cfg.synthetic_per_real * (y_train == label).sum()))
+    return generate(generator, n, seed=cfg.seed + 1, label=label if is_conditional(generator) else None)[0]
+
+
 def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stopwatch) -> dict:
     """Classifier accuracy/AUC on held-out real images: trained on real only, and on real plus
     generated images of the class the GAN makes; several seeds each (mean and spread)."""
@@ -98,16 +105,24 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
         return {"skipped": "no held-out real images of both classes (holdout=0 uses every image for "
                            "training, as the report did): nothing to test a classifier on"}
     conditions = {"real": (data["x_train"], data["y_train"])}
-    if run_classes in CLASS_LABELS:
-        label = CLASS_LABELS[run_classes]
-        n_extra = int(round(cfg.synthetic_per_real * (data["y_train"] == label).sum()))
-        extra, _ = generate(generator, n_extra, seed=cfg.seed + 1, start=0)  # not the images measured above
-        conditions[f"real + {n_extra} generated '{run_classes}'"] = (
-            np.concatenate([data["x_train"], extra]), np.concatenate([data["y_train"], np.full(n_extra, label)]))
+    if is_conditional(generator):
+        # synthetic_per_real generated images per real training image, class by class
+        made = {name: class_images(generator, cfg, data["y_train"], label) for name, label in CLASS_LABELS.items()}
+        x_gen = np.concatenate([made[name] for name in CLASS_LABELS])
+        y_gen = np.concatenate([np.full(len(made[name]), label) for name, label in CLASS_LABELS.items()])
+        conditions[f"real + {len(y_gen)} generated (both classes)"] = (
+            np.concatenate([data["x_train"], x_gen]), np.concatenate([data["y_train"], y_gen]))
+        conditions[f"generated only ({len(y_gen)}): train on synthetic, test on real"] = (x_gen, y_gen)
+        tstr = "see the 'generated only' condition"
+    elif run_classes in CLASS_LABELS:
+        extra = class_images(generator, cfg, data["y_train"], CLASS_LABELS[run_classes])
+        conditions[f"real + {len(extra)} generated '{run_classes}'"] = (
+            np.concatenate([data["x_train"], extra]),
+            np.concatenate([data["y_train"], np.full(len(extra), CLASS_LABELS[run_classes])]))
         tstr = ("skipped: the generator makes one class only (classes=" + run_classes +
                 "); train-on-synthetic needs both")
     else:
-        tstr = "skipped: the generator was trained on both classes without labels"
+        tstr = "skipped: the generator was trained on both classes without labels (not a conditional arch)"
     results = {}
     for name, (x, y) in conditions.items():
         with watch(f"classifier: {name}"):

@@ -33,44 +33,69 @@ def noise_for(seed: int, index: int, noise_dim: int) -> np.ndarray:
     return np.random.default_rng([seed, index]).standard_normal(noise_dim).astype(np.float32)
 
 
-def generate(generator: keras.Model, n: int, seed: int, start: int = 0, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """(images in [-1, 1] of shape (n, H, W, 1), their noise vectors) for indices start..start+n-1."""
-    noise_dim = generator.input_shape[-1]
-    noise = np.stack([noise_for(seed, start + i, noise_dim) for i in range(n)]) if n else np.zeros((0, noise_dim))
-    images = [np.asarray(generator(noise[i:i + batch], training=False)) for i in range(0, n, batch)]
+def is_conditional(generator: keras.Model) -> bool:
+    """A class-conditional generator takes (noise, label)."""
+    return len(generator.inputs) == 2
+
+
+def noise_dim(generator: keras.Model) -> int:
+    return generator.inputs[0].shape[-1]
+
+
+def default_labels(start: int, n: int) -> np.ndarray:
+    """Labels when none are asked for: image i is tumour (1) if i is odd, so half of each."""
+    return ((start + np.arange(n)) % 2).astype(np.int32)
+
+
+def _run(generator: keras.Model, noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.asarray(generator([noise, labels] if is_conditional(generator) else noise, training=False))
+
+
+def generate(generator: keras.Model, n: int, seed: int, start: int = 0, batch: int = 64,
+             label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(images in [-1, 1] of shape (n, H, W, 1), their noise vectors) for indices start..start+n-1.
+    A conditional generator makes class `label` (1 = tumour), or with None `default_labels`."""
+    if label is not None and not is_conditional(generator):
+        raise ValueError(f"label={label}: this generator is not class-conditional (it makes one kind of image)")
+    dim = noise_dim(generator)
+    noise = np.stack([noise_for(seed, start + i, dim) for i in range(n)]) if n else np.zeros((0, dim), np.float32)
+    labels = np.full(n, label, np.int32) if label is not None else default_labels(start, n)
+    images = [_run(generator, noise[i:i + batch], labels[i:i + batch]) for i in range(0, n, batch)]
     side = generator.output_shape[1]
     return (np.concatenate(images) if images else np.zeros((0, side, side, 1), np.float32)), noise
 
 
 def interpolate(generator: keras.Model, seed: int, start: int, end: int, steps: int = 8) -> np.ndarray:
     """Images along the great circle between the noise of images `start` and `end` (slerp: the
-    norm of Gaussian noise stays typical, unlike a straight line)."""
-    noise_dim = generator.input_shape[-1]
-    a, b = noise_for(seed, start, noise_dim), noise_for(seed, end, noise_dim)
+    norm of Gaussian noise stays typical, unlike a straight line); a conditional generator keeps
+    image `start`'s default label."""
+    dim = noise_dim(generator)
+    a, b = noise_for(seed, start, dim), noise_for(seed, end, dim)
     omega = np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1))
     t = np.linspace(0, 1, steps)[:, None]
     path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-    return np.asarray(generator(path.astype(np.float32), training=False))
+    return _run(generator, path.astype(np.float32), np.repeat(default_labels(start, 1), steps))
 
 
-def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int = 0) -> Path:
+def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int = 0, label: int | None = None) -> Path:
     """PNG files (at the training size, or `upscale` px with bicubic interpolation), images.csv and
-    noise.npy in `out`; returns `out`."""
+    noise.npy in `out`; returns `out`. `label` picks the class of a conditional generator."""
     generator = load_generator(run_dir)
-    images, noise = generate(generator, n, seed)
+    images, noise = generate(generator, n, seed, label=label)
+    labels = (np.full(n, label) if label is not None else default_labels(0, n)) if is_conditional(generator) else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pixels = from_unit_range(images[..., 0])
     with (out / "images.csv").open("w", newline="") as f:
         rows = csv.writer(f)
-        rows.writerow(["file", "seed", "index"])
+        rows.writerow(["file", "seed", "index"] + (["label"] if labels is not None else []))
         for i, image in enumerate(pixels):
             if upscale:
                 image = cv2.resize(image, (upscale, upscale), interpolation=cv2.INTER_CUBIC)
             name = f"gen_{seed}_{i:05d}.png"
             cv2.imwrite(str(out / name), image)
-            rows.writerow([name, seed, i])
+            rows.writerow([name, seed, i] + ([int(labels[i])] if labels is not None else []))
     np.save(out / "noise.npy", noise)
     (out / "source.json").write_text(json.dumps({"run": str(Path(run_dir).resolve()), "n": n, "seed": seed,
-                                                  "upscale": upscale, "noise": "gan_lib.generate.noise_for"}, indent=2))
+                                                  "upscale": upscale, "label": label, "noise": "gan_lib.generate.noise_for"}, indent=2))
     return out

@@ -132,11 +132,11 @@ def _blur(stack: np.ndarray) -> np.ndarray:
 
 
 def nearest_by_ssim(queries: np.ndarray, references: np.ndarray, exclude_same_index: bool = False,
-                    channels: int = 256) -> tuple[np.ndarray, np.ndarray]:
+                    channels: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """For each query, the highest SSIM (tf.image.ssim's definition) to any reference image, and
     that image's index; `exclude_same_index` skips query i against reference i (a set against
     itself). The references' local means and variances are computed once; each query then costs
-    one blur of its products with the references (OpenCV blurs up to 512 channels per call)."""
+    one blur of its products with the references (OpenCV 5 blurs at most 128 channels per call)."""
     to_unit = lambda x: np.ascontiguousarray(((np.asarray(x, np.float32)[..., 0] + 1.0) / 2.0))  # noqa: E731
     refs = to_unit(references)
     groups = []

@@ -9,6 +9,7 @@ builders in `ARCHITECTURES`; notebooks never branch on the name.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -174,6 +175,43 @@ class NarrowConv2D(layers.Conv2D):
         return conv(inputs, kernel)
 
 
+class SpectralNorm:
+    """Mixin dividing a layer's kernel by its largest singular value (Miyato et al. 2018), estimated
+    by one power iteration per call from a persistent vector: D becomes 1-Lipschitz per layer, so it
+    cannot sharpen without bound on ~141 images. Gradients flow through the division; the vector is
+    a non-trainable weight, updated on every call (D is only ever called in training)."""
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.singular_vector = self.add_weight(shape=(1, self.kernel.shape[-1]), trainable=False, name="singular_vector",
+                                               initializer=keras.initializers.RandomNormal(seed=0))
+
+    def normalised(self, kernel):
+        kernel = tf.convert_to_tensor(kernel)
+        matrix = tf.reshape(tf.cast(kernel, tf.float32), [-1, kernel.shape[-1]])
+        v = tf.math.l2_normalize(tf.matmul(self.singular_vector, matrix, transpose_b=True))
+        u = tf.stop_gradient(tf.math.l2_normalize(tf.matmul(v, matrix)))
+        self.singular_vector.assign(u)
+        sigma = tf.reduce_sum(tf.matmul(tf.stop_gradient(v), matrix) * u)
+        return tf.cast(tf.cast(kernel, tf.float32) / sigma, kernel.dtype)
+
+
+class SNConv2D(SpectralNorm, PhaseGradConv2D):
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(inputs, self.normalised(kernel))
+
+
+class SNNarrowConv2D(SpectralNorm, NarrowConv2D):
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(inputs, self.normalised(kernel))
+
+
+class SNDense(SpectralNorm, layers.Dense):
+    def call(self, inputs):
+        outputs = tf.matmul(inputs, self.normalised(self.kernel))
+        return outputs + self.bias if self.use_bias else outputs
+
+
 STOCK_LAYERS = {PhaseConv2DTranspose: layers.Conv2DTranspose, PhaseGradConv2D: layers.Conv2D,
                 NarrowConv2D: layers.Conv2D}
 
@@ -194,6 +232,17 @@ class Architecture:
     build_generator: Callable[[GANConfig], keras.Model]
     build_discriminator: Callable[[GANConfig], keras.Model]
     description: str
+    d_logits: bool = False  # D ends in a logit (any loss) rather than the report's sigmoid (bce only)
+    conditional: bool = False  # with classes="both", G and D take the class label as a second input
+
+
+N_CLASSES = 2  # no tumour (0), tumour (1)
+LABEL_EMBEDDING = 16  # length of the label's learned embedding, appended to G's noise
+
+
+def is_conditional(cfg: GANConfig) -> bool:
+    """Whether this run's models take labels: a conditional architecture trained on both classes."""
+    return cfg.classes == "both" and cfg.arch in ARCHITECTURES and ARCHITECTURES[cfg.arch].conditional
 
 
 def _start_side(cfg: GANConfig, upsamplings: int) -> int:
@@ -267,11 +316,65 @@ def report_v1_discriminator(cfg: GANConfig) -> keras.Model:
     ], name="discriminator_report_v1")
 
 
+def resize_channels(side: int) -> int:
+    """Channels of the resize generator's block at `side` px: wide where the grid is small, narrow
+    at full resolution, where a 3x3 convolution costs the most."""
+    return min(256, 2048 // side)
+
+
+def resize_generator(cfg: GANConfig) -> keras.Model:
+    """Dense -> 4x4, then per doubling nearest-neighbour upsampling + 3x3 conv (no transposed-conv
+    checkerboards), per-pixel feature normalisation (Karras et al. 2018's pixel norm, as a stock
+    UnitNormalization: batch-4 BatchNorm statistics are noise, and there is nothing to average in
+    the EMA), LeakyReLU; a 3x3 tanh output. At 64 px about 2/3 of the report G's multiply-adds."""
+    side = _start_side(cfg, round(math.log2(cfg.image_size // 4)))
+    body = [layers.Dense(side * side * 256), layers.Reshape((side, side, 256)), layers.UnitNormalization(axis=-1),
+            layers.LeakyReLU(0.2)]
+    while side < cfg.image_size:
+        side *= 2
+        body += [layers.UpSampling2D(2), layers.Conv2D(resize_channels(side), 3, padding="same"),
+                 layers.UnitNormalization(axis=-1), layers.LeakyReLU(0.2)]
+    body.append(NarrowConv2D(1, 3, padding="same", activation="tanh"))
+    noise = keras.Input((cfg.noise_dim,), name="noise")
+    if not is_conditional(cfg):
+        return keras.Sequential([noise, *body], name="generator_resize")
+    label = keras.Input((), dtype="int32", name="label")
+    x = layers.Concatenate()([noise, layers.Embedding(N_CLASSES, LABEL_EMBEDDING)(label)])
+    for layer in body:
+        x = layer(x)
+    return keras.Model([noise, label], x, name="generator_resize_conditional")
+
+
+def sn_discriminator(cfg: GANConfig) -> keras.Model:
+    """Spectrally normalised D, no Dropout, logit output: a 3x3 conv at full size, then stride-2 3x3
+    convs (64, 128, 256, 256 channels) down to 4x4. Conditional: a projection discriminator (Miyato
+    & Koyama 2018), the logit plus the inner product of the features with the label's embedding."""
+    image = keras.Input((cfg.image_size, cfg.image_size, 1), name="image")
+    x = layers.LeakyReLU(0.2)(SNNarrowConv2D(32, 3, padding="same")(image))
+    side, channels = cfg.image_size, 64
+    while side > 4:
+        side //= 2
+        x = layers.LeakyReLU(0.2)(SNConv2D(channels, 3, strides=2, padding="same")(x))
+        channels = min(256, channels * 2)
+    features = layers.Flatten()(x)
+    logit = SNDense(1)(features)
+    if not is_conditional(cfg):
+        return keras.Model(image, logit, name="discriminator_sn")
+    label = keras.Input((), dtype="int32", name="label")
+    one_hot = layers.CategoryEncoding(N_CLASSES, output_mode="one_hot")(label)
+    embedding = SNDense(features.shape[-1], use_bias=False)(one_hot)
+    logit = layers.Add()([logit, layers.Dot(axes=1)([embedding, features])])
+    return keras.Model([image, label], logit, name="discriminator_sn_conditional")
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "report": Architecture(report_generator, report_discriminator,
                            "the report's final model (Yeni Model): the faithful reproduction"),
     "report-v1": Architecture(report_v1_generator, report_v1_discriminator,
                               "the report's first model (Onceki Model), with BatchNorm in G"),
+    "resize-sn": Architecture(resize_generator, sn_discriminator,
+                              "upsample+conv G with pixel norm; spectrally normalised D with a logit output",
+                              d_logits=True, conditional=True),
 }
 
 

@@ -164,3 +164,35 @@ def utility_chart(utility: dict):
     axes[1].set_yticks([])
     fig.tight_layout()
     return fig
+
+
+def kid_curves(health: dict[str, list[dict]]):
+    """KID (mean ± std over subsets) and diversity against steps, one line per run, from health.csv."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    for name, rows in health.items():
+        steps = [r["step"] for r in rows]
+        kid, std = np.array([r["kid"] for r in rows]), np.array([r["kid_std"] for r in rows])
+        line, = axes[0].plot(steps, kid, "o-", label=name)
+        axes[0].fill_between(steps, kid - std, kid + std, color=line.get_color(), alpha=0.2)
+        axes[1].plot(steps, [r["diversity_ratio"] for r in rows], "o-", label=name)
+    axes[0].set_yscale("symlog", linthresh=0.1)
+    axes[0].set_title("KID during training (random-CNN features; lower is better)")
+    axes[1].axhline(1.0, color="0.5", linestyle="--", label="real set")
+    axes[1].set_title("Diversity (1 - MS-SSIM) relative to the real set")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def side_by_side(grids: dict[str, np.ndarray], ncols: int = 4):
+    """One small grid per named image set, next to each other, same tile size."""
+    tile = max(64, next(iter(grids.values())).shape[1])
+    fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 3.6))
+    for ax, (name, images) in zip(np.atleast_1d(axes), grids.items()):
+        ax.imshow(montage([_as_uint8(im) for im in images], ncols=ncols, tile=tile), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(name)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -27,13 +27,15 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from .augment import augment, parse_policy
+from .augment import ADA_SPEED_IMAGES, augment, parse_policy
 from .config import EVALUATION_FIELDS, HEADLESS_ENV, GANConfig
 from .data import from_unit_range, load_processed
-from .models import build_models, with_stock_layers
+from .models import ARCHITECTURES, build_models, is_conditional, with_stock_layers
+from .monitor import HEALTH_FIELDS, QualityMonitor
 from .plots import montage
 
-HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "wall_time_s"]
+HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "augment_p",
+                  "wall_time_s"]
 SAMPLE_GRID = 5  # a 5x5 grid from one fixed noise batch, as the report saved
 
 
@@ -53,19 +55,28 @@ class TrainingDiverged(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------
 # Losses: each returns (d_loss, g_loss) from D's outputs on real images, on fakes for D's update,
-# and on fakes for G's update. D outputs probabilities (the report's sigmoid head).
+# and on fakes for G's update. D outputs probabilities (the report's sigmoid head) or logits.
 
 
-def bce_losses(d_real, d_fake, d_gen):
+def bce_losses(d_real, d_fake, d_gen, from_logits: bool):
     """The report's binary cross-entropy; G's is the non-saturating form (BCE against ones)."""
-    bce = keras.losses.binary_crossentropy
-    d_loss = 0.5 * (tf.reduce_mean(bce(tf.ones_like(d_real), d_real))
-                    + tf.reduce_mean(bce(tf.zeros_like(d_fake), d_fake)))
-    g_loss = tf.reduce_mean(bce(tf.ones_like(d_gen), d_gen))
-    return d_loss, g_loss
+    def bce(target, output):
+        return tf.reduce_mean(keras.losses.binary_crossentropy(target, output, from_logits=from_logits))
+
+    d_loss = 0.5 * (bce(tf.ones_like(d_real), d_real) + bce(tf.zeros_like(d_fake), d_fake))
+    return d_loss, bce(tf.ones_like(d_gen), d_gen)
 
 
-LOSSES: dict[str, Callable] = {"bce": bce_losses}
+def hinge_losses(d_real, d_fake, d_gen, from_logits: bool):
+    """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN): D stops pushing an image once it is past its
+    margin, so it cannot drive its outputs to the extremes the report's D reached."""
+    if not from_logits:
+        raise ValueError("loss='hinge' needs a discriminator that outputs logits, not probabilities")
+    d_loss = 0.5 * (tf.reduce_mean(tf.nn.relu(1.0 - d_real)) + tf.reduce_mean(tf.nn.relu(1.0 + d_fake)))
+    return d_loss, -tf.reduce_mean(d_gen)
+
+
+LOSSES: dict[str, Callable] = {"bce": bce_losses, "hinge": hinge_losses}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,16 +99,24 @@ def use_mixed_precision(cfg: GANConfig) -> bool:
 class StepOutput:
     d_loss: float
     g_loss: float
-    d_real: float
+    d_real: float  # mean probability D gives real images (sigmoid of its logit)
     d_fake: float
+    d_acc_real: float  # share of real images D calls real (ADA's overfitting signal)
+    d_acc_fake: float
+    augment_p: float
 
 
 class GANTrainer:
     """Both models, both optimisers, the RNG and the step counter, checkpointed together."""
 
-    def __init__(self, cfg: GANConfig, images: np.ndarray, mixed_precision: bool = False):
+    def __init__(self, cfg: GANConfig, images: np.ndarray, mixed_precision: bool = False,
+                 labels: np.ndarray | None = None):
         if cfg.loss not in LOSSES:
             raise ValueError(f"loss={cfg.loss!r}; known losses: {sorted(LOSSES)}")
+        self.d_logits = ARCHITECTURES[cfg.arch].d_logits if cfg.arch in ARCHITECTURES else False
+        if cfg.loss == "hinge" and not self.d_logits:
+            raise ValueError(f"loss='hinge' needs a discriminator that outputs logits; arch={cfg.arch!r} "
+                             "ends in a sigmoid. Use loss='bce'.")
         keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
         keras.utils.set_random_seed(cfg.seed)  # weight initialisation and Dropout
         self.cfg = cfg
@@ -111,7 +130,14 @@ class GANTrainer:
         self.rng = tf.random.Generator.from_seed(cfg.seed)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time_s")
+        # Augmentation probability (moved by ADA when ada_target > 0) and D's running accuracy on reals
+        self.augment_p = tf.Variable(cfg.augment_p if self.augment_policy else 0.0, dtype=tf.float32, trainable=False, name="augment_p")
+        self.real_accuracy = tf.Variable(0.5, dtype=tf.float32, trainable=False, name="real_accuracy")
         self.images = tf.constant(images, dtype=tf.float32)
+        self.conditional = is_conditional(cfg)
+        if self.conditional and labels is None:
+            raise ValueError(f"arch={cfg.arch!r} with classes='both' is class-conditional: pass the labels")
+        self.labels = tf.constant(labels if self.conditional else np.zeros(len(images)), dtype=tf.int32)
         # Dropout's seed state is not among the model's weights: save it so a resume repeats no draw.
         layer_seeds = [layer.seed_generator.state for model in (self.generator, self.discriminator)
                        for layer in model.layers if hasattr(layer, "seed_generator")]
@@ -124,7 +150,7 @@ class GANTrainer:
         self.checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
                                               g_opt=self.g_opt, d_opt=self.d_opt, rng=self.rng,
                                               layer_seeds=layer_seeds, step=self.step, wall_time=self.wall_time,
-                                              **extra)
+                                              augment_p=self.augment_p, real_accuracy=self.real_accuracy, **extra)
         self.compiled_step = tf.function(self._train_step, jit_compile=cfg.xla)
 
     @staticmethod
@@ -154,41 +180,72 @@ class GANTrainer:
         for average, live in zip(self.generator_ema.non_trainable_variables, self.generator.non_trainable_variables):
             average.assign(live)
 
-    def _for_discriminator(self, images):
-        """What D sees: the images, augmented (the same way for real and generated) if asked."""
-        if not self.augment_policy:
-            return images
-        return augment(images, self.rng, self.cfg.augment_p, self.augment_policy)
+    def _generate(self, noise, labels):
+        return self.generator([noise, labels] if self.conditional else noise, training=True)
+
+    def _discriminate(self, images, labels):
+        """D's output on the images, augmented first (the same way for real and generated) if asked."""
+        if self.augment_policy:
+            images = augment(images, self.rng, self.augment_p, self.augment_policy)
+        d = self.discriminator([images, labels] if self.conditional else images, training=True)
+        return tf.cast(d, tf.float32)
+
+    def _random_labels(self, batch, n):
+        """Labels for generated images, drawn from the training set's own class mix."""
+        return tf.gather(self.labels, self.rng.uniform([batch], 0, n, dtype=tf.int64))
+
+    def _probability(self, outputs):
+        return tf.sigmoid(outputs) if self.d_logits else outputs
+
+    def _adapt_augment_p(self, real_accuracy):
+        """StyleGAN2-ADA's controller on D's accuracy on real images (a running mean): above the
+        target D is overfitting, so augment more; below it, less. p can cross [0, 1] in
+        ADA_SPEED_IMAGES images."""
+        self.real_accuracy.assign(0.95 * self.real_accuracy + 0.05 * real_accuracy)
+        direction = tf.sign(self.real_accuracy - self.cfg.ada_target)
+        change = direction * self.cfg.batch_size / ADA_SPEED_IMAGES
+        self.augment_p.assign(tf.clip_by_value(self.augment_p + change, 0.0, 1.0))
 
     def _train_step(self):
         batch, n = self.cfg.batch_size, tf.shape(self.images, out_type=tf.int64)[0]
         # Draw a real batch with replacement and noise, from the checkpointed RNG
-        real = tf.gather(self.images, self.rng.uniform([batch], 0, n, dtype=tf.int64))
-        noise = self.rng.normal([batch, self.cfg.noise_dim])
+        index = self.rng.uniform([batch], 0, n, dtype=tf.int64)
+        real, real_labels = tf.gather(self.images, index), tf.gather(self.labels, index)
+        noise, fake_labels = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
         # Train the discriminator on real and generated images
         with tf.GradientTape() as tape:
-            fake = self.generator(noise, training=True)
-            d_real = tf.cast(self.discriminator(self._for_discriminator(real), training=True), tf.float32)
-            d_fake = tf.cast(self.discriminator(self._for_discriminator(fake), training=True), tf.float32)
-            d_loss, _ = self.loss_fn(d_real, d_fake, d_fake)
+            d_real = self._discriminate(real, real_labels)
+            d_fake = self._discriminate(self._generate(noise, fake_labels), fake_labels)
+            d_loss, _ = self.loss_fn(d_real, d_fake, d_fake, self.d_logits)
             d_scaled = self.d_opt.scale_loss(d_loss)
         self._update(tape, d_scaled, self.discriminator, self.d_opt)
         # Train the generator through the (now updated) discriminator, on fresh noise
-        noise = self.rng.normal([batch, self.cfg.noise_dim])
+        noise, fake_labels = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
         with tf.GradientTape() as tape:
-            fake = self._for_discriminator(self.generator(noise, training=True))
-            d_gen = tf.cast(self.discriminator(fake, training=True), tf.float32)
-            _, g_loss = self.loss_fn(d_real, d_fake, d_gen)
+            d_gen = self._discriminate(self._generate(noise, fake_labels), fake_labels)
+            _, g_loss = self.loss_fn(d_real, d_fake, d_gen, self.d_logits)
             g_scaled = self.g_opt.scale_loss(g_loss)
         self._update(tape, g_scaled, self.generator, self.g_opt)
         if self.generator_ema is not None:
             self._update_ema()
+        p_real, p_fake = self._probability(d_real), self._probability(d_fake)
+        acc_real = tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32))
+        if self.augment_policy and self.cfg.ada_target > 0:
+            self._adapt_augment_p(acc_real)
         self.step.assign_add(1)
-        return {"d_loss": d_loss, "g_loss": g_loss,
-                "d_real": tf.reduce_mean(d_real), "d_fake": tf.reduce_mean(d_fake)}
+        return {"d_loss": d_loss, "g_loss": g_loss, "d_real": tf.reduce_mean(p_real), "d_fake": tf.reduce_mean(p_fake),
+                "d_acc_real": acc_real, "d_acc_fake": tf.reduce_mean(tf.cast(p_fake < 0.5, tf.float32)),
+                "augment_p": tf.identity(self.augment_p)}
 
     def samples(self, noise: np.ndarray) -> np.ndarray:
-        return np.asarray(self.sampling_generator(noise, training=False), np.float32)
+        """Images from the sampling generator; a conditional one gets `grid_labels`."""
+        inputs = [noise, grid_labels(len(noise))] if self.conditional else noise
+        return np.asarray(self.sampling_generator(inputs, training=False), np.float32)
+
+
+def grid_labels(n: int) -> np.ndarray:
+    """Labels of a conditional run's sample grid: rows alternate no tumour (0) and tumour (1)."""
+    return (np.arange(n) // SAMPLE_GRID % 2).astype(np.int32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -206,6 +263,7 @@ def run_record(cfg: GANConfig, manifest: dict, n_train: int, mixed_precision: bo
     return {
         "config": cfg.to_dict(),
         "effective": {"mixed_precision": mixed_precision, "xla": cfg.xla, "train_images": n_train,
+                      "conditional": is_conditional(cfg),
                       "total_steps": cfg.epochs * cfg.steps_per_epoch},
         "data": {"file": str(cfg.processed_path), "file_sha256": data.get("file_sha256"),
                  "synthetic": data["synthetic"], "source": data["source"], "source_detail": data["source_detail"],
@@ -226,14 +284,14 @@ def check_resumable(run_dir: Path, cfg: GANConfig) -> None:
                          "use another run_name, or the saved settings to resume.")
 
 
-def trim_history(path: Path, last_step: int) -> None:
+def trim_history(path: Path, last_step: int, fields: list[str]) -> None:
     """Drop rows after the restored checkpoint, so a resumed run repeats no step."""
     if not path.exists():
         return
     with path.open() as f:
         rows = [r for r in csv.DictReader(f) if int(r["step"]) <= last_step]
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, HISTORY_FIELDS)
+        writer = csv.DictWriter(f, fields)
         writer.writeheader()
         writer.writerows(rows)
 
@@ -241,6 +299,48 @@ def trim_history(path: Path, last_step: int) -> None:
 def save_grid(images: np.ndarray, path: Path) -> None:
     cv2.imwrite(str(path), montage(from_unit_range(images[..., 0]), ncols=SAMPLE_GRID,
                                    tile=max(images.shape[1], 64)))
+
+
+class HealthLog:
+    """Every `kid_every` steps: KID and diversity (monitor.py), D's accuracies and p averaged over
+    the history rows since the last check, into health.csv; the generator with the lowest KID so far
+    as generator_best.keras (best.json says which step); a loud warning when diversity collapses."""
+
+    def __init__(self, cfg: GANConfig, run_dir: Path, images: np.ndarray, last_step: int):
+        self.run_dir, self.path, self.best_path = run_dir, run_dir / "health.csv", run_dir / "best.json"
+        trim_history(self.path, last_step, HEALTH_FIELDS)
+        best = json.loads(self.best_path.read_text()) if self.best_path.exists() else {}
+        self.best_kid = best.get("kid", np.inf) if best.get("step", np.inf) <= last_step else np.inf
+        self.monitor = QualityMonitor(images, cfg.kid_images, cfg.seed)
+        self.window: list[StepOutput] = []
+
+    def record(self, values: StepOutput) -> None:
+        self.window.append(values)
+
+    def check(self, trainer: GANTrainer, epoch: int, step: int) -> None:
+        quality = self.monitor.check(trainer.sampling_generator)
+        mean = lambda name: float(np.mean([getattr(v, name) for v in self.window])) if self.window else np.nan  # noqa: E731
+        row = {"epoch": epoch, "step": step, "kid": quality.kid, "kid_std": quality.kid_std,
+               "diversity_ratio": quality.diversity_ratio, "d_acc_real": mean("d_acc_real"),
+               "d_acc_fake": mean("d_acc_fake"), "augment_p": mean("augment_p"),
+               "collapse_warning": int(quality.collapsing), "wall_time_s": round(float(trainer.wall_time), 3)}
+        new_file = not self.path.exists()
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, HEALTH_FIELDS)
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        self.window.clear()
+        print(f"step {step}: KID {quality.kid:.3f} ± {quality.kid_std:.3f} (random-CNN features), diversity "
+              f"{quality.diversity_ratio:.0%} of real, D accuracy real {row['d_acc_real']:.2f} / fake "
+              f"{row['d_acc_fake']:.2f}, augment p {row['augment_p']:.2f}")
+        if quality.collapsing:
+            print(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the real set's: "
+                  "mode collapse is starting (see health.csv and the sample grids).")
+        if quality.kid < self.best_kid:
+            self.best_kid = quality.kid
+            with_stock_layers(trainer.sampling_generator).save(self.run_dir / "generator_best.keras")
+            self.best_path.write_text(json.dumps({"step": step, "kid": quality.kid, "kid_std": quality.kid_std}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,9 +358,9 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
         if not cfg.resume:
             raise FileExistsError(f"{run_dir} exists and resume=False: choose another run_name.")
         check_resumable(run_dir, cfg)
-    images, _, manifest = load_processed(cfg.processed_path, "train")
+    images, labels, manifest = load_processed(cfg.processed_path, "train")
     mixed = use_mixed_precision(cfg)
-    trainer = GANTrainer(cfg, images, mixed)
+    trainer = GANTrainer(cfg, images, mixed, labels)
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir), max_to_keep=3)
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
 
@@ -275,7 +375,8 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
         save_grid(images[:SAMPLE_GRID**2], run_dir / "samples" / "reals.png")
     (run_dir / "config.json").write_text(json.dumps(run_record(cfg, manifest, len(images), mixed), indent=2))
     history_path = run_dir / "history.csv"
-    trim_history(history_path, int(trainer.step))
+    trim_history(history_path, int(trainer.step), HISTORY_FIELDS)
+    health = HealthLog(cfg, run_dir, images, int(trainer.step)) if cfg.kid_every else None
     new_file = not history_path.exists()
     total = cfg.epochs * cfg.steps_per_epoch
 
@@ -308,10 +409,15 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
                     history.writerow({"epoch": epoch + 1, "step": step, **vars(values),
                                       "wall_time_s": round(float(trainer.wall_time), 3)})
                     bar.set_postfix(d_loss=f"{values.d_loss:.3f}", g_loss=f"{values.g_loss:.3f}", refresh=False)
+                    if health is not None:
+                        health.record(values)
                     if board is not None:
                         with board.as_default(step=step):
                             for name, value in vars(values).items():
                                 tf.summary.scalar(name, value)
+                if health is not None and (step % cfg.kid_every == 0 or step == total):
+                    trainer.wall_time.assign(base_wall + time.perf_counter() - started)
+                    health.check(trainer, epoch + 1, step)
                 if step % cfg.checkpoint_every == 0:
                     history_file.flush()
                     manager.save(checkpoint_number=step)
@@ -326,9 +432,11 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
     return run_dir
 
 
-def load_history(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "history.csv"
+def load_history(run_dir: Path, name: str = "history.csv") -> list[dict]:
+    """A run's history.csv (or, with name="health.csv", its quality checks) as rows of floats."""
+    path = Path(run_dir) / name
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run folder?")
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run folder"
+                                + (" with kid_every > 0?" if name == "health.csv" else "?"))
     with path.open() as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]

@@ -89,3 +89,11 @@ def test_roc_auc_from_ranks():
     assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
     assert roc_auc(np.array([0, 1, 0, 1]), np.array([0.5, 0.5, 0.5, 0.5])) == 0.5
     assert np.isnan(roc_auc(np.array([1, 1]), np.array([0.2, 0.3])))
+
+
+def test_nearest_ssim_over_more_references_than_one_opencv_call_takes(slices):
+    """OpenCV 5 blurs at most 128 channels at once; 150 references need two groups."""
+    references = np.concatenate([slices] * (150 // len(slices) + 1))[:150]
+    best, index = metrics.nearest_by_ssim(references[140:145], references, exclude_same_index=False)
+    np.testing.assert_allclose(best, 1.0, atol=1e-5)
+    np.testing.assert_array_equal(references[index], references[140:145])

@@ -15,6 +15,7 @@ import pytest
 
 from gan_lib.config import GANConfig
 from gan_lib.data import prepare_dataset, save_processed
+from gan_lib.quality import PRESETS
 from gan_lib.sources import fetch_raw
 from gan_lib.training import LOSSES, GANTrainer, TrainingDiverged, load_history, train
 
@@ -120,7 +121,7 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path
     cfg = small_cfg(data_root, tmp_path, run_name="nan")
     train(cfg, stop_after_steps=5)
     good = sorted(p.name for p in (cfg.run_dir / "checkpoints").glob("ckpt-*.index"))
-    monkeypatch.setitem(LOSSES, "bce", lambda r, f, g: (np.float32("nan") * r[0, 0], np.float32("nan") * g[0, 0]))
+    monkeypatch.setitem(LOSSES, "bce", lambda r, f, g, logits: (np.float32("nan") * r[0, 0], np.float32("nan") * g[0, 0]))
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         train(cfg)
     assert sorted(p.name for p in (cfg.run_dir / "checkpoints").glob("ckpt-*.index")) == good
@@ -194,3 +195,58 @@ def test_ema_weights_move_toward_the_live_weights_and_are_what_the_run_saves(dat
     np.testing.assert_allclose(saved.predict(noise, verbose=0), resumed.samples(noise), atol=1e-5)
     assert not np.allclose(resumed.samples(noise), np.asarray(resumed.generator(noise, training=False)))
 
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_each_quality_preset_trains_and_writes_its_run_folder_with_health_checks(preset, data_root, tmp_path):
+    run_dir = train(small_cfg(data_root, tmp_path, run_name=preset, kid_every=6, kid_images=20, **PRESETS[preset]))
+    for name in ("config.json", "history.csv", "health.csv", "best.json", "generator.keras", "generator_best.keras"):
+        assert (run_dir / name).exists(), name
+    with (run_dir / "health.csv").open() as f:
+        health = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in health] == [6, 12]
+    assert all(np.isfinite(float(r["kid"])) and float(r["diversity_ratio"]) > 0 for r in health)
+    best = json.loads((run_dir / "best.json").read_text())
+    assert best["kid"] == min(float(r["kid"]) for r in health)
+    history = load_history(run_dir)
+    assert all(0 <= r["d_acc_real"] <= 1 and 0 <= r["augment_p"] <= 1 for r in history)
+
+
+def test_hinge_loss_needs_a_logit_discriminator():
+    with pytest.raises(ValueError, match="logits"):
+        GANTrainer(GANConfig.from_overrides(image_size=32, arch="report", loss="hinge"), np.zeros((2, 32, 32, 1)))
+
+
+def test_ada_raises_p_while_d_is_too_sure_of_reals_and_lowers_it_otherwise():
+    cfg = GANConfig.from_overrides(image_size=32, xla=False, arch="resize-sn", loss="hinge", augment="translation",
+                                   augment_p=0.5, ada_target=0.6)
+    trainer = GANTrainer(cfg, np.zeros((2, 32, 32, 1), "float32"))
+    for _ in range(40):
+        trainer._adapt_augment_p(1.0)
+    raised = float(trainer.augment_p)
+    for _ in range(200):
+        trainer._adapt_augment_p(0.0)
+    assert raised > 0.5 and float(trainer.augment_p) < raised
+    assert float(trainer.augment_p) >= 0.0
+
+
+def test_the_conditional_generator_obeys_its_label(data_root):
+    """Two classes that differ plainly (phantom heads, and the same heads dimmed): after training,
+    a brightness threshold set on the real classes sorts the generated images by their label
+    (150 steps: a start, not a finished generator)."""
+    from gan_lib.data import load_processed
+
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(data_root), image_size=32, classes="both",
+                                   arch="resize-sn", loss="hinge", xla=True, mixed_precision=False)
+    heads, _, _ = load_processed(GANConfig.from_overrides(**{**cfg.to_dict(), "classes": "yes"}).processed_path)
+    images = np.concatenate([heads, (heads + 1.0) * 0.3 - 1.0])  # dimmed copies: class 0
+    labels = np.concatenate([np.ones(len(heads)), np.zeros(len(heads))]).astype("int32")
+    trainer = GANTrainer(cfg, images, labels=labels)
+    for _ in range(150):
+        trainer.compiled_step()
+    threshold = (images[labels == 1].mean() + images[labels == 0].mean()) / 2
+    noise = np.random.default_rng(1).standard_normal((64, cfg.noise_dim)).astype("float32")
+    brightness = {label: np.asarray(trainer.generator([noise, np.full(64, label, "int32")], training=False)).mean((1, 2, 3))
+                  for label in (0, 1)}
+    accuracy = ((brightness[1] > threshold).mean() + (brightness[0] <= threshold).mean()) / 2
+    assert accuracy > 0.7, accuracy  # chance is 0.5; 0.80 measured after these 150 steps

@@ -1,0 +1,171 @@
+"""`make quality`: every training preset on the same real tumour images, seed, batch size and step
+budget, then the full evaluation of each, one table, KID-versus-steps curves and the sample grids
+side by side, under outputs/quality/.
+
+    python -m gan_lib.quality [--data-dir ../shared/data/brain_mri_yes_no] [--steps 6000] [--image-size 64]
+    python -m gan_lib.quality ... --only resize-sn     # one preset (run several in parallel), no table
+    python -m gan_lib.quality ... --table-only         # the table from finished runs
+    python -m gan_lib.quality --image-size 128 --steps 37500   # the report's schedule, for a GPU
+
+Without --data-dir the images come from Kaggle (kagglehub), as in notebook 01.
+
+Runs resume where they stopped (the training loop's checkpoints), so an interrupted benchmark is
+continued by running the same command again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .config import GANConfig
+from .data import load_processed, prepare_dataset, save_processed
+from .evaluate import evaluate_run
+from .generate import generate, load_generator
+from .metrics import LESS_DIVERSE_RATIO
+from .plots import kid_curves, side_by_side
+from .sources import fetch_raw
+from .training import load_history, train
+
+# Overrides of GANConfig per preset; everything else (schedule, batch, seed, data) is shared.
+PRESETS: dict[str, dict] = {
+    "report": {"arch": "report"},
+    "resize-sn": {"arch": "resize-sn", "loss": "hinge", "augment": "translation,cutout,brightness,contrast",
+                  "augment_p": 0.0, "ada_target": 0.8, "ema_decay": 0.999},
+}
+STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
+GRID_IMAGES = 16
+
+
+def preset_config(preset: str, args) -> GANConfig:
+    return GANConfig.from_overrides(
+        data_source="local" if args.data_dir else "kaggle", data_dir=args.data_dir, classes="yes", image_size=args.image_size, seed=args.seed,
+        epochs=args.steps // STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH, batch_size=4, kid_every=STEPS_PER_EPOCH,
+        checkpoint_every=STEPS_PER_EPOCH, run_name=preset, output_root=str(Path(args.out) / "runs"),
+        feature_extractor=args.feature_extractor, **PRESETS[preset])
+
+
+def ensure_data(cfg: GANConfig) -> None:
+    if not cfg.processed_path.exists():
+        print(f"preparing {cfg.processed_path} from {cfg.data_dir}")
+        save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+
+
+def run_preset(preset: str, args) -> None:
+    cfg = preset_config(preset, args)
+    ensure_data(cfg)
+    print(f"=== {preset}: {cfg.epochs * cfg.steps_per_epoch} steps at {cfg.image_size} px, batch {cfg.batch_size}")
+    train(cfg)
+    if not (cfg.run_dir / "metrics.json").exists():
+        evaluate_run(cfg)
+
+
+def summarise(presets: list[str], args) -> dict:
+    """quality.json, table.md, kid_vs_steps.png and grids.png from the finished runs."""
+    out = Path(args.out)
+    rows, health, grids = {}, {}, {}
+    for preset in presets:
+        cfg = preset_config(preset, args)
+        run_metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
+        record = json.loads((cfg.run_dir / "config.json").read_text())
+        health[preset] = load_history(cfg.run_dir, "health.csv")
+        history = load_history(cfg.run_dir)
+        fidelity, diverse, memo = run_metrics["fidelity"], run_metrics["diversity"], run_metrics["memorisation"]
+        best = json.loads((cfg.run_dir / "best.json").read_text())
+        rows[preset] = {
+            "steps": int(history[-1]["step"]), "wall_time_min": history[-1]["wall_time_s"] / 60,
+            "kid": fidelity["generated_vs_train"]["kid"], "kid_std": fidelity["generated_vs_train"]["kid_std"],
+            "kid_baseline_held_out": fidelity.get("baseline_held_out_vs_train", {}).get("kid"),
+            "best_training_kid": best["kid"], "best_training_kid_step": best["step"],
+            "diversity_ratio": diverse["diversity_ratio"],
+            "near_copy_share": memo["generated_near_copy_share"], "real_near_copy_share": memo["baseline_near_copy_share"],
+            "collapse_warnings": int(sum(h["collapse_warning"] for h in health[preset])),
+            **utility_aucs(run_metrics["utility"]),
+            "feature_extractor": fidelity["feature_extractor"], "config": record["config"],
+        }
+        grids[preset] = generate(load_generator(cfg.run_dir), GRID_IMAGES, seed=args.seed)[0]
+    real, _, _ = load_processed(preset_config(presets[0], args).processed_path, "train")
+    grids = {"real (training)": real[np.random.default_rng(args.seed).choice(len(real), GRID_IMAGES, replace=False)],
+             **grids}
+    result = {"rows": rows, "bars": bars(rows) if "report" in rows and len(rows) > 1 else {}}
+    (out / "quality.json").write_text(json.dumps(result, indent=2))
+    (out / "table.md").write_text(table(rows, result["bars"]))
+    kid_curves(health).savefig(out / "kid_vs_steps.png", dpi=100, bbox_inches="tight")
+    side_by_side(grids).savefig(out / "grids.png", dpi=100, bbox_inches="tight")
+    print(table(rows, result["bars"]))
+    print(f"wrote {out}/quality.json, table.md, kid_vs_steps.png, grids.png")
+    return result
+
+
+def utility_aucs(utility: dict) -> dict:
+    """Mean classifier AUC trained on real images only and on real plus generated (None if skipped)."""
+    conditions = utility.get("conditions", {})
+    plus = [v for name, v in conditions.items() if name.startswith("real + ")]
+    return {"auc_real": conditions["real"]["auc_mean"] if "real" in conditions else None,
+            "auc_real_plus_generated": plus[0]["auc_mean"] if plus else None}
+
+
+def bars(rows: dict) -> dict:
+    """The issue's bars for the best new preset (lowest final KID) against `report`."""
+    best = min((p for p in rows if p != "report"), key=lambda p: rows[p]["kid"])
+    row, report = rows[best], rows["report"]
+    return {
+        "best_preset": best,
+        "kid_at_most_half_of_report": row["kid"] <= 0.5 * report["kid"],
+        "diversity_within_15_percent_of_real": abs(row["diversity_ratio"] - 1.0) <= 1.0 - LESS_DIVERSE_RATIO,
+        "near_copies_not_above_real": row["near_copy_share"] <= row["real_near_copy_share"],
+        "no_collapse_warning": row["collapse_warnings"] == 0,
+    }
+
+
+def table(rows: dict, bar_results: dict) -> str:
+    def number(value, fmt):
+        return "n/a" if value is None else format(value, fmt)
+
+    lines = ["| preset | steps | train min | KID (final) | KID best in training (step) | diversity vs real "
+             "| near-copies (real) | collapse warnings | AUC real / +generated |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for preset, r in rows.items():
+        lines.append(
+            f"| {preset} | {r['steps']} | {r['wall_time_min']:.0f} | {r['kid']:.3f} ± {r['kid_std']:.3f} "
+            f"| {r['best_training_kid']:.3f} ({r['best_training_kid_step']}) | {r['diversity_ratio']:.0%} "
+            f"| {r['near_copy_share']:.1%} ({r['real_near_copy_share']:.1%}) | {r['collapse_warnings']} "
+            f"| {number(r['auc_real'], '.3f')} / {number(r['auc_real_plus_generated'], '.3f')} |")
+    if bar_results:
+        lines.append("")
+        lines += [f"- {name}: {value}" for name, value in bar_results.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default="", help="folder with yes/ and no/; default: download from Kaggle")
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--presets", default=",".join(PRESETS))
+    parser.add_argument("--only", default="", help="train and evaluate this one preset, no table")
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--feature-extractor", default="auto")
+    parser.add_argument("--out", default="outputs/quality")
+    args = parser.parse_args(argv)
+    if args.steps % STEPS_PER_EPOCH:
+        parser.error(f"--steps must be a multiple of {STEPS_PER_EPOCH}")
+    presets = [args.only] if args.only else args.presets.split(",")
+    unknown = sorted(set(presets) - set(PRESETS))
+    if unknown:
+        parser.error(f"unknown preset(s) {unknown}; known: {sorted(PRESETS)}")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    if not args.table_only:
+        for preset in presets:
+            run_preset(preset, args)
+    if not args.only:
+        summarise(presets, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

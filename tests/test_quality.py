@@ -1,0 +1,37 @@
+"""The quality benchmark's verdict: the issue's bars applied to the best new preset."""
+
+from __future__ import annotations
+
+from gan_lib.quality import PRESETS, bars, table, utility_aucs
+
+
+def row(kid, diversity, near_copies, warnings=0):
+    return {"steps": 6000, "wall_time_min": 60.0, "kid": kid, "kid_std": 0.1, "best_training_kid": kid,
+            "best_training_kid_step": 6000, "diversity_ratio": diversity, "near_copy_share": near_copies,
+            "real_near_copy_share": 0.15, "collapse_warnings": warnings, "auc_real": 0.8, "auc_real_plus_generated": None}
+
+
+def test_bars_judge_the_lowest_kid_new_preset_against_report():
+    rows = {"report": row(2.0, 0.6, 0.0), "a": row(0.9, 0.9, 0.1), "b": row(1.5, 1.0, 0.0, warnings=1)}
+    verdict = bars(rows)
+    assert verdict == {"best_preset": "a", "kid_at_most_half_of_report": True,
+                       "diversity_within_15_percent_of_real": True, "near_copies_not_above_real": True,
+                       "no_collapse_warning": True}
+    rows["a"] = row(1.1, 0.8, 0.2)
+    verdict = bars(rows)
+    assert not any(verdict[k] for k in ("kid_at_most_half_of_report", "diversity_within_15_percent_of_real",
+                                        "near_copies_not_above_real"))
+    text = table(rows, verdict)
+    assert text.count("\n| ") == 3 and "n/a" in text and "best_preset: a" in text
+
+
+def test_utility_aucs_read_the_evaluations_conditions():
+    utility = {"conditions": {"real": {"auc_mean": 0.8}, "real + 113 generated 'yes'": {"auc_mean": 0.82}}}
+    assert utility_aucs(utility) == {"auc_real": 0.8, "auc_real_plus_generated": 0.82}
+    assert utility_aucs({"skipped": "no test images"}) == {"auc_real": None, "auc_real_plus_generated": None}
+
+
+def test_report_is_a_preset_and_each_preset_names_an_architecture():
+    from gan_lib.models import ARCHITECTURES
+
+    assert "report" in PRESETS and all(p["arch"] in ARCHITECTURES for p in PRESETS.values())
