@@ -35,6 +35,8 @@ PRESETS: dict[str, dict] = {
     "report": {"arch": "report"},
     "resize-sn": {"arch": "resize-sn", "loss": "hinge", "augment": "translation,cutout,brightness,contrast",
                   "augment_p": 0.0, "ada_target": 0.8, "ema_decay": 0.999},
+    "resize-sn-mbstd": {"arch": "resize-sn-mbstd", "loss": "hinge", "augment": "translation,cutout,brightness,contrast",
+                        "augment_p": 0.0, "ada_target": 0.8, "ema_decay": 0.999},
 }
 STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
 GRID_IMAGES = 16
