@@ -8,6 +8,8 @@ high and rising), divergence, and oscillation.
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,16 @@ D_WINS_LOSS = 0.1  # D's loss below this (BCE averaged over real and fake) ...
 D_WINS_MARGIN = 0.8  # ... and mean D(real) - mean D(fake) above this: D separates perfectly
 G_RISING = 1.5  # G's last-epoch mean over its best epoch's mean: G is losing ground
 OSCILLATION_CV = 0.5  # spread (std / mean) of G's smoothed loss within the last epoch
+
+
+def load_history(run_dir: Path, name: str = "history.csv") -> list[dict]:
+    """A run's history.csv (or, with name="health.csv", its quality checks) as rows of floats."""
+    path = Path(run_dir) / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run folder"
+                                + (" with kid_every > 0?" if name == "health.csv" else "?"))
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -106,3 +118,14 @@ def write_evolution_gif(run_dir: Path, out: Path, seconds_per_frame: float = 0.8
     frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(seconds_per_frame * 1000), loop=0)
     return out
 
+
+
+def read_health(run_dir: Path) -> dict | None:
+    """The run's quality checks (health.csv), the steps that warned of collapse and the best-KID
+    generator's step (best.json); None for a run trained with kid_every=0."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "health.csv").exists():
+        return None
+    rows = load_history(run_dir, "health.csv")
+    best = json.loads((run_dir / "best.json").read_text())
+    return {"rows": rows, "collapse_steps": [int(r["step"]) for r in rows if r["collapse_warning"]], "best": best}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable
 
 import keras
@@ -346,31 +345,15 @@ def resize_generator(cfg: GANConfig) -> keras.Model:
     return keras.Model([noise, label], x, name="generator_resize_conditional")
 
 
-class MinibatchStddev(layers.Layer):
-    """Appends one channel holding the batch's mean feature standard deviation (Karras et al. 2018):
-    D sees how varied a batch is, so a generator repeating itself is easy to tell from real data.
-    D is called on real and generated batches separately, so each statistic is one kind's."""
-
-    def call(self, inputs):
-        spread = tf.reduce_mean(tf.sqrt(tf.math.reduce_variance(inputs, axis=0) + 1e-8))
-        return tf.concat([inputs, tf.fill(tf.concat([tf.shape(inputs)[:-1], [1]], 0), spread)], axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], input_shape[-1] + 1)
-
-
-def sn_discriminator(cfg: GANConfig, minibatch_stddev: bool = False) -> keras.Model:
+def sn_discriminator(cfg: GANConfig) -> keras.Model:
     """Spectrally normalised D, no Dropout, logit output: a 3x3 conv at full size, then stride-2 3x3
-    convs (64, 128, 256, 256 channels) down to 4x4, optionally with `MinibatchStddev` before the
-    last. Conditional: a projection discriminator (Miyato & Koyama 2018), the logit plus the inner
-    product of the features with the label's embedding."""
+    convs (64, 128, 256, 256 channels) down to 4x4. Conditional: a projection discriminator (Miyato
+    & Koyama 2018), the logit plus the inner product of the features with the label's embedding."""
     image = keras.Input((cfg.image_size, cfg.image_size, 1), name="image")
     x = layers.LeakyReLU(0.2)(SNNarrowConv2D(32, 3, padding="same")(image))
     side, channels = cfg.image_size, 64
     while side > 4:
         side //= 2
-        if side == 4 and minibatch_stddev:
-            x = MinibatchStddev()(x)
         x = layers.LeakyReLU(0.2)(SNConv2D(channels, 3, strides=2, padding="same")(x))
         channels = min(256, channels * 2)
     features = layers.Flatten()(x)
@@ -392,9 +375,6 @@ ARCHITECTURES: dict[str, Architecture] = {
     "resize-sn": Architecture(resize_generator, sn_discriminator,
                               "upsample+conv G with pixel norm; spectrally normalised D with a logit output",
                               d_logits=True, conditional=True),
-    "resize-sn-mbstd": Architecture(resize_generator, partial(sn_discriminator, minibatch_stddev=True),
-                                    "resize-sn with D seeing each batch's feature spread (minibatch stddev)",
-                                    d_logits=True, conditional=True),
 }
 
 

@@ -23,20 +23,21 @@ import numpy as np
 
 from .config import GANConfig
 from .data import load_processed, prepare_dataset, save_processed
+from .analysis import load_history
 from .evaluate import evaluate_run
 from .generate import generate, load_generator
 from .metrics import LESS_DIVERSE_RATIO
 from .plots import kid_curves, side_by_side
 from .sources import fetch_raw
-from .training import load_history, train
+from .training import train
 
 # Overrides of GANConfig per preset; everything else (schedule, batch, seed, data) is shared.
 PRESETS: dict[str, dict] = {
     "report": {"arch": "report"},
     "resize-sn": {"arch": "resize-sn", "loss": "hinge", "augment": "translation,cutout,brightness,contrast",
                   "augment_p": 0.0, "ada_target": 0.8, "ema_decay": 0.999},
-    "resize-sn-mbstd": {"arch": "resize-sn-mbstd", "loss": "hinge", "augment": "translation,cutout,brightness,contrast",
-                        "augment_p": 0.0, "ada_target": 0.8, "ema_decay": 0.999},
+    "report-ada": {"arch": "report", "augment": "translation,cutout,brightness,contrast", "augment_p": 0.0,
+                   "ada_target": 0.8, "ema_decay": 0.999},
 }
 STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
 GRID_IMAGES = 16

@@ -430,13 +430,3 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
                 manager.save(checkpoint_number=step)
     with_stock_layers(trainer.sampling_generator).save(run_dir / "generator.keras")
     return run_dir
-
-
-def load_history(run_dir: Path, name: str = "history.csv") -> list[dict]:
-    """A run's history.csv (or, with name="health.csv", its quality checks) as rows of floats."""
-    path = Path(run_dir) / name
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run folder"
-                                + (" with kid_every > 0?" if name == "health.csv" else "?"))
-    with path.open() as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
