@@ -31,13 +31,15 @@ from .plots import kid_curves, side_by_side
 from .sources import fetch_raw
 from .training import train
 
-# Overrides of GANConfig per preset; everything else (schedule, batch, seed, data) is shared.
+# Each preset's model and training settings, complete (independent of GANConfig's defaults);
+# everything else (schedule, batch, seed, data) is shared.
+REPORT = {"arch": "report", "loss": "bce", "augment": "", "augment_p": 1.0, "ada_target": 0.0, "ema_decay": 0.0}
+DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
+                  "ema_decay": 0.999}
 PRESETS: dict[str, dict] = {
-    "report": {"arch": "report"},
-    "resize-sn": {"arch": "resize-sn", "loss": "hinge", "augment": "translation,cutout,brightness,contrast",
-                  "augment_p": 0.0, "ada_target": 0.8, "ema_decay": 0.999},
-    "report-ada": {"arch": "report", "augment": "translation,cutout,brightness,contrast", "augment_p": 0.0,
-                   "ada_target": 0.8, "ema_decay": 0.999},
+    "report": REPORT,
+    "report-ada": {**REPORT, **DATA_EFFICIENT},
+    "resize-sn": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge"},
 }
 STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
 GRID_IMAGES = 16

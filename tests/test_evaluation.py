@@ -29,7 +29,8 @@ def run_cfg(tmp_path_factory):
                                    output_root=str(root / "runs"), run_name="e", epochs=2, steps_per_epoch=6,
                                    checkpoint_every=6, log_every=2, xla=False, mixed_precision=False,
                                    n_generated=40, kid_subset_size=20, kid_subsets=5, diversity_pairs=100,
-                                   classifier_seeds=2, classifier_epochs=2, feature_extractor="random_cnn")
+                                   classifier_seeds=2, classifier_epochs=2, feature_extractor="random_cnn",
+                                   kid_every=0)
     save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
     train(cfg)
     return cfg

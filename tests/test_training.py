@@ -32,7 +32,7 @@ def data_root(tmp_path_factory):
 def small_cfg(data_root, tmp_path, **overrides):
     settings = dict(data_source="phantom", data_root=str(data_root), image_size=32, output_root=str(tmp_path / "runs"),
                     run_name="t", epochs=2, steps_per_epoch=6, checkpoint_every=4, log_every=2, xla=False,
-                    mixed_precision=False)
+                    mixed_precision=False, kid_every=0, **PRESETS["report"])
     return GANConfig.from_overrides(**{**settings, **overrides})
 
 
