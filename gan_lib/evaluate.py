@@ -22,7 +22,7 @@ from . import metrics
 from .config import EVALUATION_FIELDS, GANConfig
 from .data import CLASS_LABELS, load_processed, prepare_dataset, save_processed
 from .features import choose_extractor
-from .generate import generate, is_conditional, load_generator
+from .generate import generate, load_generator, takes_label
 from .sources import fetch_raw
 from .training import library_versions
 
@@ -95,7 +95,7 @@ def class_images(generator, cfg: GANConfig, y_train: np.ndarray, label: int) -> 
     """synthetic_per_real generated images of class `label` per real training image of that class,
     from seeds other than the ones measured above (a one-class generator makes its only class)."""
     n = int(round(cfg.synthetic_per_real * (y_train == label).sum()))
-    return generate(generator, n, seed=cfg.seed + 1, label=label if is_conditional(generator) else None)[0]
+    return generate(generator, n, seed=cfg.seed + 1, label=label if takes_label(generator) else None)[0]
 
 
 def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stopwatch) -> dict:
@@ -105,7 +105,7 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
         return {"skipped": "no held-out real images of both classes (holdout=0 uses every image for "
                            "training, as the report did): nothing to test a classifier on"}
     conditions = {"real": (data["x_train"], data["y_train"])}
-    if is_conditional(generator):
+    if takes_label(generator):
         # synthetic_per_real generated images per real training image, class by class
         made = {name: class_images(generator, cfg, data["y_train"], label) for name, label in CLASS_LABELS.items()}
         x_gen = np.concatenate([made[name] for name in CLASS_LABELS])

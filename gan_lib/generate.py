@@ -33,7 +33,7 @@ def noise_for(seed: int, index: int, noise_dim: int) -> np.ndarray:
     return np.random.default_rng([seed, index]).standard_normal(noise_dim).astype(np.float32)
 
 
-def is_conditional(generator: keras.Model) -> bool:
+def takes_label(generator: keras.Model) -> bool:
     """A class-conditional generator takes (noise, label)."""
     return len(generator.inputs) == 2
 
@@ -48,14 +48,14 @@ def default_labels(start: int, n: int) -> np.ndarray:
 
 
 def _run(generator: keras.Model, noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    return np.asarray(generator([noise, labels] if is_conditional(generator) else noise, training=False))
+    return np.asarray(generator([noise, labels] if takes_label(generator) else noise, training=False))
 
 
 def generate(generator: keras.Model, n: int, seed: int, start: int = 0, batch: int = 64,
              label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images in [-1, 1] of shape (n, H, W, 1), their noise vectors) for indices start..start+n-1.
     A conditional generator makes class `label` (1 = tumour), or with None `default_labels`."""
-    if label is not None and not is_conditional(generator):
+    if label is not None and not takes_label(generator):
         raise ValueError(f"label={label}: this generator is not class-conditional (it makes one kind of image)")
     dim = noise_dim(generator)
     noise = np.stack([noise_for(seed, start + i, dim) for i in range(n)]) if n else np.zeros((0, dim), np.float32)
@@ -82,7 +82,7 @@ def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int =
     noise.npy in `out`; returns `out`. `label` picks the class of a conditional generator."""
     generator = load_generator(run_dir)
     images, noise = generate(generator, n, seed, label=label)
-    labels = (np.full(n, label) if label is not None else default_labels(0, n)) if is_conditional(generator) else None
+    labels = (np.full(n, label) if label is not None else default_labels(0, n)) if takes_label(generator) else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pixels = from_unit_range(images[..., 0])

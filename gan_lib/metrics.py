@@ -105,11 +105,16 @@ def mean_pairwise_msssim(images: np.ndarray, pairs: int = 1000, seed: int = 0) -
     return float(values.mean()), float(values.std() / np.sqrt(len(values)))
 
 
+def diversity_ratio(generated_msssim: float, real_msssim: float) -> float:
+    """Generated diversity (1 - mean pairwise MS-SSIM) over the real set's: 1 = as diverse as real."""
+    return (1.0 - generated_msssim) / max(1.0 - real_msssim, 1e-9)
+
+
 def diversity(generated: np.ndarray, real: np.ndarray, pairs: int = 1000, seed: int = 0) -> dict:
     """Generated images' diversity against the real set's, with the collapse flags."""
     gen_ms, gen_se = mean_pairwise_msssim(generated, pairs, seed)
     real_ms, real_se = mean_pairwise_msssim(real, pairs, seed)
-    ratio = (1.0 - gen_ms) / max(1.0 - real_ms, 1e-9)
+    ratio = diversity_ratio(gen_ms, real_ms)
     return {"generated_msssim": gen_ms, "generated_msssim_se": gen_se, "real_msssim": real_ms,
             "real_msssim_se": real_se, "diversity_ratio": ratio, "msssim_scales": msssim_scales(real.shape[1]),
             "less_diverse": ratio < LESS_DIVERSE_RATIO, "collapsed": ratio < COLLAPSED_RATIO}

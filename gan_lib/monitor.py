@@ -47,5 +47,5 @@ class QualityMonitor:
         features = (self.extractor.extract(images) - self.mean) / self.std
         kid, kid_std = metrics.kid(features, self.real_features, subset_size=100, subsets=KID_SUBSETS, seed=self.seed)
         generated_msssim, _ = metrics.mean_pairwise_msssim(images, DIVERSITY_PAIRS, self.seed)
-        ratio = (1.0 - generated_msssim) / max(1.0 - self.real_msssim, 1e-9)
+        ratio = metrics.diversity_ratio(generated_msssim, self.real_msssim)
         return QualityCheck(kid, kid_std, ratio, ratio < metrics.COLLAPSED_RATIO)

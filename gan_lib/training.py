@@ -69,9 +69,8 @@ def bce_losses(d_real, d_fake, d_gen, from_logits: bool):
 
 def hinge_losses(d_real, d_fake, d_gen, from_logits: bool):
     """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN): D stops pushing an image once it is past its
-    margin, so it cannot drive its outputs to the extremes the report's D reached."""
-    if not from_logits:
-        raise ValueError("loss='hinge' needs a discriminator that outputs logits, not probabilities")
+    margin, so it cannot drive its outputs to the extremes the report's D reached. On logits only
+    (GANTrainer refuses it for a sigmoid D)."""
     d_loss = 0.5 * (tf.reduce_mean(tf.nn.relu(1.0 - d_real)) + tf.reduce_mean(tf.nn.relu(1.0 + d_fake)))
     return d_loss, -tf.reduce_mean(d_gen)
 
@@ -113,16 +112,16 @@ class GANTrainer:
                  labels: np.ndarray | None = None):
         if cfg.loss not in LOSSES:
             raise ValueError(f"loss={cfg.loss!r}; known losses: {sorted(LOSSES)}")
-        self.d_logits = ARCHITECTURES[cfg.arch].d_logits if cfg.arch in ARCHITECTURES else False
-        if cfg.loss == "hinge" and not self.d_logits:
-            raise ValueError(f"loss='hinge' needs a discriminator that outputs logits; arch={cfg.arch!r} "
-                             "ends in a sigmoid. Use loss='bce'.")
         keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
         keras.utils.set_random_seed(cfg.seed)  # weight initialisation and Dropout
         self.cfg = cfg
         self.loss_fn = LOSSES[cfg.loss]
         self.augment_policy = parse_policy(cfg.augment)
-        self.generator, self.discriminator = build_models(cfg)
+        self.generator, self.discriminator = build_models(cfg)  # an unknown arch raises here
+        self.d_logits = ARCHITECTURES[cfg.arch].d_logits
+        if cfg.loss == "hinge" and not self.d_logits:
+            raise ValueError(f"loss='hinge' needs a discriminator that outputs logits; arch={cfg.arch!r} "
+                             "ends in a sigmoid. Use loss='bce'.")
         self.g_opt = self._optimizer(cfg, mixed_precision, "g_adam")
         self.d_opt = self._optimizer(cfg, mixed_precision, "d_adam")
         self.g_opt.build(self.generator.trainable_variables)
