@@ -47,6 +47,7 @@ class GANConfig:
     augment: str = ""  # differentiable augmentation of D's inputs, e.g. "translation,cutout"; "" = none (the report)
     augment_p: float = 1.0  # probability that each augmentation applies to each image (DiffAugment: 1)
     ada_target: float = 0.0  # >0: adapt augment_p (from its start value) so D's accuracy on reals stays near this (ADA)
+    minibatch_stddev: bool = False  # D also sees how much its batch varies (ProGAN's minibatch std), so a collapsing G is caught
     ema_decay: float = 0.0  # >0: samples and the saved generator use an exponential moving average of G's weights
     kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
     kid_images: int = 200  # generated images per check

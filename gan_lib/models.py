@@ -212,6 +212,23 @@ class SNDense(SpectralNorm, layers.Dense):
         return outputs + self.bias if self.use_bias else outputs
 
 
+class MinibatchStddev(layers.Layer):
+    """Appends one channel holding the batch's mean standard deviation over images (Karras et al.
+    2018): a batch of near-identical images stands out to D whatever each image looks like, which
+    is the signal a plain D lacks when G collapses. Without weights, so checkpoints are unchanged."""
+
+    def call(self, x):
+        deviation = tf.cast(x, tf.float32) - tf.reduce_mean(tf.cast(x, tf.float32), axis=0)
+        # + a small constant: the square root's gradient is infinite at 0 (a batch of copies)
+        spread = tf.reduce_mean(tf.sqrt(tf.reduce_mean(tf.square(deviation), axis=0) + 1e-8))
+        return tf.concat([x, tf.cast(tf.ones_like(x[..., :1]) * spread, x.dtype)], axis=-1)
+
+
+def _batch_spread(cfg: GANConfig) -> list:
+    """The layers D puts before its output head: MinibatchStddev if the config asks for it."""
+    return [MinibatchStddev()] if cfg.minibatch_stddev else []
+
+
 STOCK_LAYERS = {PhaseConv2DTranspose: layers.Conv2DTranspose, PhaseGradConv2D: layers.Conv2D,
                 NarrowConv2D: layers.Conv2D}
 
@@ -280,6 +297,7 @@ def report_discriminator(cfg: GANConfig) -> keras.Model:
         layers.LeakyReLU(0.2),
         PhaseGradConv2D(256, 3, strides=2, padding="same"),
         layers.LeakyReLU(0.2),
+        *_batch_spread(cfg),
         layers.Flatten(),
         layers.Dropout(0.4),
         layers.Dense(1, activation="sigmoid"),
@@ -311,6 +329,7 @@ def report_v1_discriminator(cfg: GANConfig) -> keras.Model:
         layers.LeakyReLU(0.2),
         PhaseGradConv2D(128, 4, strides=2, padding="same"),
         layers.LeakyReLU(0.2),
+        *_batch_spread(cfg),
         layers.Flatten(),
         layers.Dense(1, activation="sigmoid"),
     ], name="discriminator_report_v1")
@@ -356,6 +375,8 @@ def sn_discriminator(cfg: GANConfig) -> keras.Model:
         side //= 2
         x = layers.LeakyReLU(0.2)(SNConv2D(channels, 3, strides=2, padding="same")(x))
         channels = min(256, channels * 2)
+    for layer in _batch_spread(cfg):
+        x = layer(x)
     features = layers.Flatten()(x)
     logit = SNDense(1)(features)
     if not is_conditional(cfg):

@@ -274,10 +274,11 @@ def run_record(cfg: GANConfig, manifest: dict, n_train: int, mixed_precision: bo
 
 
 def check_resumable(run_dir: Path, cfg: GANConfig) -> None:
-    """Refuse to continue a run folder with different settings (only `epochs` may grow)."""
-    saved = json.loads((run_dir / "config.json").read_text())["config"]
+    """Refuse to continue a run folder with different settings (only `epochs` may grow). A setting
+    newer than the folder counts as its default there: the run was trained without it."""
+    saved = {**GANConfig().to_dict(), **json.loads((run_dir / "config.json").read_text())["config"]}
     free = {"epochs", "resume", "output_root", "data_dir", "log_every", "checkpoint_every", *EVALUATION_FIELDS}
-    changed = {k: (saved.get(k), v) for k, v in cfg.to_dict().items() if k not in free and saved.get(k) != v}
+    changed = {k: (saved[k], v) for k, v in cfg.to_dict().items() if k not in free and saved[k] != v}
     if changed:
         raise ValueError(f"{run_dir} was made with other settings {changed} (saved, now); "
                          "use another run_name, or the saved settings to resume.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from gan_lib.config import GANConfig
 from gan_lib import models
@@ -47,6 +48,26 @@ def test_spectral_norm_layers_have_unit_largest_singular_value():
     before = np.asarray(conv.singular_vector).copy()
     np.testing.assert_allclose(np.asarray(conv(x)), np.asarray(stock(x)), rtol=1e-3, atol=1e-3)
     assert np.allclose(np.asarray(conv.singular_vector), before, atol=1e-3), "converged: the estimate stays"
+
+
+def test_minibatch_stddev_shows_d_how_much_its_batch_varies():
+    """The appended channel is the batch's mean per-position std: 0 for copies of one image, the
+    numpy value for a varied batch; every D takes the option and still scores each image."""
+    x = np.random.default_rng(0).standard_normal((4, 6, 6, 3)).astype("float32")
+    varied = np.asarray(models.MinibatchStddev()(x))
+    assert varied.shape == (4, 6, 6, 4)
+    np.testing.assert_allclose(varied[..., :3], x)
+    np.testing.assert_allclose(varied[..., 3], x.std(axis=0).mean(), rtol=1e-5)
+    copies = tf.constant(np.repeat(x[:1], 4, axis=0))
+    with tf.GradientTape() as tape:
+        tape.watch(copies)
+        spread = models.MinibatchStddev()(copies)[..., 3]
+    assert np.abs(np.asarray(spread)).max() < 1e-3
+    assert np.isfinite(np.asarray(tape.gradient(spread, copies))).all(), "a batch of copies must not give NaN"
+    for arch in sorted(ARCHITECTURES):
+        _, discriminator = build_models(GANConfig.from_overrides(arch=arch, image_size=32, minibatch_stddev=True))
+        assert any(isinstance(layer, models.MinibatchStddev) for layer in discriminator.layers)
+        assert discriminator(np.zeros((3, 32, 32, 1), "float32"), training=False).shape == (3, 1)
 
 
 def test_conditional_models_take_the_label_and_unconditional_ones_do_not():

@@ -137,6 +137,18 @@ def test_changed_settings_or_resume_false_refuse_an_existing_run(data_root, tmp_
         train(small_cfg(data_root, tmp_path, epochs=1, learning_rate=1e-3))
 
 
+def test_a_run_folder_older_than_a_setting_resumes_with_that_settings_default(data_root, tmp_path):
+    """A folder whose config.json predates a setting was trained without it: resuming with the
+    default continues it, asking for the setting refuses."""
+    run_dir = train(small_cfg(data_root, tmp_path, epochs=1))
+    record = json.loads((run_dir / "config.json").read_text())
+    del record["config"]["minibatch_stddev"]
+    (run_dir / "config.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="minibatch_stddev"):
+        train(small_cfg(data_root, tmp_path, epochs=2, minibatch_stddev=True))
+    assert int(load_history(train(small_cfg(data_root, tmp_path, epochs=2)))[-1]["step"]) == 12, "resumed to the end"
+
+
 def test_the_mixed_precision_path_trains_with_loss_scaling():
     """The Colab GPU path, forced on the CPU: float16 compute, float32 weights, finite losses."""
     cfg = GANConfig.from_overrides(image_size=32, xla=False, mixed_precision=True)
