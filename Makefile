@@ -21,7 +21,7 @@ help:
 	@echo "make setup   create .venv and install requirements.txt and gan_lib"
 	@echo "make demo    the whole pipeline on the built-in SYNTHETIC phantom data (offline)"
 	@echo "make data    notebooks 01+02 (default: Kaggle); e.g. DATA_SOURCE=local DATA_DIR=... CLASSES=both"
-	@echo "make train   notebook 04 (the report's schedule); e.g. EPOCHS=2 STEPS_PER_EPOCH=50 RUN_NAME=x"
+	@echo "make train   notebook 04 (the report's schedule); e.g. EPOCHS=2 STEPS_PER_EPOCH=50 RUN_NAME=x PRESET=report"
 	@echo "make report  notebooks 05+06 on a finished run: RUN=<run_name> (executed copies go into the run folder)"
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
 	@echo "make quality every training preset on the real tumour images, evaluated (outputs/quality/);"
@@ -41,7 +41,7 @@ data: $(STAMP)
 	$(RUN_NOTEBOOKS) $(DATA_NOTEBOOKS) --out outputs/notebooks $(NB_PARAMS)
 
 train: $(STAMP)
-	$(RUN_NOTEBOOKS) 04_train --out outputs/notebooks $(NB_PARAMS)
+	$(RUN_NOTEBOOKS) 04_train --out outputs/notebooks $(if $(PRESET),--preset $(PRESET)) $(filter-out PRESET=%,$(NB_PARAMS))
 
 # The executed notebooks are kept in the run folder, next to metrics.json.
 report: $(STAMP)

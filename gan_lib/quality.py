@@ -28,23 +28,10 @@ from .evaluate import evaluate_run
 from .generate import generate, load_generator
 from .metrics import LESS_DIVERSE_RATIO
 from .plots import kid_curves, side_by_side
+from .presets import PRESETS
 from .sources import fetch_raw
 from .training import train
 
-# Each preset's model and training settings, complete (independent of GANConfig's defaults);
-# everything else (schedule, batch, seed, data) is shared.
-REPORT = {"arch": "report", "learning_rate": 2e-4, "loss": "bce", "augment": "", "augment_p": 1.0, "ada_target": 0.0, "minibatch_stddev": False,
-          "ema_decay": 0.0}
-DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
-                  "ema_decay": 0.999}
-PRESETS: dict[str, dict] = {
-    "report": REPORT,
-    "report-ada": {**REPORT, **DATA_EFFICIENT},
-    "report-ada-mbstd": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True},
-    "report-diffaug": {**REPORT, **DATA_EFFICIENT, "augment_p": 1.0, "ada_target": 0.0},
-    "resize-sn": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge"},
-    "resize-sn-mbstd": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge", "minibatch_stddev": True},
-}
 STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
 GRID_IMAGES = 16
 

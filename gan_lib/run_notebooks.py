@@ -1,9 +1,10 @@
 """Run the numbered notebooks headless with papermill (what `make data`, `make demo` and CI use).
 
     python -m gan_lib.run_notebooks 01_download 02_preprocess --out outputs/notebooks \
-        [--params-file params/ci.yaml] [--prepare-only] [DATA_SOURCE=phantom IMAGE_SIZE=64 ...]
+        [--preset report] [--params-file params/ci.yaml] [--prepare-only] [DATA_SOURCE=phantom IMAGE_SIZE=64 ...]
 
-NAME=VALUE pairs are notebook parameters in upper case (as make passes them); each is converted
+A preset (gan_lib.presets) sets the training notebook's model and training settings first; a params
+file, then NAME=VALUE pairs, override it. NAME=VALUE pairs are notebook parameters in upper case (as make passes them); each is converted
 to the type of that parameter's default in the notebook, and a name no notebook has is an error.
 With --prepare-only the parameters are injected but nothing runs: nbval then executes those copies.
 """
@@ -21,6 +22,7 @@ import papermill as pm
 import yaml
 
 from .config import HEADLESS_ENV, PROJECT_ROOT
+from .presets import PRESETS
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 
@@ -55,12 +57,13 @@ def convert(name: str, text: str, type_name: str):
     return text
 
 
-def resolve_parameters(paths: list[Path], assignments: list[str], params_file: str | None) -> list[dict]:
-    """Per notebook, the parameters to inject: the params file first, then NAME=VALUE pairs."""
+def resolve_parameters(paths: list[Path], assignments: list[str], params_file: str | None,
+                       preset: str | None = None) -> list[dict]:
+    """Per notebook, the parameters to inject: the preset's, the params file's, then NAME=VALUE pairs."""
     declared = [notebook_parameters(p) for p in paths]
     known = set().union(*declared)
     from_file = yaml.safe_load(Path(params_file).read_text()) if params_file else {}
-    overrides = dict(from_file or {})
+    overrides = {**(PRESETS[preset] if preset else {}), **(from_file or {})}
     for item in assignments:
         name, sep, text = item.partition("=")
         key = name.lower()
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("items", nargs="+", help="notebook names, then NAME=VALUE parameters")
     parser.add_argument("--out", default="outputs/notebooks", help="folder for the executed copies")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="model and training settings by name (gan_lib.presets)")
     parser.add_argument("--params-file", help="YAML of parameters shared by all notebooks (e.g. params/ci.yaml)")
     parser.add_argument("--prepare-only", action="store_true", help="inject parameters, do not execute")
     args = parser.parse_intermixed_args(argv)
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"No such notebook: {missing}")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for path, params in zip(paths, resolve_parameters(paths, assignments, args.params_file)):
+    for path, params in zip(paths, resolve_parameters(paths, assignments, args.params_file, args.preset)):
         target = out_dir / path.name
         print(f"== {path.name} -> {target}  {params}", flush=True)
         try:

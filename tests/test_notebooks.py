@@ -9,6 +9,7 @@ import papermill as pm
 import pytest
 
 from gan_lib.config import GANConfig
+from gan_lib.presets import PRESETS
 from gan_lib.run_notebooks import NOTEBOOK_DIR, resolve_parameters
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -35,6 +36,15 @@ def test_parameters_are_config_fields_with_the_config_defaults(path):
         assert ast.literal_eval(info["default"]) == defaults[name], f"{path.name}: {name} default differs from GANConfig"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_sees_every_assignment_of_the_parameters_cell(path):
+    """papermill skips a line it cannot parse (an "=" in its comment, say), and make could then not
+    set that parameter."""
+    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    assigned = {node.targets[0].id for node in ast.parse("".join(code[0]["source"])).body}
+    assert set(pm.inspect_notebook(str(path))) == assigned
+
+
 def test_make_style_parameters_are_typed_per_notebook():
     per_notebook = resolve_parameters(NOTEBOOKS[:2], ["DATA_SOURCE=phantom", "IMAGE_SIZE=64", "HOLDOUT=0"], None)
     assert per_notebook[0] == {"data_source": "phantom"}
@@ -46,3 +56,12 @@ def test_unknown_or_mistyped_make_parameter_is_an_error():
         resolve_parameters(NOTEBOOKS[:2], ["EPOCS=3"], None)
     with pytest.raises(SystemExit, match="IMAGE_SIZE='big': expected int"):
         resolve_parameters(NOTEBOOKS[:2], ["IMAGE_SIZE=big"], None)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_a_preset_sets_the_training_notebooks_settings_and_make_parameters_override_it(preset):
+    train_notebook = NOTEBOOK_DIR / "04_train.ipynb"
+    (params,) = resolve_parameters([train_notebook], ["LEARNING_RATE=0.001"], None, preset)
+    assert params == {**PRESETS[preset], "learning_rate": 0.001}, "every preset setting is a notebook parameter"
+    (data_params,) = resolve_parameters([NOTEBOOKS[0]], [], None, preset)
+    assert data_params == {}, "notebooks without those parameters get none of them"

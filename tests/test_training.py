@@ -15,7 +15,7 @@ import pytest
 
 from gan_lib.config import GANConfig
 from gan_lib.data import prepare_dataset, save_processed
-from gan_lib.quality import PRESETS
+from gan_lib.presets import PRESETS
 from gan_lib.sources import fetch_raw
 from gan_lib.analysis import load_history
 from gan_lib.training import LOSSES, GANTrainer, TrainingDiverged, train

@@ -1,0 +1,19 @@
+"""Named sets of model and training settings (`make train PRESET=...`, `make quality`). Each is
+complete, independent of GANConfig's defaults, so a preset means the same run whatever the defaults
+are; the schedule, batch size, seed and data are left to the run.
+"""
+
+from __future__ import annotations
+
+# The student report's GAN as it trained: its final models, BCE, Adam 2e-4, nothing added.
+REPORT = {"arch": "report", "learning_rate": 2e-4, "loss": "bce", "augment": "", "augment_p": 1.0,
+          "ada_target": 0.0, "minibatch_stddev": False, "ema_decay": 0.0}
+# Small-data training: adaptive augmentation of everything D sees, and a moving average of G.
+DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
+                  "ema_decay": 0.999}
+PRESETS: dict[str, dict] = {
+    "report": REPORT,
+    "report-ada": {**REPORT, **DATA_EFFICIENT},
+    "report-ada-mbstd": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True},
+    "resize-sn": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge"},
+}
