@@ -25,7 +25,7 @@ help:
 	@echo "make report  notebooks 05+06 on a finished run: RUN=<run_name> (executed copies go into the run folder)"
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
 	@echo "make quality every training preset on the real tumour images, evaluated (outputs/quality/);"
-	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (here, three presets side by side: 1 h 45 min)"
+	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (four presets, two at a time: about 2 h here)"
 	@echo "make test    unit tests, then the notebooks executed by nbval in small settings"
 
 setup: $(STAMP)
