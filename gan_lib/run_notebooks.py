@@ -4,8 +4,9 @@
         [--preset report] [--params-file params/ci.yaml] [--prepare-only] [DATA_SOURCE=phantom IMAGE_SIZE=64 ...]
 
 A preset (gan_lib.presets) sets the training notebook's model and training settings first; a params
-file, then NAME=VALUE pairs, override it. NAME=VALUE pairs are notebook parameters in upper case (as make passes them); each is converted
-to the type of that parameter's default in the notebook, and a name no notebook has is an error.
+file, then NAME=VALUE pairs, override it. NAME=VALUE pairs are notebook parameters in upper case (as
+make passes them); each is converted to the type of that parameter's default in the notebook, and a
+name no notebook has is an error.
 With --prepare-only the parameters are injected but nothing runs: nbval then executes those copies.
 """
 

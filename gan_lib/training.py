@@ -275,7 +275,8 @@ def run_record(cfg: GANConfig, manifest: dict, n_train: int, mixed_precision: bo
 
 def check_resumable(run_dir: Path, cfg: GANConfig) -> None:
     """Refuse to continue a run folder with different settings (only `epochs` may grow). A setting
-    newer than the folder counts as its default there: the run was trained without it."""
+    newer than the folder counts as its default there: new settings arrive with a default that
+    keeps the old behaviour, so the run was trained as that default says."""
     saved = {**GANConfig().to_dict(), **json.loads((run_dir / "config.json").read_text())["config"]}
     free = {"epochs", "resume", "output_root", "data_dir", "log_every", "checkpoint_every", *EVALUATION_FIELDS}
     changed = {k: (saved[k], v) for k, v in cfg.to_dict().items() if k not in free and saved[k] != v}
