@@ -218,9 +218,9 @@ class MinibatchStddev(layers.Layer):
     is the signal a plain D lacks when G collapses. Without weights, so checkpoints are unchanged."""
 
     def call(self, x):
-        deviation = tf.cast(x, tf.float32) - tf.reduce_mean(tf.cast(x, tf.float32), axis=0)
-        # + a small constant: the square root's gradient is infinite at 0 (a batch of copies)
-        spread = tf.reduce_mean(tf.sqrt(tf.reduce_mean(tf.square(deviation), axis=0) + 1e-8))
+        # variance + a small constant: the square root's gradient is infinite at 0 (a batch of copies)
+        variance = tf.math.reduce_variance(tf.cast(x, tf.float32), axis=0)
+        spread = tf.reduce_mean(tf.sqrt(variance + 1e-8))
         return tf.concat([x, tf.cast(tf.ones_like(x[..., :1]) * spread, x.dtype)], axis=-1)
 
 
