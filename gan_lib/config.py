@@ -48,6 +48,7 @@ class GANConfig:
     augment_p: float = 1.0  # probability that each augmentation applies to each image (DiffAugment: 1)
     ada_target: float = 0.0  # >0: adapt augment_p (from its start value) so D's accuracy on reals stays near this (ADA)
     minibatch_stddev: bool = False  # D also sees how much its batch varies (ProGAN's minibatch std), so a collapsing G is caught
+    r1_gamma: float = 0.0  # >0: R1 penalty (gamma/2)·|grad of D's logit at real images|^2 (Mescheder et al. 2018), damping oscillation
     ema_decay: float = 0.0  # >0: samples and the saved generator use an exponential moving average of G's weights
     kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
     kid_images: int = 200  # generated images per check
@@ -106,6 +107,8 @@ class GANConfig:
         if not 0.0 <= self.ada_target < 1.0 or self.kid_every < 0 or self.kid_images < 2:
             raise ValueError(f"ada_target={self.ada_target} (0 = off, else an accuracy in (0, 1), e.g. 0.8), "
                              f"kid_every={self.kid_every} (0 = off), kid_images={self.kid_images} (at least 2)")
+        if self.r1_gamma < 0:
+            raise ValueError(f"r1_gamma={self.r1_gamma}: use 0 (off) or a positive weight, e.g. 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay={self.ema_decay}: use 0 (off) or a decay in (0, 1), e.g. 0.999")
         if self.feature_extractor not in FEATURE_EXTRACTORS:

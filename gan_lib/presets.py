@@ -7,7 +7,7 @@ from __future__ import annotations
 
 # The student report's GAN as it trained: its final models, BCE, Adam 2e-4, nothing added.
 REPORT = {"arch": "report", "learning_rate": 2e-4, "loss": "bce", "augment": "", "augment_p": 1.0,
-          "ada_target": 0.0, "minibatch_stddev": False, "ema_decay": 0.0}
+          "ada_target": 0.0, "minibatch_stddev": False, "r1_gamma": 0.0, "ema_decay": 0.0}
 # Small-data training: adaptive augmentation of everything D sees, and a moving average of G.
 DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
                   "ema_decay": 0.999}
