@@ -45,6 +45,15 @@ def test_papermill_sees_every_assignment_of_the_parameters_cell(path):
     assert set(pm.inspect_notebook(str(path))) == assigned
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_parameter_is_used_after_the_parameters_cell(path):
+    """A parameter the later cells never read would be accepted from make and silently ignored."""
+    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    python = ["".join(line for line in c["source"] if not line.lstrip().startswith(("%", "!"))) for c in code[1:]]
+    read = {node.id for source in python for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+    assert set(pm.inspect_notebook(str(path))) - read == set()
+
+
 def test_make_style_parameters_are_typed_per_notebook():
     per_notebook = resolve_parameters(NOTEBOOKS[:2], ["DATA_SOURCE=phantom", "IMAGE_SIZE=64", "HOLDOUT=0"], None)
     assert per_notebook[0] == {"data_source": "phantom"}
