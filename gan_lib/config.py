@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .presets import REPORT
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DATA_SOURCES = ("kaggle", "drive", "local", "phantom")
@@ -144,6 +146,15 @@ class GANConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+
+def recorded_settings(run_dir: Path) -> dict:
+    """Every setting a run folder was trained with, from its config.json. A setting newer than the
+    folder is filled in as the folder was trained: off (its value in the report's preset, since
+    every training option arrived switched off) or, if the report's preset lacks it, its default."""
+    known = {f.name for f in dataclasses.fields(GANConfig)}
+    saved = json.loads((run_dir / "config.json").read_text())["config"]
+    return {**GANConfig().to_dict(), **REPORT, **{k: v for k, v in saved.items() if k in known}}
 
 
 def _check_type(name: str, value, expected: type):

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import classifier as clf
 from . import metrics
-from .config import EVALUATION_FIELDS, GANConfig
+from .config import EVALUATION_FIELDS, GANConfig, recorded_settings
 from .data import CLASS_LABELS, load_processed, prepare_dataset, save_processed
 from .features import choose_extractor
 from .generate import generate, load_generator, takes_label
@@ -33,10 +33,8 @@ def run_config(cfg: GANConfig) -> GANConfig:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: no training run named {cfg.run_name!r} under "
                                 f"{cfg.path(cfg.output_root)}.")
-    saved = json.loads(path.read_text())["config"]
-    known = {f.name for f in dataclasses.fields(GANConfig)}
     now = {name: getattr(cfg, name) for name in (*EVALUATION_FIELDS, "output_root")}
-    return GANConfig.from_overrides(**{**{k: v for k, v in saved.items() if k in known}, **now})
+    return GANConfig.from_overrides(**{**recorded_settings(cfg.run_dir), **now})
 
 
 def both_classes_file(cfg: GANConfig, gan_manifest: dict) -> Path:

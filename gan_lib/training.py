@@ -28,7 +28,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from .augment import ADA_SPEED_IMAGES, augment, parse_policy
-from .config import EVALUATION_FIELDS, HEADLESS_ENV, GANConfig
+from .config import EVALUATION_FIELDS, HEADLESS_ENV, GANConfig, recorded_settings
 from .data import from_unit_range, load_processed
 from .models import ARCHITECTURES, build_models, is_conditional, with_stock_layers
 from .monitor import HEALTH_FIELDS, QualityMonitor
@@ -290,10 +290,9 @@ def run_record(cfg: GANConfig, manifest: dict, n_train: int, mixed_precision: bo
 
 
 def check_resumable(run_dir: Path, cfg: GANConfig) -> None:
-    """Refuse to continue a run folder with different settings (only `epochs` may grow). A setting
-    newer than the folder counts as its default there: new settings arrive with a default that
-    keeps the old behaviour, so the run was trained as that default says."""
-    saved = {**GANConfig().to_dict(), **json.loads((run_dir / "config.json").read_text())["config"]}
+    """Refuse to continue a run folder with different settings (only `epochs` may grow); a setting
+    newer than the folder counts as it was then (`recorded_settings`)."""
+    saved = recorded_settings(run_dir)
     free = {"epochs", "resume", "output_root", "data_dir", "log_every", "checkpoint_every", *EVALUATION_FIELDS}
     changed = {k: (saved[k], v) for k, v in cfg.to_dict().items() if k not in free and saved[k] != v}
     if changed:

@@ -137,16 +137,22 @@ def test_changed_settings_or_resume_false_refuse_an_existing_run(data_root, tmp_
         train(small_cfg(data_root, tmp_path, epochs=1, learning_rate=1e-3))
 
 
-def test_a_run_folder_older_than_a_setting_resumes_with_that_settings_default(data_root, tmp_path):
-    """A folder whose config.json predates a setting was trained without it: resuming with the
-    default continues it, asking for the setting refuses."""
+def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path):
+    """A folder whose config.json predates a training option was trained without it, whatever the
+    defaults are now: resuming with it off continues the run, asking for it refuses, and the
+    evaluation reads it as off."""
+    from gan_lib.evaluate import run_config
+
     run_dir = train(small_cfg(data_root, tmp_path, epochs=1))
     record = json.loads((run_dir / "config.json").read_text())
-    del record["config"]["minibatch_stddev"]
+    for option in ("minibatch_stddev", "r1_gamma", "ema_decay", "augment", "ada_target"):
+        del record["config"][option]
     (run_dir / "config.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="minibatch_stddev"):
         train(small_cfg(data_root, tmp_path, epochs=2, minibatch_stddev=True))
     assert int(load_history(train(small_cfg(data_root, tmp_path, epochs=2)))[-1]["step"]) == 12, "resumed to the end"
+    recorded = run_config(small_cfg(data_root, tmp_path))
+    assert {k: getattr(recorded, k) for k in PRESETS["report"]} == PRESETS["report"]
 
 
 @pytest.mark.parametrize("r1_gamma", [0.0, 1.0])
