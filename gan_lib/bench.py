@@ -3,7 +3,9 @@
     python -m gan_lib.bench [--image-size 128] [--batch-size 4] [--steps 8] [--rounds 3] [--out outputs/bench]
 
 (a) the report's loop: G.predict for the fakes, D.train_on_batch on real and on fake, then the
-stacked model's train_on_batch with D frozen; (b) GANTrainer's compiled step, with and without XLA.
+stacked model's train_on_batch with D frozen; (b) GANTrainer's compiled step, with and without XLA,
+and with the R1 penalty (whose extra second-order work the FLOP count leaves out, so its GFLOP/s
+column shows what R1 costs).
 Same `report` architecture, batch and image size, timed after warm-up in alternating rounds (the
 median is reported). Float32 matmuls, timed in the same rounds, are the machine's GFLOP/s
 reference; each step's share of it uses FLOPs counted from the layers. Writes JSON under --out
@@ -23,6 +25,7 @@ import tensorflow as tf
 
 from .config import GANConfig
 from .models import build_models, with_stock_layers
+from .presets import PRESETS
 from .training import GANTrainer, library_versions
 
 
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", default="outputs/bench")
     args = parser.parse_args(argv)
-    cfg = GANConfig.from_overrides(image_size=args.image_size, batch_size=args.batch_size, arch="report")
+    cfg = GANConfig.from_overrides(image_size=args.image_size, batch_size=args.batch_size, **PRESETS["report"])
     images = np.random.default_rng(0).uniform(-1, 1, (113, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
     flops = step_flops(cfg)
     matmul, matmul_flops = matmul_step()
@@ -129,6 +132,8 @@ def main(argv=None) -> int:
         "gan_lib step, no XLA": GANTrainer(GANConfig.from_overrides(**{**cfg.to_dict(), "xla": False}),
                                            images).compiled_step,
         "gan_lib step, XLA": GANTrainer(cfg, images).compiled_step,
+        "gan_lib step, XLA, R1": GANTrainer(GANConfig.from_overrides(**{**cfg.to_dict(), "r1_gamma": 1.0}),
+                                            images).compiled_step,
     }
     synced = {name: (lambda step=step: tf.nest.map_structure(np.asarray, step())) for name, step in candidates.items()}
     synced["matmul reference"] = lambda: np.asarray(matmul())

@@ -37,7 +37,8 @@ class GANConfig:
     holdout: float = 0.2  # share of each class held out for evaluation, never shown to the GAN
     seed: int = 0  # seeds the phantom, the subset, the hold-out split and training
 
-    # --- models and training (notebooks 03 and 04); defaults are the report's settings ---
+    # --- models and training (notebooks 03 and 04): the report's models and schedule, trained with the
+    # preset report-ada-mbstd-r1 (gan_lib.presets; PRESETS["report"] is the report as it trained) ---
     arch: str = "report"  # a name in gan_lib.models.ARCHITECTURES; "report" is the report's final model
     noise_dim: int = 100  # length of the generator's input noise vector
     epochs: int = 10  # the report trained 10 epochs ...
@@ -46,15 +47,15 @@ class GANConfig:
     learning_rate: float = 2e-4  # Adam, for both G and D
     beta_1: float = 0.5  # Adam's first-moment decay, as in DCGAN
     loss: str = "bce"  # a name in gan_lib.training.LOSSES (bce: the report's, non-saturating for G)
-    augment: str = ""  # differentiable augmentation of D's inputs, e.g. "translation,cutout"; "" = none (the report)
-    augment_p: float = 1.0  # probability that each augmentation applies to each image (DiffAugment: 1)
-    ada_target: float = 0.0  # >0: adapt augment_p (from its start value) so D's accuracy on reals stays near this (ADA)
-    minibatch_stddev: bool = False  # D also sees how much its batch varies (ProGAN's minibatch std), so a collapsing G is caught
-    r1_gamma: float = 0.0  # >0: R1 penalty (gamma/2)·|grad of D's logit at real images|^2 (Mescheder et al. 2018), damping oscillation
-    ema_decay: float = 0.0  # >0: samples and the saved generator use an exponential moving average of G's weights
+    augment: str = "translation,cutout,brightness,contrast"  # differentiable augmentation of D's inputs; "" = none (the report)
+    augment_p: float = 0.0  # probability that each augmentation applies to each image; ADA's start value (DiffAugment: 1)
+    ada_target: float = 0.8  # >0: adapt augment_p (from its start value) so D's accuracy on reals stays near this (ADA)
+    minibatch_stddev: bool = True  # D also sees how much its batch varies (ProGAN's minibatch std), so a collapsing G is caught
+    r1_gamma: float = 1.0  # >0: R1 penalty (gamma/2)·|grad of D's logit at real images|^2 (Mescheder et al. 2018), damping oscillation
+    ema_decay: float = 0.999  # >0: samples and the saved generator use an exponential moving average of G's weights
     kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
     kid_images: int = 200  # generated images per check
-    run_name: str = "report"  # the run folder is <output_root>/<run_name>
+    run_name: str = "tumour-gan"  # the run folder is <output_root>/<run_name>
     output_root: str = "outputs/runs"  # may be a Google Drive path on Colab, so nothing is lost
     resume: bool = True  # continue a run folder that exists; False refuses to touch it
     checkpoint_every: int = 500  # steps between checkpoints: the most work a crash can lose

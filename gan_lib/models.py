@@ -221,7 +221,7 @@ class MinibatchStddev(layers.Layer):
         # variance + a small constant: the square root's gradient is infinite at 0 (a batch of copies)
         variance = tf.math.reduce_variance(tf.cast(x, tf.float32), axis=0)
         spread = tf.reduce_mean(tf.sqrt(variance + 1e-8))
-        return tf.concat([x, tf.cast(tf.ones_like(x[..., :1]) * spread, x.dtype)], axis=-1)
+        return tf.concat([x, tf.ones_like(x[..., :1]) * tf.cast(spread, x.dtype)], axis=-1)
 
 
 def _batch_spread(cfg: GANConfig) -> list:

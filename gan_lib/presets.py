@@ -15,5 +15,7 @@ PRESETS: dict[str, dict] = {
     "report": REPORT,
     "report-ada": {**REPORT, **DATA_EFFICIENT},
     "report-ada-mbstd": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True},
+    "report-ada-mbstd-r1": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0},
+    "report-ada-mbstd-r1-gamma4": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 4.0},
     "resize-sn": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge"},
 }

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from gan_lib.config import GANConfig
+from gan_lib.presets import PRESETS
 from gan_lib import models
 from gan_lib.models import (ARCHITECTURES, NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, build_models,
                             with_stock_layers)
@@ -84,7 +85,7 @@ def test_conditional_models_take_the_label_and_unconditional_ones_do_not():
 
 
 def test_report_preset_is_the_reports_final_model_layer_for_layer():
-    generator, discriminator = build_models(GANConfig.from_overrides(arch="report", image_size=128))
+    generator, discriminator = build_models(GANConfig.from_overrides(image_size=128, **PRESETS["report"]))
     def kind(layer):  # the fast layers are the stock layers, computed differently
         stock = models.STOCK_LAYERS.get(type(layer), type(layer))
         return stock.__name__
