@@ -38,7 +38,7 @@ class GANConfig:
     seed: int = 0  # seeds the phantom, the subset, the hold-out split and training
 
     # --- models and training (notebooks 03 and 04): the report's models and schedule, trained with the
-    # preset report-ada-mbstd-r1 (gan_lib.presets; PRESETS["report"] is the report as it trained) ---
+    # preset presets.DEFAULT_PRESET, report-ada-mbstd-r1 (PRESETS["report"] is the report as it trained) ---
     arch: str = "report"  # a name in gan_lib.models.ARCHITECTURES; "report" is the report's final model
     noise_dim: int = 100  # length of the generator's input noise vector
     epochs: int = 10  # the report trained 10 epochs ...

@@ -19,3 +19,5 @@ PRESETS: dict[str, dict] = {
     "report-ada-mbstd-r1-gamma4": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 4.0},
     "resize-sn": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge"},
 }
+# What GANConfig's defaults (and so the notebooks') train: the preset that met issue 5's bars.
+DEFAULT_PRESET = "report-ada-mbstd-r1"

@@ -9,10 +9,14 @@ import papermill as pm
 import pytest
 
 from gan_lib.config import GANConfig
-from gan_lib.presets import PRESETS
+from gan_lib.presets import DEFAULT_PRESET, PRESETS
 from gan_lib.run_notebooks import NOTEBOOK_DIR, resolve_parameters
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def code_cells(path) -> list[dict]:
+    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
 
 
 def test_there_are_numbered_notebooks():
@@ -21,8 +25,7 @@ def test_there_are_numbered_notebooks():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_without_outputs_and_parameters_come_first(path):
-    nb = json.loads(path.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    code = code_cells(path)
     assert all(not c["outputs"] and c["execution_count"] is None for c in code)
     assert "parameters" in code[0]["metadata"].get("tags", []), "the first code cell is the parameters cell"
     assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1
@@ -40,7 +43,7 @@ def test_parameters_are_config_fields_with_the_config_defaults(path):
 def test_papermill_sees_every_assignment_of_the_parameters_cell(path):
     """papermill skips a line it cannot parse (an "=" in its comment, say), and make could then not
     set that parameter."""
-    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    code = code_cells(path)
     assigned = {node.targets[0].id for node in ast.parse("".join(code[0]["source"])).body}
     assert set(pm.inspect_notebook(str(path))) == assigned
 
@@ -48,10 +51,15 @@ def test_papermill_sees_every_assignment_of_the_parameters_cell(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_parameter_is_used_after_the_parameters_cell(path):
     """A parameter the later cells never read would be accepted from make and silently ignored."""
-    code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    code = code_cells(path)
     python = ["".join(line for line in c["source"] if not line.lstrip().startswith(("%", "!"))) for c in code[1:]]
     read = {node.id for source in python for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
     assert set(pm.inspect_notebook(str(path))) - read == set()
+
+
+def test_the_defaults_are_the_default_preset():
+    defaults = GANConfig().to_dict()
+    assert {k: defaults[k] for k in PRESETS[DEFAULT_PRESET]} == PRESETS[DEFAULT_PRESET]
 
 
 def test_make_style_parameters_are_typed_per_notebook():
