@@ -26,7 +26,8 @@ def load_history(run_dir: Path, name: str = "history.csv") -> list[dict]:
     path = Path(run_dir) / name
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run folder"
-                                + (" with kid_every > 0?" if name == "health.csv" else "?"))
+                                + (" with kid_every > 0?" if name == "health.csv" else
+                                   "? Run 04_train first, with this run_name and output_root (on Colab: the same workspace)."))
     with path.open() as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
@@ -99,6 +100,11 @@ def read_losses(history: list[dict]) -> dict:
     return {"verdict": verdict, "findings": findings, "epochs": table}
 
 
+def run_is_synthetic(run_dir: Path) -> bool:
+    """Whether the run trained on the phantom data (its config.json says), so figures can say so."""
+    return bool(json.loads((Path(run_dir) / "config.json").read_text())["data"]["synthetic"])
+
+
 def sample_grids(run_dir: Path) -> list[Path]:
     return sorted((Path(run_dir) / "samples").glob("epoch_*.png"))
 
@@ -111,7 +117,7 @@ def write_evolution_gif(run_dir: Path, out: Path, seconds_per_frame: float = 0.8
     frames = []
     for path in sample_grids(run_dir):
         grid = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        cv2.putText(grid, path.stem.replace("_", " "), (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 2)
+        cv2.putText(grid, path.stem.replace("_", " "), (6, grid.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 2)
         frames.append(Image.fromarray(grid))
     if not frames:
         raise FileNotFoundError(f"No samples/epoch_*.png in {run_dir}: no epoch has finished yet.")

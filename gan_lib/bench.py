@@ -26,7 +26,7 @@ import tensorflow as tf
 from .config import GANConfig
 from .models import build_models, with_stock_layers
 from .presets import PRESETS
-from .training import GANTrainer, library_versions
+from .training import PACE_STEPS, GANTrainer, choose_layers, device_types, duration, library_versions, use_mixed_precision
 
 
 def forward_flops(model: keras.Model) -> float:
@@ -112,6 +112,25 @@ def report_loop_step(cfg: GANConfig, images: np.ndarray):
         gan.train_on_batch(rng.standard_normal((cfg.batch_size, cfg.noise_dim)).astype(np.float32), ones)
 
     return step
+
+
+def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:
+    """What 04_train will do per second on this runtime: `cfg`'s step (its precision, XLA and the
+    layers chosen for this device) on random images, compiled, then `steps` steps timed; printed
+    with the time of cfg's whole schedule. A minute on a GPU runtime, before committing to hours."""
+    images = np.random.default_rng(0).uniform(-1, 1, (64, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
+    layers = choose_layers(device_types())
+    trainer = GANTrainer(cfg, images, use_mixed_precision(cfg), speed_layers=layers["speed_layers"])
+    start = time.perf_counter()
+    np.asarray(trainer.compiled_step()["d_loss"])
+    compiled = time.perf_counter() - start
+    rate = time_rounds({"step": lambda: np.asarray(trainer.compiled_step()["d_loss"])}, steps, 1, 0)["step"]
+    total = cfg.epochs * cfg.steps_per_epoch
+    device = ", ".join(sorted(set(device_types()) - {"CPU"})) or "CPU only"
+    print(f"{device}; {cfg.image_size} px, batch {cfg.batch_size}, XLA {cfg.xla}; {layers['reason']}\n"
+          f"compile {compiled:.1f} s; {rate:.2f} steps/s; the schedule ({cfg.epochs} x {cfg.steps_per_epoch:,} steps) "
+          f"takes {duration(total / rate)}")
+    return {"steps_per_s": rate, "compile_s": compiled, "schedule_s": total / rate, "layers": layers}
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .colab import workspace_root
 from .presets import REPORT
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -126,9 +127,10 @@ class GANConfig:
         return dataclasses.asdict(self)
 
     def path(self, relative: str | Path) -> Path:
-        """Resolve a configured path: absolute stays, relative is under the project root."""
+        """Resolve a configured path: absolute stays; relative is under the Colab workspace on Drive
+        when a notebook's bootstrap opened one (gan_lib.colab), else under the project root."""
         p = Path(relative).expanduser()
-        return p if p.is_absolute() else PROJECT_ROOT / p
+        return p if p.is_absolute() else (workspace_root() or PROJECT_ROOT) / p
 
     @property
     def raw_dir(self) -> Path:

@@ -339,7 +339,8 @@ def save_processed(result: PrepareResult, path: Path) -> Path:
 def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray, dict]:
     """Images and labels of one split ("train", "test", or None for all) and the manifest."""
     if not path.exists():
-        raise DataError(f"{path} does not exist: run notebooks/02_preprocess.ipynb (or `make data`) first.")
+        raise DataError(f"{path} does not exist: run 02_preprocess first (or `make data`), with the same data_source, "
+                        "classes, image_size and n_images (on Colab: the same workspace).")
     with np.load(path) as arrays:
         images, labels, splits = arrays["images"], arrays["labels"], arrays["split"]
     manifest = json.loads(manifest_path(path).read_text())

@@ -32,7 +32,8 @@ def run_config(cfg: GANConfig) -> GANConfig:
     path = cfg.run_dir / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: no training run named {cfg.run_name!r} under "
-                                f"{cfg.path(cfg.output_root)}.")
+                                f"{cfg.path(cfg.output_root)}: run 04_train first, with this run_name and output_root "
+                                "(on Colab: the same workspace).")
     now = {name: getattr(cfg, name) for name in (*EVALUATION_FIELDS, "output_root")}
     return GANConfig.from_overrides(**{**recorded_settings(cfg.run_dir), **now})
 
@@ -210,17 +211,19 @@ def _kid_fid(a: np.ndarray, b: np.ndarray, kid_args: dict) -> dict:
 def summary_table(result: dict) -> str:
     """metrics.json as a short text table, each figure next to its real-vs-real baseline."""
     f, d, m = result["fidelity"], result["diversity"], result["memorisation"]
+    kind = "phantom" if result["synthetic_data"] else "real"
     width = 44
-    lines = [f"features: {f['feature_extractor']}", f"{'':{width}s}{'KID':>18s}{'FID':>10s}"]
+    lines = ["SYNTHETIC phantom data, not MRI: these figures test the pipeline only"] if result["synthetic_data"] else []
+    lines += [f"features: {f['feature_extractor']}", f"{'':{width}s}{'KID':>18s}{'FID':>10s}"]
     for key, label in (("generated_vs_train", "generated vs training images"),
-                       ("baseline_held_out_vs_train", "baseline: held-out real vs training"),
+                       ("baseline_held_out_vs_train", f"baseline: held-out {kind} vs training"),
                        ("baseline_train_half_vs_half", "baseline: training half vs half")):
         if key in f:
             lines.append(f"{label:{width}s}{f[key]['kid']:>10.4f} ± {f[key]['kid_std']:.4f}{f[key]['fid']:>10.2f}")
-    lines += [f"{'mean pairwise MS-SSIM':{width}s}generated {d['generated_msssim']:.3f}, real {d['real_msssim']:.3f} "
-              f"-> diversity {d['diversity_ratio']:.0%} of real",
+    lines += [f"{'mean pairwise MS-SSIM':{width}s}generated {d['generated_msssim']:.3f}, {kind} {d['real_msssim']:.3f} "
+              f"-> diversity {d['diversity_ratio']:.0%} of {kind}",
               f"{'near-copies (SSIM >= ' + str(m['near_copy_ssim']) + ')':{width}s}generated "
-              f"{m['generated_near_copy_share']:.1%}, held-out real {m['baseline_near_copy_share']:.1%}"]
+              f"{m['generated_near_copy_share']:.1%}, held-out {kind} {m['baseline_near_copy_share']:.1%}"]
     u = result["utility"]
     if "conditions" in u:
         for name, c in u["conditions"].items():

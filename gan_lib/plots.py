@@ -43,7 +43,28 @@ def montage(images, ncols: int, tile: int, fill: int = 0, gap: int = 4) -> np.nd
     return out
 
 
-def image_grid(images, titles=None, ncols: int = 8, tile: int = 128, fill: int = 0, suptitle: str = ""):
+SYNTHETIC_LABEL = "SYNTHETIC phantom data, not MRI"
+
+
+def label_synthetic(fig, synthetic: bool):
+    """Mark a figure made from the phantom data, so it is never taken for real scans."""
+    if synthetic:
+        top = 1 - 0.3 / fig.get_figheight()  # room for the label: 0.3 inch
+        fig.tight_layout(pad=0.2, rect=(0, 0, 1, top))
+        fig.text(0.5, 0.998, SYNTHETIC_LABEL, ha="center", va="top", color="white", fontsize=9, weight="bold",
+                 bbox={"facecolor": "red", "edgecolor": "none", "pad": 2})
+    return fig
+
+
+def banner(grid: np.ndarray, text: str) -> np.ndarray:
+    """A uint8 image with a line of text in a black strip above it (for PNG files)."""
+    strip = np.zeros((22, grid.shape[1]), np.uint8)
+    cv2.putText(strip, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
+    return np.vstack([strip, grid])
+
+
+def image_grid(images, titles=None, ncols: int = 8, tile: int = 128, fill: int = 0, suptitle: str = "",
+               synthetic: bool = False):
     """Images of any size, letterboxed into one montage (one imshow: fast even for hundreds).
 
     `fill` is the letterbox grey; a value other than black shows where a stored file ends.
@@ -60,7 +81,7 @@ def image_grid(images, titles=None, ncols: int = 8, tile: int = 128, fill: int =
     if suptitle:
         ax.set_title(suptitle)
     fig.tight_layout(pad=0.2)
-    return fig
+    return label_synthetic(fig, synthetic)
 
 
 def raw_examples(root: Path, per_class: int = 8, synthetic: bool = False):
@@ -83,14 +104,15 @@ def raw_examples(root: Path, per_class: int = 8, synthetic: bool = False):
                       suptitle=f"{kind} images per class, as stored (grey = outside the file)")
 
 
-def before_after(originals, processed, n: int = 6):
+def before_after(originals, processed, n: int = 6, synthetic: bool = False):
     """Top row: the stored image; bottom row: what training sees."""
     n = min(n, len(processed))
     return image_grid(list(originals[:n]) + [processed[i] for i in range(n)], ncols=n, fill=40,
-                      suptitle="Stored (top; grey = outside the file) and after preprocessing (bottom)")
+                      suptitle="Stored (top; grey = outside the file) and after preprocessing (bottom)",
+                      synthetic=synthetic)
 
 
-def pixel_histogram(images, title: str = "Pixel values of the training set"):
+def pixel_histogram(images, title: str = "Pixel values of the training set", synthetic: bool = False):
     """Histogram of values in [-1, 1]; the spike at -1 is the black background."""
     fig, ax = plt.subplots(figsize=(6, 3))
     counts, edges = np.histogram(np.asarray(images), bins=100, range=(-1, 1))
@@ -100,11 +122,11 @@ def pixel_histogram(images, title: str = "Pixel values of the training set"):
     ax.set_ylabel("count (log)")
     ax.set_title(title)
     fig.tight_layout()
-    return fig
+    return label_synthetic(fig, synthetic)
 
 
 def loss_curves(history: list[dict], title: str = "Losses from history.csv", window: int = 0,
-                epochs: list[dict] | None = None):
+                epochs: list[dict] | None = None, synthetic: bool = False):
     """D and G loss per logged step, and mean D(real) / D(fake): read from the run, never typed in.
     With `window`, the raw values are faint and a trailing mean of that many rows is drawn over
     them; with `epochs` (per-epoch means, `analysis.epoch_means`), those are marked at each epoch's end."""
@@ -128,29 +150,30 @@ def loss_curves(history: list[dict], title: str = "Losses from history.csv", win
         ax.legend(fontsize=7)
     axes[1].set_ylim(-0.02, 1.02)
     fig.tight_layout()
-    return fig
+    return label_synthetic(fig, synthetic)
 
 
-def sample_evolution(grid_paths: list[Path], max_epochs: int = 10):
+def sample_evolution(grid_paths: list[Path], max_epochs: int = 10, synthetic: bool = False):
     """Per-epoch sample grids (same noise) side by side; evenly thinned to `max_epochs`, last kept."""
     if len(grid_paths) > max_epochs:
         keep = np.unique(np.linspace(0, len(grid_paths) - 1, max_epochs).round().astype(int))
         grid_paths = [grid_paths[i] for i in keep]
     grids = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in grid_paths]
     return image_grid(grids, titles=[p.stem.replace("_", " ") for p in grid_paths], ncols=min(5, len(grids)),
-                      tile=256, suptitle="The fixed noise batch after each epoch")
+                      tile=256, suptitle="The fixed noise batch after each epoch", synthetic=synthetic)
 
 
-def closest_pairs(generated, train, nearest_ssim, nearest_index, n: int = 8):
+def closest_pairs(generated, train, nearest_ssim, nearest_index, n: int = 8, synthetic: bool = False):
     """The generated images closest to a training image (top) and that image (bottom), SSIM above."""
     order = np.argsort(nearest_ssim)[::-1][:n]
     images = [generated[i] for i in order] + [train[nearest_index[i]] for i in order]
     titles = [f"SSIM {nearest_ssim[i]:.2f}" for i in order] + ["nearest training image"] * len(order)
     return image_grid(images, titles, ncols=len(order),
-                      suptitle="Generated images most like a training image (top) and that image (bottom)")
+                      suptitle="Generated images most like a training image (top) and that image (bottom)",
+                      synthetic=synthetic)
 
 
-def utility_chart(utility: dict):
+def utility_chart(utility: dict, synthetic: bool = False):
     """Held-out accuracy and AUC per training condition, mean with the spread over seeds."""
     names = list(utility["conditions"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 + 0.5 * len(names)))
@@ -159,14 +182,14 @@ def utility_chart(utility: dict):
         stds = [utility["conditions"][n][f"{key}_std"] for n in names]
         ax.barh(names, means, xerr=stds, color="0.6", capsize=4)
         ax.set_xlim(0, 1)
-        ax.set_xlabel(f"{key} on {utility['test_images']} held-out real images")
+        ax.set_xlabel(f"{key} on {utility['test_images']} held-out {'phantom' if synthetic else 'real'} images")
         ax.invert_yaxis()
     axes[1].set_yticks([])
     fig.tight_layout()
-    return fig
+    return label_synthetic(fig, synthetic)
 
 
-def kid_curves(health: dict[str, list[dict]]):
+def kid_curves(health: dict[str, list[dict]], synthetic: bool = False):
     """KID (mean ± std over subsets) and diversity against steps, one line per run, from health.csv."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
     for name, rows in health.items():
@@ -183,7 +206,7 @@ def kid_curves(health: dict[str, list[dict]]):
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    return fig
+    return label_synthetic(fig, synthetic)
 
 
 def side_by_side(grids: dict[str, np.ndarray], ncols: int = 4):

@@ -26,6 +26,8 @@ from .config import HEADLESS_ENV, PROJECT_ROOT
 from .presets import PRESETS
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+PIPELINE = ("01_download", "02_preprocess", "03_build_models", "04_train", "05_analyze", "06_evaluate")
+COLAB_ONLY = {"workspace"}  # read by the bootstrap cell on Colab; off Colab it would do nothing
 
 
 def notebook_path(name: str) -> Path:
@@ -68,12 +70,50 @@ def resolve_parameters(paths: list[Path], assignments: list[str], params_file: s
     for item in assignments:
         name, sep, text = item.partition("=")
         key = name.lower()
+        if sep and key in COLAB_ONLY:
+            raise SystemExit(f"{name}: the workspace applies on Colab only; here set DATA_ROOT and OUTPUT_ROOT.")
         if not sep or key not in known:
             raise SystemExit(f"Unknown notebook parameter {name!r}; these notebooks take: "
                              f"{', '.join(sorted(k.upper() for k in known))}")
         type_name = next(d[key] for d in declared if key in d)
         overrides[key] = convert(key, text, type_name)
     return [{k: v for k, v in overrides.items() if k in d} for d in declared]
+
+
+def execute(paths: list[Path], parameters: list[dict], out_dir: Path, prepare_only: bool = False) -> Path | None:
+    """Run the notebooks in order, their cells' printed output relayed here (no per-cell log lines);
+    the executed copies go to `out_dir`. Returns the copy of the notebook that failed, or None."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[HEADLESS_ENV] = "1"  # kernels inherit it: text progress bars in the log
+    for path, params in zip(paths, parameters):
+        target = out_dir / path.name
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        print(f"\n== {path.stem}{'  (' + shown + ')' if shown else ''}", flush=True)
+        try:
+            pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(path.parent),
+                                prepare_only=prepare_only, log_output=False, progress_bar=False,
+                                stdout_file=None if prepare_only else sys.stdout,
+                                stderr_file=None if prepare_only else sys.stderr, kernel_name="python3")
+        except pm.PapermillExecutionError as err:
+            print(f"\n{path.name} stopped: {err.ename}: {err.evalue}\n(the executed copy, with the "
+                  f"traceback, is {target})", file=sys.stderr)
+            return target
+    return None
+
+
+def run_pipeline(values: dict, out_dir: Path, preset: str | None = None, names: tuple[str, ...] = PIPELINE) -> None:
+    """The numbered notebooks 01-06 with one set of parameters (each gets those it declares, after
+    the preset's), as 00_colab runs them in one Colab runtime; raises if one fails."""
+    paths = [notebook_path(n) for n in names]
+    overrides = {**(PRESETS[preset] if preset else {}), **values}
+    declared = [pm.inspect_notebook(str(p)) for p in paths]
+    unknown = set(values) - set().union(*declared)
+    if unknown:
+        raise ValueError(f"No notebook of {names} takes {sorted(unknown)}")
+    failed = execute(paths, [{k: v for k, v in overrides.items() if k in d} for d in declared], out_dir)
+    if failed:
+        raise RuntimeError(f"{failed.stem} failed; the executed copy with the traceback is {failed}")
+    print(f"\nDone. Executed notebooks: {out_dir}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,27 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params-file", help="YAML of parameters shared by all notebooks (e.g. params/ci.yaml)")
     parser.add_argument("--prepare-only", action="store_true", help="inject parameters, do not execute")
     args = parser.parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # papermill logs the cells' output
-    os.environ[HEADLESS_ENV] = "1"  # kernels inherit it: text progress bars in the log
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     names = [i for i in args.items if "=" not in i]
     assignments = [i for i in args.items if "=" in i]
     paths = [notebook_path(n) for n in names]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise SystemExit(f"No such notebook: {missing}")
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for path, params in zip(paths, resolve_parameters(paths, assignments, args.params_file, args.preset)):
-        target = out_dir / path.name
-        print(f"== {path.name} -> {target}  {params}", flush=True)
-        try:
-            pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(path.parent),
-                                prepare_only=args.prepare_only, log_output=not args.prepare_only,
-                                progress_bar=False, kernel_name="python3")
-        except pm.PapermillExecutionError as err:
-            print(f"\n{path.name} stopped: {err.ename}: {err.evalue}\n(the executed copy, with the "
-                  f"traceback, is {target})", file=sys.stderr)
-            return 1
+    parameters = resolve_parameters(paths, assignments, args.params_file, args.preset)
+    if execute(paths, parameters, Path(args.out), args.prepare_only):
+        return 1
+    if not args.prepare_only:
+        print(f"\nExecuted notebooks: {args.out}")
     return 0
 
 

@@ -72,9 +72,12 @@ def _kaggle() -> RawSource:
         raise DataSourceError(
             f"Could not download Kaggle dataset {KAGGLE_DATASET} and it is not in the kagglehub "
             f"cache ({cache}): {type(err).__name__}: {str(err)[:200]}\n"
-            "What to do: run with data_source='phantom' (built-in synthetic data, no network), or "
-            "data_source='local' with data_dir pointing at a folder holding yes/ and no/, or set "
-            "KAGGLEHUB_CACHE to a cache that already holds this dataset version."
+            "If Kaggle refused access (401/403), sign in: on Colab, add the secrets KAGGLE_USERNAME and "
+            "KAGGLE_KEY (kaggle.com > Settings > API) and let this notebook use them, or run "
+            "`import kagglehub; kagglehub.login()`; elsewhere, set those two environment variables.\n"
+            "Without Kaggle: data_source='drive' with data_dir a MyDrive folder holding yes/ and no/ (Colab), "
+            "data_source='local' with data_dir pointing at such a folder, data_source='phantom' (built-in "
+            "synthetic data, no network), or KAGGLEHUB_CACHE set to a cache that already holds this dataset version."
         ) from None
     return RawSource(Path(path), "kaggle", False, f"kagglehub {KAGGLE_DATASET}")
 

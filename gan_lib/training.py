@@ -28,25 +28,73 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from .augment import ADA_SPEED_IMAGES, augment, parse_policy
-from .config import EVALUATION_FIELDS, HEADLESS_ENV, GANConfig, recorded_settings
+from .colab import workspace_root
+from .config import EVALUATION_FIELDS, HEADLESS_ENV, PROJECT_ROOT, GANConfig, recorded_settings
 from .data import from_unit_range, load_processed
 from .models import ARCHITECTURES, build_models, is_conditional, with_stock_layers
 from .monitor import HEALTH_FIELDS, QualityMonitor
-from .plots import montage
+from .plots import SYNTHETIC_LABEL, banner, montage
 
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "augment_p",
                   "wall_time_s"]
 SAMPLE_GRID = 5  # a 5x5 grid from one fixed noise batch, as the report saved
+PACE_STEPS = 20  # steps timed after compilation for the speed and ETA line
 
 
-def progress_bar(iterable, **kwargs):
+def progress_bar(**kwargs):
     """A live bar in Jupyter and Colab; under `make` (papermill) a plain text bar in the log,
     refreshed every 20 s, since papermill does not relay notebook widgets to the terminal."""
     if os.environ.get(HEADLESS_ENV):
         from tqdm import tqdm as text_tqdm
 
-        return text_tqdm(iterable, file=sys.stdout, mininterval=20, ascii=True, ncols=100, **kwargs)
-    return tqdm(iterable, **kwargs)
+        return text_tqdm(file=sys.stdout, mininterval=20, ascii=True, ncols=100, **kwargs)
+    return tqdm(**kwargs)
+
+
+def duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(seconds, 0) / 60:.1f} min"
+
+
+class Pace:
+    """The speed this session trains at, without the compilation: the first step compiles (its time
+    is reported apart), the next PACE_STEPS are timed, then one line gives steps/s and the ETA."""
+
+    def __init__(self, first_step: int, total: int):
+        self.first_step, self.total = first_step, total
+        self.started = time.perf_counter()
+        self.compiled_at: float | None = None
+        self.reported = False
+
+    def tick(self, step: int) -> None:
+        now = time.perf_counter()
+        if self.reported:
+            return
+        if self.compiled_at is None:
+            self.compiled_at = now
+            print(f"compiled the training step and ran it once in {now - self.started:.1f} s", flush=True)
+        elif step - self.first_step - 1 == PACE_STEPS or (step == self.total and step - self.first_step > 1):
+            timed = step - self.first_step - 1
+            rate = timed / (now - self.compiled_at)
+            self.reported = True
+            print(f"speed here: {rate:.2f} steps/s after compilation ({timed} steps timed); the whole schedule of "
+                  f"{self.total:,} steps takes {duration(self.total / rate)}, the {self.total - step:,} left "
+                  f"{duration((self.total - step) / rate)}", flush=True)
+
+
+def choose_layers(device_types: list[str]) -> dict:
+    """The CPU speed layers (Phase*, NarrowConv2D) where their gain was measured, a CPU; the stock
+    Keras layers on a GPU or TPU, where it was not. Recorded in config.json."""
+    accelerators = sorted({d for d in device_types if d in ("GPU", "TPU")})
+    if accelerators:
+        return {"speed_layers": False, "reason": f"stock Keras layers on {'/'.join(accelerators)}: the speed "
+                "layers' gain was measured on a CPU only (spectral-norm layers keep their phase gradient)"}
+    return {"speed_layers": True, "reason": "CPU: PhaseConv2DTranspose, PhaseGradConv2D and NarrowConv2D, "
+            "measured faster than the stock layers on a CPU (README, Speed)"}
+
+
+def device_types() -> list[str]:
+    return [d.device_type for d in tf.config.list_physical_devices()]
 
 
 class TrainingDiverged(RuntimeError):
@@ -109,7 +157,7 @@ class GANTrainer:
     """Both models, both optimisers, the RNG and the step counter, checkpointed together."""
 
     def __init__(self, cfg: GANConfig, images: np.ndarray, mixed_precision: bool = False,
-                 labels: np.ndarray | None = None):
+                 labels: np.ndarray | None = None, speed_layers: bool = True):
         if cfg.loss not in LOSSES:
             raise ValueError(f"loss={cfg.loss!r}; known losses: {sorted(LOSSES)}")
         keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
@@ -118,6 +166,8 @@ class GANTrainer:
         self.loss_fn = LOSSES[cfg.loss]
         self.augment_policy = parse_policy(cfg.augment)
         self.generator, self.discriminator = build_models(cfg)  # an unknown arch raises here
+        if not speed_layers:
+            self.generator, self.discriminator = with_stock_layers(self.generator), with_stock_layers(self.discriminator)
         self.d_logits = ARCHITECTURES[cfg.arch].d_logits
         if cfg.loss == "hinge" and not self.d_logits:
             raise ValueError(f"loss='hinge' needs a discriminator that outputs logits; arch={cfg.arch!r} "
@@ -272,12 +322,12 @@ def library_versions() -> dict:
             "numpy": np.__version__, "opencv": cv2.__version__}
 
 
-def run_record(cfg: GANConfig, manifest: dict, n_train: int, mixed_precision: bool) -> dict:
+def run_record(cfg: GANConfig, manifest: dict, n_train: int, mixed_precision: bool, layers: dict) -> dict:
     """Everything a run resolved: settings, data identity, software and hardware."""
     data = manifest["dataset"]
     return {
         "config": cfg.to_dict(),
-        "effective": {"mixed_precision": mixed_precision, "xla": cfg.xla, "train_images": n_train,
+        "effective": {"mixed_precision": mixed_precision, "xla": cfg.xla, "layers": layers, "train_images": n_train,
                       "conditional": is_conditional(cfg),
                       "total_steps": cfg.epochs * cfg.steps_per_epoch},
         "data": {"file": str(cfg.processed_path), "file_sha256": data.get("file_sha256"),
@@ -286,6 +336,7 @@ def run_record(cfg: GANConfig, manifest: dict, n_train: int, mixed_precision: bo
         "versions": library_versions(),
         "device": {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
                    "platform": platform.platform(), "processor": platform.processor()},
+        "paths_relative_to": str(workspace_root() or PROJECT_ROOT),  # the Colab workspace on Drive, or the repository
     }
 
 
@@ -312,9 +363,10 @@ def trim_history(path: Path, last_step: int, fields: list[str]) -> None:
         writer.writerows(rows)
 
 
-def save_grid(images: np.ndarray, path: Path) -> None:
-    cv2.imwrite(str(path), montage(from_unit_range(images[..., 0]), ncols=SAMPLE_GRID,
-                                   tile=max(images.shape[1], 64)))
+def save_grid(images: np.ndarray, path: Path, synthetic: bool) -> None:
+    """A 5x5 sample grid as PNG; one from phantom data says so on the image itself."""
+    grid = montage(from_unit_range(images[..., 0]), ncols=SAMPLE_GRID, tile=max(images.shape[1], 64))
+    cv2.imwrite(str(path), banner(grid, SYNTHETIC_LABEL) if synthetic else grid)
 
 
 class HealthLog:
@@ -376,7 +428,9 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
         check_resumable(run_dir, cfg)
     images, labels, manifest = load_processed(cfg.processed_path, "train")
     mixed = use_mixed_precision(cfg)
-    trainer = GANTrainer(cfg, images, mixed, labels)
+    layers = choose_layers(device_types())
+    trainer = GANTrainer(cfg, images, mixed, labels, layers["speed_layers"])
+    synthetic = manifest["dataset"]["synthetic"]
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir), max_to_keep=3)
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
 
@@ -388,8 +442,9 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
     else:
         z_fixed = np.random.default_rng(cfg.seed).standard_normal((SAMPLE_GRID**2, cfg.noise_dim)).astype(np.float32)
         np.save(z_path, z_fixed)
-        save_grid(images[:SAMPLE_GRID**2], run_dir / "samples" / "reals.png")
-    (run_dir / "config.json").write_text(json.dumps(run_record(cfg, manifest, len(images), mixed), indent=2))
+        save_grid(images[:SAMPLE_GRID**2], run_dir / "samples" / "reals.png", synthetic)
+    record = run_record(cfg, manifest, len(images), mixed, layers)
+    (run_dir / "config.json").write_text(json.dumps(record, indent=2))
     history_path = run_dir / "history.csv"
     trim_history(history_path, int(trainer.step), HISTORY_FIELDS)
     health = HealthLog(cfg, run_dir, images, int(trainer.step)) if cfg.kid_every else None
@@ -405,15 +460,22 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
         # The step is counted on the host: reading the device counter every step would wait for
         # each step to finish before the next is dispatched.
         step = int(trainer.step)
+        pace = Pace(step, total)
         while step < total:
             epoch = step // cfg.steps_per_epoch
-            first = step - epoch * cfg.steps_per_epoch
-            bar = progress_bar(range(first, cfg.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                       initial=first, total=cfg.steps_per_epoch)
-            for _ in bar:
+            bar = None  # started after this epoch's first step, so compiling does not inflate its first ETA
+            while step < (epoch + 1) * cfg.steps_per_epoch:
                 out = trainer.compiled_step()
                 step += 1
                 done_now += 1
+                if done_now <= PACE_STEPS + 1 or step == total:
+                    float(out["d_loss"])  # wait for the step: the pace line times finished steps
+                    pace.tick(step)
+                if bar is None:
+                    bar = progress_bar(desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                                       initial=step - epoch * cfg.steps_per_epoch, total=cfg.steps_per_epoch)
+                else:
+                    bar.update(1)
                 if step % cfg.log_every == 0 or step % cfg.steps_per_epoch == 0:
                     values = StepOutput(**{k: float(v) for k, v in out.items()})
                     trainer.wall_time.assign(base_wall + time.perf_counter() - started)
@@ -440,7 +502,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
                 if stop_after_steps is not None and done_now >= stop_after_steps:
                     return run_dir
             bar.close()
-            save_grid(trainer.samples(z_fixed), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png")
+            save_grid(trainer.samples(z_fixed), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", synthetic)
             if step % cfg.checkpoint_every:  # otherwise this step was saved just above
                 history_file.flush()
                 manager.save(checkpoint_number=step)

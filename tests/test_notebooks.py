@@ -10,7 +10,7 @@ import pytest
 
 from gan_lib.config import GANConfig
 from gan_lib.presets import DEFAULT_PRESET, PRESETS
-from gan_lib.run_notebooks import NOTEBOOK_DIR, resolve_parameters
+from gan_lib.run_notebooks import COLAB_ONLY, NOTEBOOK_DIR, resolve_parameters
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
@@ -19,8 +19,12 @@ def code_cells(path) -> list[dict]:
     return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
 
 
+# 00_colab's own parameters: which preset, and any further notebook parameter by name.
+PIPELINE_ONLY = {"preset": DEFAULT_PRESET, "other_parameters": {}}
+
+
 def test_there_are_numbered_notebooks():
-    assert [p.name[:3] for p in NOTEBOOKS][:2] == ["01_", "02_"]
+    assert [p.name[:3] for p in NOTEBOOKS][:3] == ["00_", "01_", "02_"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -33,7 +37,10 @@ def test_committed_without_outputs_and_parameters_come_first(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_parameters_are_config_fields_with_the_config_defaults(path):
-    defaults = GANConfig().to_dict()
+    defaults = {**GANConfig().to_dict(), "workspace": "brain-mri-gan"}
+    if path.name == "00_colab.ipynb":
+        defaults.update(PIPELINE_ONLY)
+    assert COLAB_ONLY == {"workspace"}
     for name, info in pm.inspect_notebook(str(path)).items():
         assert name in defaults, f"{path.name}: parameter {name} is not a GANConfig field"
         assert ast.literal_eval(info["default"]) == defaults[name], f"{path.name}: {name} default differs from GANConfig"
@@ -63,16 +70,16 @@ def test_the_defaults_are_the_default_preset():
 
 
 def test_make_style_parameters_are_typed_per_notebook():
-    per_notebook = resolve_parameters(NOTEBOOKS[:2], ["DATA_SOURCE=phantom", "IMAGE_SIZE=64", "HOLDOUT=0"], None)
+    per_notebook = resolve_parameters(NOTEBOOKS[1:3], ["DATA_SOURCE=phantom", "IMAGE_SIZE=64", "HOLDOUT=0"], None)
     assert per_notebook[0] == {"data_source": "phantom"}
     assert per_notebook[1] == {"data_source": "phantom", "image_size": 64, "holdout": 0.0}
 
 
 def test_unknown_or_mistyped_make_parameter_is_an_error():
     with pytest.raises(SystemExit, match="Unknown notebook parameter 'EPOCS'"):
-        resolve_parameters(NOTEBOOKS[:2], ["EPOCS=3"], None)
+        resolve_parameters(NOTEBOOKS[1:3], ["EPOCS=3"], None)
     with pytest.raises(SystemExit, match="IMAGE_SIZE='big': expected int"):
-        resolve_parameters(NOTEBOOKS[:2], ["IMAGE_SIZE=big"], None)
+        resolve_parameters(NOTEBOOKS[1:3], ["IMAGE_SIZE=big"], None)
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
@@ -80,5 +87,5 @@ def test_a_preset_sets_the_training_notebooks_settings_and_make_parameters_overr
     train_notebook = NOTEBOOK_DIR / "04_train.ipynb"
     (params,) = resolve_parameters([train_notebook], ["LEARNING_RATE=0.001"], None, preset)
     assert params == {**PRESETS[preset], "learning_rate": 0.001}, "every preset setting is a notebook parameter"
-    (data_params,) = resolve_parameters([NOTEBOOKS[0]], [], None, preset)
+    (data_params,) = resolve_parameters([NOTEBOOKS[1]], [], None, preset)
     assert data_params == {}, "notebooks without those parameters get none of them"

@@ -41,6 +41,7 @@ def test_kaggle_without_network_or_cache_says_what_to_do(tmp_path, monkeypatch, 
         fetch_raw(kaggle_cfg(tmp_path))
     message = str(err.value)
     assert "data_source='phantom'" in message and "data_source='local'" in message
+    assert "data_source='drive'" in message and "KAGGLE_USERNAME" in message and "kagglehub.login()" in message
     assert err.value.__cause__ is None and err.value.__suppress_context__
 
 

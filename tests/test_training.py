@@ -18,7 +18,7 @@ from gan_lib.data import prepare_dataset, save_processed
 from gan_lib.presets import PRESETS
 from gan_lib.sources import fetch_raw
 from gan_lib.analysis import load_history
-from gan_lib.training import LOSSES, GANTrainer, TrainingDiverged, train
+from gan_lib.training import LOSSES, PACE_STEPS, GANTrainer, TrainingDiverged, choose_layers, train
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +315,31 @@ def test_r1_is_the_squared_input_gradient_of_d_logit_and_trains_d_through_the_ph
     assert len(kernels) == 3 and all(float(tf.reduce_max(tf.abs(g))) > 0 for g in kernels)  # biases: 0, R1 ignores them
     for phase, stock in zip(phase_grads, stock_grads):
         np.testing.assert_allclose(phase, stock, rtol=1e-3, atol=1e-6)
+
+
+def test_speed_layers_on_a_cpu_stock_layers_on_a_gpu_or_tpu():
+    assert choose_layers(["CPU"])["speed_layers"] is True
+    for devices in (["CPU", "GPU"], ["CPU", "TPU"]):
+        choice = choose_layers(devices)
+        assert choice["speed_layers"] is False and devices[1] in choice["reason"]
+
+
+def test_the_stock_layer_trainer_is_the_same_function_and_the_run_records_its_layers(data_root, tmp_path):
+    cfg = GANConfig.from_overrides(image_size=32, xla=False, augment="", ema_decay=0.0)
+    images = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 1)).astype(np.float32)
+    fast, stock = GANTrainer(cfg, images), GANTrainer(cfg, images, speed_layers=False)
+    assert {type(layer).__name__ for layer in fast.generator.layers} >= {"PhaseConv2DTranspose"}
+    assert not {type(layer).__name__ for model in (stock.generator, stock.discriminator) for layer in model.layers} \
+        & {"PhaseConv2DTranspose", "PhaseGradConv2D", "NarrowConv2D"}
+    noise = np.random.default_rng(1).standard_normal((4, cfg.noise_dim)).astype(np.float32)
+    np.testing.assert_allclose(fast.generator(noise, training=False), stock.generator(noise, training=False), atol=1e-5)
+    record = json.loads((train(small_cfg(data_root, tmp_path, epochs=1)) / "config.json").read_text())
+    assert record["effective"]["layers"] == choose_layers(["CPU"])
+
+
+def test_training_prints_compile_time_then_speed_and_eta_before_its_first_epoch_ends(data_root, tmp_path, capsys):
+    train(small_cfg(data_root, tmp_path, epochs=2, steps_per_epoch=30))
+    out = capsys.readouterr().out
+    assert "compiled the training step and ran it once in" in out
+    line = next(l for l in out.splitlines() if l.startswith("speed here:"))
+    assert f"({PACE_STEPS} steps timed)" in line and "the whole schedule of 60 steps takes" in line

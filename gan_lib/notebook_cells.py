@@ -1,0 +1,88 @@
+"""The Colab bootstrap cell, written once: every notebook carries an identical copy (tagged `colab`).
+
+    python -m gan_lib.notebook_cells           # write the current cell into every notebook
+    python -m gan_lib.notebook_cells --check   # list the notebooks whose copy differs (exit 1)
+
+The test suite runs the check, so a hand-edited copy fails CI. The repository URL comes from
+`gan_lib.colab.REPO_URL`, like the README's "Open in Colab" badges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .colab import ROOT_ENV, REPO_URL, WORKSPACE_ENV
+
+TAG = "colab"
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+BOOTSTRAP = f'''\
+# Colab only (nothing happens elsewhere): clone this repository, install gan_lib, and keep data, runs and
+# caches in the Drive folder `workspace`. Written by `python -m gan_lib.notebook_cells`: edit it there.
+import importlib.util, os, subprocess, sys
+if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab"):
+    REPO_URL = os.environ.get("GAN_REPO_URL", "{REPO_URL}")
+    repo = os.path.join(os.environ.get("{ROOT_ENV}", "/content"), "brain-mri-gan")
+    steps = [] if os.path.isdir(repo) else [["git", "clone", "--depth", "1", REPO_URL, repo]]
+    if not os.environ.get("{WORKSPACE_ENV}"):  # a notebook started by 00_colab has it installed
+        steps.append([sys.executable, "-m", "pip", "install", "-q", "-e", repo])
+    for command in steps:
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{{' '.join(command)}} failed:\\n{{done.stdout}}{{done.stderr}}\\nA copy of the "
+                               "repository elsewhere: os.environ['GAN_REPO_URL'] = '<its git URL>', then run again.")
+    sys.path.insert(0, repo)
+    os.chdir(repo)
+    from gan_lib.colab import open_workspace
+    open_workspace(workspace)
+'''
+
+
+def notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
+    return sorted(folder.glob("*.ipynb"))
+
+
+def _bootstrap_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if TAG in c.get("metadata", {}).get("tags", [])]
+
+
+def drifted(paths: list[Path]) -> list[str]:
+    """Notebooks without exactly one bootstrap cell equal to BOOTSTRAP, each with the reason."""
+    problems = []
+    for path in paths:
+        cells = _bootstrap_cells(json.loads(path.read_text()))
+        if len(cells) != 1:
+            problems.append(f"{path.name}: {len(cells)} cells tagged {TAG!r} (expected 1)")
+        elif "".join(cells[0]["source"]) != BOOTSTRAP:
+            problems.append(f"{path.name}: its {TAG!r} cell differs from gan_lib/notebook_cells.py")
+    return problems
+
+
+def write(paths: list[Path]) -> None:
+    """Replace each notebook's bootstrap cell with the current one (kept unexecuted)."""
+    for path in paths:
+        nb = json.loads(path.read_text())
+        cells = _bootstrap_cells(nb)
+        if len(cells) != 1:
+            raise SystemExit(f"{path.name}: {len(cells)} cells tagged {TAG!r}; expected 1 to replace")
+        cells[0]["source"] = BOOTSTRAP.splitlines(keepends=True)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="report drifted copies instead of writing")
+    args = parser.parse_args(argv)
+    if not args.check:
+        write(notebooks())
+    problems = drifted(notebooks())
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
