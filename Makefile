@@ -15,7 +15,7 @@ RUN_NOTEBOOKS := $(PY) -m gan_lib.run_notebooks
 # Quiet TensorFlow's C++ start-up chatter (no GPU found, etc.).
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup data train report bench quality demo test nbval-prepare clean-outputs help
+.PHONY: setup data train report bench quality demo test nbval-prepare notebook-cells clean-outputs help
 
 help:
 	@echo "make setup   create .venv and install requirements.txt and gan_lib"
@@ -26,7 +26,8 @@ help:
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
 	@echo "make quality every training preset on the real tumour images, evaluated (outputs/quality/);"
 	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (six presets, two at a time: about 3 h here)"
-	@echo "make test    unit tests, then the notebooks executed by nbval in small settings"
+	@echo "make test    unit tests, the simulated-Colab runs, then the notebooks executed by nbval in small settings"
+	@echo "make notebook-cells  write the Colab bootstrap cell (gan_lib/notebook_cells.py) into every notebook"
 
 setup: $(STAMP)
 
@@ -66,6 +67,9 @@ nbval-prepare: $(STAMP)
 
 test: nbval-prepare
 	$(PY) -m pytest tests outputs/ci/notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+notebook-cells: $(STAMP)
+	$(PY) -m gan_lib.notebook_cells
 
 clean-outputs:
 	rm -rf outputs/notebooks outputs/demo outputs/ci

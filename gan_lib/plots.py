@@ -200,8 +200,9 @@ def kid_curves(health: dict[str, list[dict]], synthetic: bool = False):
         axes[1].plot(steps, [r["diversity_ratio"] for r in rows], "o-", label=name)
     axes[0].set_yscale("symlog", linthresh=0.1)
     axes[0].set_title("KID during training (random-CNN features; lower is better)")
-    axes[1].axhline(1.0, color="0.5", linestyle="--", label="real set")
-    axes[1].set_title("Diversity (1 - MS-SSIM) relative to the real set")
+    kind = "phantom" if synthetic else "real"
+    axes[1].axhline(1.0, color="0.5", linestyle="--", label=f"{kind} set")
+    axes[1].set_title(f"Diversity (1 - MS-SSIM) relative to the {kind} set")
     for ax in axes:
         ax.set_xlabel("step")
         ax.legend(fontsize=8)

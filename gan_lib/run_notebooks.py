@@ -16,18 +16,27 @@ import argparse
 import ast
 import logging
 import os
+import re
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import papermill as pm
 import yaml
 
-from .config import HEADLESS_ENV, PROJECT_ROOT
+from .config import HEADLESS_ENV, PROJECT_ROOT, GANConfig
 from .presets import PRESETS
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PIPELINE = ("01_download", "02_preprocess", "03_build_models", "04_train", "05_analyze", "06_evaluate")
 COLAB_ONLY = {"workspace"}  # read by the bootstrap cell on Colab; off Colab it would do nothing
+# Start-up chatter the kernels print on their stderr: TensorFlow's absl INFO/WARNING lines (oneDNN,
+# no CUDA driver, XLA compiled), and the kernel's own notes on its transport and shutdown.
+KERNEL_NOISE = re.compile(r"[IW]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] |WARNING: All log messages before absl::"
+                          r"|\[IPKernelApp\] (WARNING \| Kernel is running over TCP|ERROR \| KeyboardInterrupt caught)")
+# The kernel keeps C-level output (TensorFlow's) out of the notebooks; it still reaches the terminal.
+KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 
 
 def notebook_path(name: str) -> Path:
@@ -93,7 +102,8 @@ def execute(paths: list[Path], parameters: list[dict], out_dir: Path, prepare_on
             pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(path.parent),
                                 prepare_only=prepare_only, log_output=False, progress_bar=False,
                                 stdout_file=None if prepare_only else sys.stdout,
-                                stderr_file=None if prepare_only else sys.stderr, kernel_name="python3")
+                                stderr_file=None if prepare_only else sys.stderr, kernel_name="python3",
+                                extra_arguments=KERNEL_ARGUMENTS)
         except pm.PapermillExecutionError as err:
             print(f"\n{path.name} stopped: {err.ename}: {err.evalue}\n(the executed copy, with the "
                   f"traceback, is {target})", file=sys.stderr)
@@ -101,19 +111,58 @@ def execute(paths: list[Path], parameters: list[dict], out_dir: Path, prepare_on
     return None
 
 
-def run_pipeline(values: dict, out_dir: Path, preset: str | None = None, names: tuple[str, ...] = PIPELINE) -> None:
+@contextmanager
+def filtered_stderr():
+    """This process's stderr, which the kernels inherit, through a filter that drops KERNEL_NOISE
+    lines and passes every other line on."""
+    read, write = os.pipe()
+    terminal = os.dup(2)
+    sys.stderr.flush()
+    os.dup2(write, 2)
+    os.close(write)
+
+    def pump():
+        with os.fdopen(read, errors="replace") as lines, os.fdopen(os.dup(terminal), "w") as out:
+            for line in lines:
+                if not KERNEL_NOISE.match(line):
+                    out.write(line)
+                    out.flush()
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)
+        os.close(terminal)
+        thread.join(timeout=5)
+
+
+def run_folders(paths: list[Path], parameters: list[dict]) -> list[Path]:
+    """The run folders the notebooks that take a run_name worked on, with these parameters."""
+    runs = {GANConfig.from_overrides(**{k: p[k] for k in ("run_name", "output_root") if k in p}).run_dir
+            for path, p in zip(paths, parameters) if "run_name" in notebook_parameters(path)}
+    return sorted(runs)
+
+
+def run_pipeline(values: dict, out_dir: Path, preset: str | None = None, names: tuple[str, ...] = PIPELINE) -> Path:
     """The numbered notebooks 01-06 with one set of parameters (each gets those it declares, after
-    the preset's), as 00_colab runs them in one Colab runtime; raises if one fails."""
+    the preset's), as 00_colab runs them in one Colab runtime; raises if one fails. Returns the
+    run folder."""
     paths = [notebook_path(n) for n in names]
     overrides = {**(PRESETS[preset] if preset else {}), **values}
     declared = [pm.inspect_notebook(str(p)) for p in paths]
     unknown = set(values) - set().union(*declared)
     if unknown:
         raise ValueError(f"No notebook of {names} takes {sorted(unknown)}")
-    failed = execute(paths, [{k: v for k, v in overrides.items() if k in d} for d in declared], out_dir)
+    parameters = [{k: v for k, v in overrides.items() if k in d} for d in declared]
+    failed = execute(paths, parameters, out_dir)
     if failed:
         raise RuntimeError(f"{failed.stem} failed; the executed copy with the traceback is {failed}")
-    print(f"\nDone. Executed notebooks: {out_dir}")
+    (run_dir,) = run_folders(paths, parameters)
+    print(f"\nDone. Run folder: {run_dir}\nExecuted notebooks: {out_dir}")
+    return run_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,10 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         raise SystemExit(f"No such notebook: {missing}")
     parameters = resolve_parameters(paths, assignments, args.params_file, args.preset)
-    if execute(paths, parameters, Path(args.out), args.prepare_only):
-        return 1
-    if not args.prepare_only:
-        print(f"\nExecuted notebooks: {args.out}")
+    with filtered_stderr():
+        failed = execute(paths, parameters, Path(args.out), args.prepare_only)
+    if failed or args.prepare_only:
+        return 1 if failed else 0
+    print(f"\nExecuted notebooks: {Path(args.out).resolve()}")
+    for run_dir in run_folders(paths, parameters):
+        print(f"Run folder: {run_dir}")
     return 0
 
 
