@@ -31,7 +31,7 @@ class GANConfig:
     # --- data (notebooks 01 and 02) ---
     data_source: str = "kaggle"  # kaggle | drive | local | phantom (synthetic, offline)
     data_dir: str = ""  # folder holding yes/ and no/ (local), or a path under MyDrive (drive)
-    data_root: str = "data"  # where raw/ and processed/ live; relative paths are under the repo
+    data_root: str = "data"  # where raw/ and processed/ live; relative: under the repo, or the Colab workspace
     image_size: int = 128  # side of the square training images in pixels (64 works too)
     classes: str = "yes"  # yes (tumour, as in the report) | no | both (labels kept)
     n_images: int = 0  # seeded subset of this many images; 0 = all (the report once used 10)
@@ -57,7 +57,7 @@ class GANConfig:
     kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
     kid_images: int = 200  # generated images per check
     run_name: str = "tumour-gan"  # the run folder is <output_root>/<run_name>
-    output_root: str = "outputs/runs"  # may be a Google Drive path on Colab, so nothing is lost
+    output_root: str = "outputs/runs"  # relative: under the repository, or the Drive workspace on Colab (gan_lib.colab)
     resume: bool = True  # continue a run folder that exists; False refuses to touch it
     checkpoint_every: int = 500  # steps between checkpoints: the most work a crash can lose
     log_every: int = 10  # steps between history.csv rows (and progress-bar updates)

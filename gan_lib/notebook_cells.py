@@ -1,10 +1,11 @@
 """The Colab bootstrap cell, written once: every notebook carries an identical copy (tagged `colab`).
 
-    python -m gan_lib.notebook_cells           # write the current cell into every notebook
+    python -m gan_lib.notebook_cells           # write the current cell into every notebook, and the badges
     python -m gan_lib.notebook_cells --check   # list the notebooks whose copy differs (exit 1)
 
 The test suite runs the check, so a hand-edited copy fails CI. The repository URL comes from
-`gan_lib.colab.REPO_URL`, like the README's "Open in Colab" badges.
+`gan_lib.colab`, like the README's "Open in Colab" badges (between the BADGES markers), which are
+written and checked here too.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import json
 import sys
 from pathlib import Path
 
-from .colab import ROOT_ENV, REPO_URL, WORKSPACE_ENV
+from .colab import ROOT_ENV, REPO_URL, WORKSPACE_ENV, badge
 
 TAG = "colab"
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+README = NOTEBOOK_DIR.parent / "README.md"
+BADGES = ("<!-- badges: written by python -m gan_lib.notebook_cells -->\n", "<!-- /badges -->\n")
 
 BOOTSTRAP = f'''\
 # Colab only (nothing happens elsewhere): clone this repository, install gan_lib, and keep data, runs and
@@ -45,13 +48,26 @@ def notebooks(folder: Path = NOTEBOOK_DIR) -> list[Path]:
     return sorted(folder.glob("*.ipynb"))
 
 
+def badge_table(paths: list[Path]) -> str:
+    rows = [f"| `{p.stem}` | {badge(p.name)} |" for p in paths]
+    return "\n".join(["| notebook | open |", "|---|---|", *rows]) + "\n"
+
+
+def readme_with_badges(text: str, paths: list[Path]) -> str:
+    """The README with the badge table between the BADGES markers replaced by the current one."""
+    start, end = text.index(BADGES[0]) + len(BADGES[0]), text.index(BADGES[1])
+    return text[:start] + badge_table(paths) + text[end:]
+
+
 def _bootstrap_cells(nb: dict) -> list[dict]:
     return [c for c in nb["cells"] if TAG in c.get("metadata", {}).get("tags", [])]
 
 
-def drifted(paths: list[Path]) -> list[str]:
-    """Notebooks without exactly one bootstrap cell equal to BOOTSTRAP, each with the reason."""
-    problems = []
+def drifted(paths: list[Path], readme: Path = README) -> list[str]:
+    """Notebooks without exactly one bootstrap cell equal to BOOTSTRAP, and a README whose badges
+    are not those of these notebooks, each with the reason."""
+    text = readme.read_text()
+    problems = [] if readme_with_badges(text, paths) == text else [f"{readme.name}: its Colab badges are out of date"]
     for path in paths:
         cells = _bootstrap_cells(json.loads(path.read_text()))
         if len(cells) != 1:
@@ -70,6 +86,7 @@ def write(paths: list[Path]) -> None:
             raise SystemExit(f"{path.name}: {len(cells)} cells tagged {TAG!r}; expected 1 to replace")
         cells[0]["source"] = BOOTSTRAP.splitlines(keepends=True)
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    README.write_text(readme_with_badges(README.read_text(), paths))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,7 +128,8 @@ def standin_colab(tmp_path, monkeypatch):
     """This process as a Colab runtime: the stand-in google.colab importable, its Drive a temporary folder."""
     monkeypatch.syspath_prepend(str(STANDIN))
     for name in (WORKSPACE_ENV, "KAGGLEHUB_CACHE", *(n for names in KAGGLE_SECRETS for n in names)):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # so that teardown restores it, whatever open_workspace sets
+        monkeypatch.delenv(name)
     monkeypatch.setenv(ROOT_ENV, str(tmp_path / "content"))
     monkeypatch.setenv("COLAB_SIM_MYDRIVE", str(tmp_path / "MyDrive"))
     (tmp_path / "MyDrive").mkdir()
