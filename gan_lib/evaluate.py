@@ -68,7 +68,6 @@ class Stopwatch:
     @contextmanager
     def __call__(self, name: str):
         start = time.perf_counter()
-        print(f"[{name}] ...", flush=True)
         yield
         self.times[name] = round(time.perf_counter() - start, 2)
         print(f"[{name}] {self.times[name]:.1f} s", flush=True)

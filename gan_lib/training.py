@@ -51,6 +51,14 @@ def progress_bar(**kwargs):
     return tqdm(**kwargs)
 
 
+def say(message: str) -> None:
+    """Print above a running progress bar instead of onto its line."""
+    from tqdm import tqdm as text_tqdm
+
+    text_tqdm.write(message, file=sys.stdout)
+    sys.stdout.flush()
+
+
 def duration(seconds: float) -> str:
     minutes = round(seconds / 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{max(seconds, 0) / 60:.1f} min"
@@ -72,14 +80,14 @@ class Pace:
             return
         if self.compiled_at is None:
             self.compiled_at = now
-            print(f"compiled the training step and ran it once in {now - self.started:.1f} s", flush=True)
+            say(f"compiled the training step and ran it once in {now - self.started:.1f} s")
         elif step - self.first_step - 1 == PACE_STEPS or (step == self.total and step - self.first_step > 1):
             timed = step - self.first_step - 1
             rate = timed / (now - self.compiled_at)
             self.reported = True
-            print(f"speed here: {rate:.2f} steps/s after compilation ({timed} steps timed); the whole schedule of "
-                  f"{self.total:,} steps takes {duration(self.total / rate)}, the {self.total - step:,} left "
-                  f"{duration((self.total - step) / rate)}", flush=True)
+            say(f"speed here: {rate:.2f} steps/s after compilation ({timed} steps timed); the whole schedule of "
+                f"{self.total:,} steps takes {duration(self.total / rate)}, the {self.total - step:,} left "
+                f"{duration((self.total - step) / rate)}")
 
 
 def choose_layers(device_types: list[str]) -> dict:
@@ -399,12 +407,12 @@ class HealthLog:
                 writer.writeheader()
             writer.writerow(row)
         self.window.clear()
-        print(f"step {step}: KID {quality.kid:.3f} ± {quality.kid_std:.3f} (random-CNN features), diversity "
-              f"{quality.diversity_ratio:.0%} of real, D accuracy real {row['d_acc_real']:.2f} / fake "
-              f"{row['d_acc_fake']:.2f}, augment p {row['augment_p']:.2f}")
+        say(f"step {step}: KID {quality.kid:.3f} ± {quality.kid_std:.3f} (random-CNN features), diversity "
+            f"{quality.diversity_ratio:.0%} of the training set's, D accuracy real {row['d_acc_real']:.2f} / fake "
+            f"{row['d_acc_fake']:.2f}, augment p {row['augment_p']:.2f}")
         if quality.collapsing:
-            print(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the real set's: "
-                  "mode collapse is starting (see health.csv and the sample grids).")
+            say(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the real set's: "
+                "mode collapse is starting (see health.csv and the sample grids).")
         if quality.kid < self.best_kid:
             self.best_kid = quality.kid
             with_stock_layers(trainer.sampling_generator).save(self.run_dir / "generator_best.keras")

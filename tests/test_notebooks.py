@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
 
 import papermill as pm
 import pytest
 
 from gan_lib.config import GANConfig
 from gan_lib.presets import DEFAULT_PRESET, PRESETS
-from gan_lib.run_notebooks import COLAB_ONLY, NOTEBOOK_DIR, resolve_parameters
+from gan_lib.run_notebooks import COLAB_ONLY, NOTEBOOK_DIR, filtered_stderr, resolve_parameters
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
@@ -89,3 +91,16 @@ def test_a_preset_sets_the_training_notebooks_settings_and_make_parameters_overr
     assert params == {**PRESETS[preset], "learning_rate": 0.001}, "every preset setting is a notebook parameter"
     (data_params,) = resolve_parameters([NOTEBOOKS[1]], [], None, preset)
     assert data_params == {}, "notebooks without those parameters get none of them"
+
+
+def test_make_drops_tensorflow_and_kernel_start_up_lines_and_passes_everything_else(capfd):
+    noise = ["I0000 00:00:1795831906.961607   11259 port.cc:153] oneDNN custom operations are on.",
+             "W0000 00:00:1795831906.9   11259 device_compiler.h:208] Compiled cluster using XLA!",
+             "E0000 00:00:1795832021.234297   11401 cuda_platform.cc:52] failed call to cuInit: INTERNAL",
+             "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+             "[IPKernelApp] WARNING | Kernel is running over TCP without encryption."]
+    kept = ["E0000 00:00:1795832021.234297   11401 gpu_device.cc:99] Out of memory", "Traceback (most recent call last):",
+            "WARNING: step 500: generated diversity is 40% of the real set's"]
+    with filtered_stderr():  # a child process writes to the inherited stderr, as a kernel does
+        subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write(sys.argv[1])", "\n".join(noise + kept) + "\n"])
+    assert capfd.readouterr().err.splitlines() == kept
