@@ -1,7 +1,8 @@
 """Simulated Colab runtimes: each notebook runs as Colab runs it, on a "virtual machine" of its own.
 
-A runtime is a fresh empty folder (its /content) and a fresh Python environment whose only packages
-are the project's requirements (Colab's preinstalled image), without gan_lib; a stand-in
+A runtime is a fresh empty folder (its /content) and a fresh Python environment that sees the
+project's installed requirements as Colab's preinstalled image, less gan_lib and papermill (which
+Colab lacks, so the bootstrap's pip installs it); a stand-in
 `google.colab` (tests/colab_standin) is importable, and its Drive is one temporary "MyDrive"
 folder shared by all runtimes, as Google Drive is. The notebook runs under papermill in a new
 process, bootstrap cell included: it clones the repository from a local git URL and pip-installs it.
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import sysconfig
 import venv
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from gan_lib.config import HEADLESS_ENV, PROJECT_ROOT
 
 STANDIN = Path(__file__).resolve().parent / "colab_standin"
 WORKSPACE = "brain-mri-gan"  # the notebooks' default workspace folder under MyDrive
+NOT_IN_IMAGE = ("gan_lib", "__editable__", "__editable___gan_lib", "papermill")  # site-packages entries left out
 
 
 def snapshot_repository(dest: Path) -> str:
@@ -56,14 +59,23 @@ class Runtime:
 
 
 def new_runtime(folder: Path) -> Runtime:
-    """A fresh folder and environment: the project's installed requirements are visible (through a
-    path entry, as a preinstalled image), gan_lib is not."""
+    """A fresh folder and environment: this environment's packages but NOT_IN_IMAGE are visible
+    (linked into one folder on its path, the "image"), and Jupyter's python3 kernel is its Python."""
     env_dir = folder / "env"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     runtime = Runtime(folder, env_dir / "bin" / "python")
-    image = Path(sysconfig.get_path("purelib"))  # this environment's packages: the "Colab image"
+    image = folder / "image"
+    image.mkdir()
+    for entry in Path(sysconfig.get_path("purelib")).iterdir():
+        if not entry.name.startswith(NOT_IN_IMAGE):
+            (image / entry.name).symlink_to(entry)
     runtime.site_packages().joinpath("colab_image.pth").write_text(f"{image}\n")
-    (runtime.content).mkdir(parents=True)
+    kernel = env_dir / "share" / "jupyter" / "kernels" / "python3"
+    kernel.mkdir(parents=True)
+    (kernel / "kernel.json").write_text(json.dumps({
+        "argv": [str(runtime.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (simulated Colab runtime)", "language": "python"}))
+    runtime.content.mkdir(parents=True)
     return runtime
 
 
@@ -73,11 +85,12 @@ def run_notebook(runtime: Runtime, notebook: str, parameters: dict, my_drive: Pa
     process (or, with wait=False, the running one). Its output notebook is in the runtime's folder."""
     env = {k: v for k, v in os.environ.items() if k not in (WORKSPACE_ENV, HEADLESS_ENV, "PYTHONPATH", "KAGGLEHUB_CACHE")}
     env.update({"PYTHONPATH": str(STANDIN), ROOT_ENV: str(runtime.content), "GAN_REPO_URL": repo_url,
+                "JUPYTER_PATH": str(runtime.folder / "env" / "share" / "jupyter"),
                 "COLAB_SIM_MYDRIVE": str(my_drive), "COLAB_SIM_SECRETS": json.dumps(secrets or {}),
                 "TF_CPP_MIN_LOG_LEVEL": "2"})
     params = runtime.folder / f"{notebook}.params.json"
     params.write_text(json.dumps(parameters))
-    command = [str(runtime.python), "-m", "papermill", str(PROJECT_ROOT / "notebooks" / f"{notebook}.ipynb"),
+    command = [sys.executable, "-m", "papermill", str(PROJECT_ROOT / "notebooks" / f"{notebook}.ipynb"),
                str(runtime.folder / f"{notebook}.out.ipynb"), "-f", str(params), "--cwd", str(runtime.content),
                "-k", "python3", "--no-progress-bar"]
     process = subprocess.Popen(command, env=env, cwd=runtime.content, stdout=subprocess.PIPE,
@@ -104,8 +117,12 @@ def kill_tree(pid: int) -> None:
     Colab runtime that disconnects."""
     import psutil
 
-    parent = psutil.Process(pid)
-    for process in [*parent.children(recursive=True), parent]:
+    try:
+        parent = psutil.Process(pid)
+        family = [*parent.children(recursive=True), parent]
+    except psutil.NoSuchProcess:
+        return
+    for process in family:
         try:
             process.kill()
         except psutil.NoSuchProcess:

@@ -51,7 +51,7 @@ def test_each_notebook_in_its_own_fresh_runtime_finds_what_the_earlier_ones_left
         assert not (clone / "outputs" / "ci").exists() and not (clone / "data" / "raw").exists(), \
             f"{notebook} wrote into the runtime's disk, which a disconnect wipes"
         installed = sorted(p.name.split("-")[0] for p in runtime.site_packages().glob("*.dist-info"))
-        assert installed == ["gan_lib"], f"pip installed more than gan_lib over the image's packages: {installed}"
+        assert installed == ["gan_lib", "papermill"], f"pip installed over the image's packages: {installed}"
     workspace = my_drive / WORKSPACE
     run = workspace / "outputs" / "ci" / "runs" / "ci"
     assert (workspace / "outputs" / "ci" / "data" / "processed" / "phantom_yes_64px.npz").exists()
@@ -68,6 +68,16 @@ def test_a_notebook_without_its_input_names_the_notebook_to_run_and_the_path(tmp
     assert process.returncode != 0
     looked_in = f"{runtime.content}/drive/MyDrive/{WORKSPACE}/outputs/ci/data/processed/phantom_yes_64px.npz"
     assert looked_in in text and "02_preprocess" in text
+
+
+def test_a_failed_clone_shows_gits_own_message_and_how_to_point_at_another_copy(tmp_path):
+    my_drive = tmp_path / "MyDrive"
+    my_drive.mkdir()
+    runtime = new_runtime(tmp_path / "no-repo")
+    process = run_notebook(runtime, "01_download", ci_parameters("01_download"), my_drive, f"file://{tmp_path}/missing")
+    text = outputs_text(runtime.folder / "01_download.out.ipynb")
+    assert process.returncode != 0
+    assert "git clone --depth 1" in text and "fatal:" in text and "GAN_REPO_URL" in text
 
 
 def pipeline_parameters(steps_per_epoch: int) -> dict:
@@ -93,12 +103,14 @@ def test_the_one_runtime_notebook_killed_during_training_resumes_from_drive(tmp_
     first = new_runtime(tmp_path / "first")
     process = run_notebook(first, "00_colab", parameters, my_drive, repo_url, wait=False)
     deadline = time.time() + 600
-    while not (run / "checkpoints" / "checkpoint").exists() or len(history_steps(run)) < 12:
-        assert process.poll() is None, f"00_colab ended before it was killed:\n{process.stdout.read()[-3000:]}"
-        assert time.time() < deadline, "training did not reach its first checkpoints in 10 minutes"
-        time.sleep(0.5)
-    kill_tree(process.pid)
-    process.wait()
+    try:
+        while not (run / "checkpoints" / "checkpoint").exists() or len(history_steps(run)) < 12:
+            assert process.poll() is None, f"00_colab ended before it was killed:\n{process.stdout.read()[-3000:]}"
+            assert time.time() < deadline, "training did not reach its first checkpoints in 10 minutes"
+            time.sleep(0.5)
+    finally:
+        kill_tree(process.pid)
+        process.wait()
     killed_at = history_steps(run)[-1]
     assert killed_at < 120, "the run finished before the kill: make it longer"
 
@@ -167,7 +179,7 @@ def test_make_refuses_the_colab_only_workspace_and_the_pipeline_unknown_names(tm
 
 def test_installing_on_colab_keeps_colabs_own_tensorflow(tmp_path, repo_url):
     """Colab ships its own TensorFlow (2.19.0 at the time of writing; here its metadata in front of
-    the image's): pip must install gan_lib alone, not a TensorFlow of its choosing."""
+    the image's): pip must install gan_lib and what Colab lacks (papermill), not a TensorFlow."""
     runtime = new_runtime(tmp_path / "runtime")
     colab_tf = runtime.site_packages() / "tensorflow-2.19.0.dist-info"
     colab_tf.mkdir()
@@ -177,4 +189,5 @@ def test_installing_on_colab_keeps_colabs_own_tensorflow(tmp_path, repo_url):
     report = tmp_path / "report.json"
     subprocess.run([str(runtime.python), "-m", "pip", "install", "-q", "--dry-run", "--report", str(report),
                     "-e", str(clone)], check=True, capture_output=True)
-    assert [item["metadata"]["name"] for item in json.loads(report.read_text())["install"]] == ["gan_lib"]
+    installs = sorted(item["metadata"]["name"] for item in json.loads(report.read_text())["install"])
+    assert installs == ["gan_lib", "papermill"]
