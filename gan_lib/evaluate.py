@@ -208,7 +208,8 @@ def _kid_fid(a: np.ndarray, b: np.ndarray, kid_args: dict) -> dict:
 
 
 def summary_table(result: dict) -> str:
-    """metrics.json as a short text table, each figure next to its real-vs-real baseline."""
+    """metrics.json as a short text table, each figure next to its real-vs-real baseline (the
+    warnings are printed by evaluate_run and kept in metrics.json)."""
     f, d, m = result["fidelity"], result["diversity"], result["memorisation"]
     kind = "phantom" if result["synthetic_data"] else "real"
     width = 44
@@ -230,5 +231,4 @@ def summary_table(result: dict) -> str:
                          f"AUC {c['auc_mean']:.3f} ± {c['auc_std']:.3f}")
     else:
         lines.append(f"classifier utility: {u['skipped']}")
-    lines += [f"WARNING: {w}" for w in result["warnings"]]
     return "\n".join(lines)
