@@ -53,9 +53,7 @@ def progress_bar(**kwargs):
 
 def say(message: str) -> None:
     """Print above a running progress bar instead of onto its line."""
-    from tqdm import tqdm as text_tqdm
-
-    text_tqdm.write(message, file=sys.stdout)
+    tqdm.write(message, file=sys.stdout)
     sys.stdout.flush()
 
 
@@ -411,7 +409,7 @@ class HealthLog:
             f"{quality.diversity_ratio:.0%} of the training set's, D accuracy real {row['d_acc_real']:.2f} / fake "
             f"{row['d_acc_fake']:.2f}, augment p {row['augment_p']:.2f}")
         if quality.collapsing:
-            say(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the real set's: "
+            say(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the training set's: "
                 "mode collapse is starting (see health.csv and the sample grids).")
         if quality.kid < self.best_kid:
             self.best_kid = quality.kid
