@@ -23,6 +23,7 @@ from .config import EVALUATION_FIELDS, GANConfig, recorded_settings
 from .data import CLASS_LABELS, load_processed, prepare_dataset, save_processed
 from .features import choose_extractor
 from .generate import generate, load_generator, takes_label
+from .phantom import SYNTHETIC_LABEL
 from .sources import fetch_raw
 from .training import library_versions
 
@@ -213,7 +214,7 @@ def summary_table(result: dict) -> str:
     f, d, m = result["fidelity"], result["diversity"], result["memorisation"]
     kind = "phantom" if result["synthetic_data"] else "real"
     width = 44
-    lines = ["SYNTHETIC phantom data, not MRI: these figures test the pipeline only"] if result["synthetic_data"] else []
+    lines = [f"{SYNTHETIC_LABEL}: these figures test the pipeline only"] if result["synthetic_data"] else []
     lines += [f"features: {f['feature_extractor']}", f"{'':{width}s}{'KID':>18s}{'FID':>10s}"]
     for key, label in (("generated_vs_train", "generated vs training images"),
                        ("baseline_held_out_vs_train", f"baseline: held-out {kind} vs training"),

@@ -14,6 +14,7 @@ import numpy as np
 
 from .analysis import smooth
 from .data import CLASS_LABELS, decode_image, find_class_files, from_unit_range
+from .phantom import SYNTHETIC_LABEL
 
 
 def _as_uint8(image: np.ndarray) -> np.ndarray:
@@ -41,9 +42,6 @@ def montage(images, ncols: int, tile: int, fill: int = 0, gap: int = 4) -> np.nd
         out[r * (tile + gap):r * (tile + gap) + tile, c * (tile + gap):c * (tile + gap) + tile] = \
             _letterbox(_as_uint8(image), tile, fill)
     return out
-
-
-SYNTHETIC_LABEL = "SYNTHETIC phantom data, not MRI"
 
 
 def label_synthetic(fig, synthetic: bool):

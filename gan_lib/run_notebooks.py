@@ -73,12 +73,16 @@ def convert(name: str, text: str, type_name: str):
 
 
 def resolve_parameters(paths: list[Path], assignments: list[str], params_file: str | None,
-                       preset: str | None = None) -> list[dict]:
-    """Per notebook, the parameters to inject: the preset's, the params file's, then NAME=VALUE pairs."""
+                       preset: str | None = None, values: dict | None = None) -> list[dict]:
+    """Per notebook, the parameters to inject: the preset's, the params file's, typed `values`, then
+    NAME=VALUE pairs."""
     declared = [notebook_parameters(p) for p in paths]
     known = set().union(*declared)
+    unknown = set(values or {}) - known
+    if unknown:
+        raise ValueError(f"No notebook of {[p.stem for p in paths]} takes {sorted(unknown)}")
     from_file = yaml.safe_load(Path(params_file).read_text()) if params_file else {}
-    overrides = {**(PRESETS[preset] if preset else {}), **(from_file or {})}
+    overrides = {**(PRESETS[preset] if preset else {}), **(from_file or {}), **(values or {})}
     for item in assignments:
         name, sep, text = item.partition("=")
         key = name.lower()
@@ -154,12 +158,7 @@ def run_pipeline(values: dict, out_dir: Path, preset: str | None = None, names: 
     the preset's), as 00_colab runs them in one Colab runtime; raises if one fails. Returns the
     run folder."""
     paths = [notebook_path(n) for n in names]
-    overrides = {**(PRESETS[preset] if preset else {}), **values}
-    declared = [pm.inspect_notebook(str(p)) for p in paths]
-    unknown = set(values) - set().union(*declared)
-    if unknown:
-        raise ValueError(f"No notebook of {names} takes {sorted(unknown)}")
-    parameters = [{k: v for k, v in overrides.items() if k in d} for d in declared]
+    parameters = resolve_parameters(paths, [], None, preset, values)
     failed = execute(paths, parameters, out_dir)
     if failed:
         raise RuntimeError(f"{failed.stem} failed; the executed copy with the traceback is {failed}")

@@ -33,7 +33,8 @@ from .config import EVALUATION_FIELDS, HEADLESS_ENV, PROJECT_ROOT, GANConfig, re
 from .data import from_unit_range, load_processed
 from .models import ARCHITECTURES, build_models, is_conditional, with_stock_layers
 from .monitor import HEALTH_FIELDS, QualityMonitor
-from .plots import SYNTHETIC_LABEL, banner, montage
+from .phantom import SYNTHETIC_LABEL
+from .plots import banner, montage
 
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "augment_p",
                   "wall_time_s"]
