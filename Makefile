@@ -11,7 +11,7 @@ REPORT_NOTEBOOKS := 05_analyze 06_evaluate
 NOTEBOOKS := $(DATA_NOTEBOOKS) 03_build_models 04_train $(REPORT_NOTEBOOKS)
 # NAME=VALUE pairs given on the make command line, handed to the notebooks as parameters.
 NB_PARAMS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $v)),$(v)=$($(v))))
-RUN_NOTEBOOKS := $(PY) -m gan_lib.run_notebooks
+RUN_NOTEBOOKS := $(PY) -m gan_lib.scripts.run_notebooks
 # Quiet TensorFlow's C++ start-up chatter (no GPU found, etc.).
 export TF_CPP_MIN_LOG_LEVEL := 2
 
@@ -27,7 +27,7 @@ help:
 	@echo "make quality every training preset on the real tumour images, evaluated (outputs/quality/);"
 	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (six presets, two at a time: about 3 h here)"
 	@echo "make test    unit tests, the simulated-Colab runs, then the notebooks executed by nbval in small settings"
-	@echo "make notebook-cells  write the Colab bootstrap cell (gan_lib/notebook_cells.py) into every notebook"
+	@echo "make notebook-cells  write the Colab bootstrap cell (gan_lib/scripts/notebook_cells.py) into every notebook"
 
 setup: $(STAMP)
 
@@ -42,7 +42,7 @@ data: $(STAMP)
 	$(RUN_NOTEBOOKS) $(DATA_NOTEBOOKS) --out outputs/notebooks $(NB_PARAMS)
 
 train: $(STAMP)
-	$(RUN_NOTEBOOKS) 04_train --out outputs/notebooks $(if $(PRESET),--preset $(PRESET)) $(filter-out PRESET=%,$(NB_PARAMS))
+	$(RUN_NOTEBOOKS) 04_train --out outputs/notebooks $(NB_PARAMS)
 
 # The executed notebooks are kept in the run folder, next to metrics.json.
 report: $(STAMP)
@@ -51,10 +51,10 @@ report: $(STAMP)
 		$(filter-out RUN=%,$(NB_PARAMS))
 
 bench: $(STAMP)
-	$(PY) -m gan_lib.bench
+	$(PY) -m gan_lib.scripts.bench
 
 quality: $(STAMP)
-	$(PY) -m gan_lib.quality $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(STEPS),--steps $(STEPS)) \
+	$(PY) -m gan_lib.scripts.quality $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(STEPS),--steps $(STEPS)) \
 		$(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE))
 
 demo: $(STAMP)
@@ -69,7 +69,7 @@ test: nbval-prepare
 	$(PY) -m pytest tests outputs/ci/notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 notebook-cells: $(STAMP)
-	$(PY) -m gan_lib.notebook_cells
+	$(PY) -m gan_lib.scripts.notebook_cells
 
 clean-outputs:
 	rm -rf outputs/notebooks outputs/demo outputs/ci

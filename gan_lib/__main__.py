@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--label", choices=["yes", "no"], help="class-conditional runs: tumour (yes) or not (no); "
                      "default: alternating")
     args = parser.parse_args(argv)
-    from .data import CLASS_LABELS
+    from .images import CLASS_LABELS
     from .generate import write_images
 
     label = CLASS_LABELS[args.label] if args.label else None

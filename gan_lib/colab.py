@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 # Where this repository is published: the bootstrap cell clones it and the README's badges open
-# its notebooks (`python -m gan_lib.notebook_cells` writes both from here).
+# its notebooks (`python -m gan_lib.scripts.notebook_cells` writes both from here).
 REPO_SLUG = "YOUR-ORG/brain-mri-gan"
 REPO_URL = f"https://github.com/{REPO_SLUG}.git"
 BRANCH = "main"

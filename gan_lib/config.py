@@ -1,19 +1,48 @@
-"""One config object that carries a notebook's parameters (or papermill's, or make's) to the code.
+"""One config object that carries a notebook's parameters (or papermill's, or make's) to the code,
+and the named presets it starts from.
 
-Every notebook's `parameters` cell uses these names; `GANConfig.from_overrides(**params)` checks
-them (unknown names and wrong types raise) and every stage writes `to_dict()` next to its output,
-so a result can be traced back to exactly the settings that made it.
+Every notebook's `parameters` cell uses these names; `GANConfig.from_notebook(globals())` (or
+`from_overrides(preset=..., **params)`) applies the preset, then the given values, and checks them
+(unknown names and wrong types raise); every stage writes `to_dict()` next to its output, so a
+result can be traced back to exactly the settings that made it.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .colab import workspace_root
-from .presets import REPORT
+
+# Presets: named model and training settings (`make train PRESET=...`, `make quality`). Each is
+# complete, so a preset means the same run whatever the defaults are; the schedule, batch size,
+# seed and data are left to the run. The report's GAN as it trained: its final models, BCE, Adam
+# 2e-4, nothing added.
+REPORT = {"arch": "report", "learning_rate": 2e-4, "loss": "bce", "augment": "", "augment_p": 1.0,
+          "ada_target": 0.0, "minibatch_stddev": False, "r1_gamma": 0.0, "ema_decay": 0.0}
+# Small-data training: adaptive augmentation of everything D sees, and a moving average of G.
+DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
+                  "ema_decay": 0.999}
+PRESETS: dict[str, dict] = {
+    "report": REPORT,
+    "report-ada": {**REPORT, **DATA_EFFICIENT},
+    "report-ada-mbstd": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True},
+    "report-ada-mbstd-r1": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0},
+    "report-ada-mbstd-r1-gamma4": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 4.0},
+    "resize-sn": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge"},
+}
+# What GANConfig's defaults (and so the notebooks') train: the preset that met issue 5's bars. Its
+# table is the one place the defaults of the settings a preset sets are written.
+DEFAULT_PRESET = "report-ada-mbstd-r1"
+PRESET_DEFAULTS = PRESETS[DEFAULT_PRESET]
+
+# Every notebook's parameters cell starts with this line; papermill's injected cell with the second.
+SETTINGS_CELL_MARK = "# Settings"
+PAPERMILL_CELL_MARK = "# Parameters"
+NOTEBOOK_ONLY = ("workspace", "other_parameters")  # read by the Colab bootstrap and by 00_colab, not settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,7 +52,7 @@ CLASS_CHOICES = ("yes", "no", "both")
 EVALUATION_FIELDS = ("n_generated", "feature_extractor", "kid_subset_size", "kid_subsets", "diversity_pairs",
                      "near_copy_ssim", "classifier_seeds", "classifier_epochs", "synthetic_per_real")
 FEATURE_EXTRACTORS = ("auto", "inception", "random_cnn")
-HEADLESS_ENV = "GAN_LIB_HEADLESS"  # set by gan_lib.run_notebooks for the kernels papermill starts
+HEADLESS_ENV = "GAN_LIB_HEADLESS"  # set by gan_lib.scripts.run_notebooks for the kernels papermill starts
 
 
 @dataclass(frozen=True)
@@ -38,22 +67,23 @@ class GANConfig:
     holdout: float = 0.2  # share of each class held out for evaluation, never shown to the GAN
     seed: int = 0  # seeds the phantom, the subset, the hold-out split and training
 
-    # --- models and training (notebooks 03 and 04): the report's models and schedule, trained with the
-    # preset presets.DEFAULT_PRESET, report-ada-mbstd-r1 (PRESETS["report"] is the report as it trained) ---
-    arch: str = "report"  # a name in gan_lib.models.ARCHITECTURES; "report" is the report's final model
+    # --- models and training (notebooks 03 and 04): the report's models and schedule, trained with
+    # the preset DEFAULT_PRESET, whose table above gives the defaults of the settings marked (preset) ---
+    preset: str = DEFAULT_PRESET  # a name in PRESETS: its settings first, then the ones given
+    arch: str = PRESET_DEFAULTS["arch"]  # (preset) a name in gan_lib.models.ARCHITECTURES; "report": the report's final model
     noise_dim: int = 100  # length of the generator's input noise vector
     epochs: int = 10  # the report trained 10 epochs ...
     steps_per_epoch: int = 3750  # ... of 3750 steps ...
     batch_size: int = 4  # ... of 4 images, drawn with replacement
-    learning_rate: float = 2e-4  # Adam, for both G and D
+    learning_rate: float = PRESET_DEFAULTS["learning_rate"]  # (preset) Adam, for both G and D
     beta_1: float = 0.5  # Adam's first-moment decay, as in DCGAN
-    loss: str = "bce"  # a name in gan_lib.training.LOSSES (bce: the report's, non-saturating for G)
-    augment: str = "translation,cutout,brightness,contrast"  # differentiable augmentation of D's inputs; "" = none (the report)
-    augment_p: float = 0.0  # probability that each augmentation applies to each image; ADA's start value (DiffAugment: 1)
-    ada_target: float = 0.8  # >0: adapt augment_p (from its start value) so D's accuracy on reals stays near this (ADA)
-    minibatch_stddev: bool = True  # D also sees how much its batch varies (ProGAN's minibatch std), so a collapsing G is caught
-    r1_gamma: float = 1.0  # >0: R1 penalty (gamma/2)·|grad of D's logit at real images|^2 (Mescheder et al. 2018), damping oscillation
-    ema_decay: float = 0.999  # >0: samples and the saved generator use an exponential moving average of G's weights
+    loss: str = PRESET_DEFAULTS["loss"]  # (preset) a name in gan_lib.losses.LOSSES (bce: the report's, non-saturating for G)
+    augment: str = PRESET_DEFAULTS["augment"]  # (preset) differentiable augmentation of D's inputs; "" = none (the report)
+    augment_p: float = PRESET_DEFAULTS["augment_p"]  # (preset) probability of each augmentation per image; ADA's start value
+    ada_target: float = PRESET_DEFAULTS["ada_target"]  # (preset) >0: adapt augment_p so D's accuracy on reals stays near this (ADA)
+    minibatch_stddev: bool = PRESET_DEFAULTS["minibatch_stddev"]  # (preset) D also sees its batch's spread (ProGAN), to catch a collapsing G
+    r1_gamma: float = PRESET_DEFAULTS["r1_gamma"]  # (preset) >0: R1 penalty (gamma/2)·|grad of D's logit at reals|^2, against oscillation
+    ema_decay: float = PRESET_DEFAULTS["ema_decay"]  # (preset) >0: samples and the saved G use a moving average of G's weights
     kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
     kid_images: int = 200  # generated images per check
     run_name: str = "tumour-gan"  # the run folder is <output_root>/<run_name>
@@ -77,20 +107,37 @@ class GANConfig:
     synthetic_per_real: float = 1.0  # generated images added per real training image of the GAN's class
 
     @classmethod
-    def from_overrides(cls, **overrides) -> "GANConfig":
-        """Defaults, then `overrides`; unknown names and wrong types raise before any work."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(overrides) - set(fields))
+    def from_overrides(cls, preset: str | None = None, **overrides) -> "GANConfig":
+        """The preset's settings (DEFAULT_PRESET if none), then `overrides`; an override of None keeps
+        the preset's value or the default. Unknown names and presets, and wrong types, raise before any work."""
+        preset = DEFAULT_PRESET if preset is None else preset
+        if preset not in PRESETS:
+            raise ValueError(f"preset={preset!r}; choose one of {sorted(PRESETS)}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - fields)
         if unknown:
             raise ValueError(f"Unknown config key(s) {unknown}; known keys: {sorted(fields)}")
-        for name, value in overrides.items():
-            overrides[name] = _check_type(name, value, type(getattr(cls, name)))
-        cfg = cls(**overrides)
+        given = {name: _check_type(name, value, type(getattr(cls, name)))
+                 for name, value in overrides.items() if value is not None}
+        cfg = cls(**{**PRESETS[preset], **given, "preset": preset})
         cfg.validate()
         return cfg
 
+    @classmethod
+    def from_notebook(cls, namespace: dict) -> "GANConfig":
+        """The config of a notebook's parameters cell, as it ran (`notebook_parameters`)."""
+        settings = notebook_parameters(namespace)
+        return cls.from_overrides(**{k: v for k, v in settings.items() if k not in NOTEBOOK_ONLY})
+
+    def overridden(self) -> dict:
+        """The settings that differ from what the preset and the defaults give: what a run chose."""
+        base = {**GANConfig().to_dict(), **PRESETS[self.preset], "preset": self.preset}
+        return {name: value for name, value in self.to_dict().items() if base[name] != value}
+
     def validate(self) -> None:
         """Reject values the pipeline cannot honour, with the reason."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset={self.preset!r}; choose one of {sorted(PRESETS)}")
         if self.data_source not in DATA_SOURCES:
             raise ValueError(f"data_source={self.data_source!r}; choose one of {DATA_SOURCES}")
         if self.classes not in CLASS_CHOICES:
@@ -151,13 +198,19 @@ class GANConfig:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))
 
 
-def recorded_settings(run_dir: Path) -> dict:
-    """Every setting a run folder was trained with, from its config.json. A setting newer than the
-    folder is filled in as the folder was trained: off (its value in the report's preset, since
-    every training option arrived switched off) or, if the report's preset lacks it, its default."""
-    known = {f.name for f in dataclasses.fields(GANConfig)}
-    saved = json.loads((run_dir / "config.json").read_text())["config"]
-    return {**GANConfig().to_dict(), **REPORT, **{k: v for k, v in saved.items() if k in known}}
+def notebook_parameters(namespace: dict) -> dict:
+    """Name -> value of everything the notebook's parameters cell (the last run of it) and papermill's
+    injected cell after it assign, read from IPython's record of the cells as they ran (`In`): a
+    notebook hands on every parameter without listing its name a second time."""
+    cells = namespace.get("In") or []
+    starts = [i for i, source in enumerate(cells) if source.startswith(SETTINGS_CELL_MARK)]
+    if not starts:
+        raise RuntimeError(f"Run the parameters cell (the one starting {SETTINGS_CELL_MARK!r}) first.")
+    ran = [cells[starts[-1]]] + [source for source in cells[starts[-1] + 1:]
+                                 if source.splitlines()[:1] == [PAPERMILL_CELL_MARK]]
+    names = [target.id for source in ran for node in ast.parse(source).body if isinstance(node, ast.Assign)
+             for target in node.targets if isinstance(target, ast.Name)]
+    return {name: namespace[name] for name in dict.fromkeys(names)}
 
 
 def _check_type(name: str, value, expected: type):

@@ -2,7 +2,7 @@
 
 Steps: find class folders, hash every file and drop byte-identical duplicates (the Kaggle download
 holds each image twice, and the set has duplicates of its own), decode by content rather than by
-extension, convert to grey, crop to the head, pad to square, resize, scale to [-1, 1], choose an
+extension, convert to grey, crop to the head, pad to square, resize (gan_lib.scans), scale to [-1, 1], choose an
 optional seeded subset and a seeded per-class hold-out split. Every file ends up either in the
 training set or in the manifest's `skipped` list with a reason; nothing is dropped silently.
 Training reads the result with `load_processed`.
@@ -17,17 +17,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
 from .config import GANConfig
-from .sources import RawSource
-
-CLASS_LABELS = {"yes": 1, "no": 0}  # 1 = tumour
-MIN_SIDE = 32  # smaller files cannot hold a usable head at 64 px
-FOREGROUND_MIN_SHARE = 0.02  # a "head" smaller than 2 % of the picture is not one
-
+from .images import CLASS_LABELS, to_unit_range
+from .scans import crop_pad_resize, decode_image, head_box
+from .sources import RawSource, fetch_raw
 
 class DataError(RuntimeError):
     """Nothing usable can be made from the input; raised before any work, with the reason."""
@@ -38,14 +34,6 @@ class ImageFile:
     path: Path
     label: str  # "yes" or "no", from the class folder's name
     sha256: str = ""
-
-
-@dataclass
-class Decoded:
-    gray: np.ndarray  # uint8, 2-D
-    original_size: tuple[int, int]  # (height, width) of the file as stored
-    mode: str  # gray, rgb, rgba, palette, gray16, ...
-    note: str = ""  # a conversion the user should know about
 
 
 @dataclass
@@ -123,116 +111,6 @@ def describe_raw(root: Path) -> dict:
     unique, _ = dedupe(files, Path(root))
     return {label: {"files": sum(f.label == label for f in files),
                     "unique": sum(f.label == label for f in unique)} for label in CLASS_LABELS}
-
-
-# ---------------------------------------------------------------------------------------------
-# Decoding
-
-
-def sniff_format(data: bytes) -> str | None:
-    """The image format from the file's first bytes (some Kaggle `.jpg` files are PNGs)."""
-    signatures = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"BM": "bmp",
-                  b"GIF8": "gif", b"II*\x00": "tiff", b"MM\x00*": "tiff"}
-    for magic, name in signatures.items():
-        if data.startswith(magic):
-            return name
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
-def decode_image(data: bytes) -> Decoded:
-    """Decode to 8-bit grey, or raise ValueError with the reason the file cannot be used."""
-    if not data:
-        raise ValueError("empty file")
-    fmt = sniff_format(data)
-    if fmt is None:
-        raise ValueError("not an image (unrecognised file signature)")
-    if fmt == "jpeg" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise ValueError("truncated JPEG (no end-of-image marker)")
-    if fmt == "png" and b"IEND" not in data[-16:]:
-        raise ValueError("truncated PNG (no IEND chunk)")
-    palette = fmt == "png" and len(data) > 25 and data[25] == 3  # PNG colour type 3
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f"{fmt} data could not be decoded (corrupt)")
-    original_size = img.shape[:2]
-    note = ""
-    if img.dtype == np.uint16:
-        top = int(img.max())
-        note = f"16-bit image rescaled to 8-bit by its maximum ({top})"
-        img = (img.astype(np.float32) * (255.0 / max(top, 1))).round().astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise ValueError(f"unsupported pixel type {img.dtype}")
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    if channels == 1:
-        gray, mode = img.reshape(original_size), "gray"
-    elif channels == 3:
-        gray, mode = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), "rgb"
-    elif channels == 4:
-        # Composite over black, the background of every scan.
-        alpha = img[..., 3:4].astype(np.float32) / 255.0
-        gray = cv2.cvtColor((img[..., :3] * alpha).astype(np.uint8), cv2.COLOR_BGR2GRAY)
-        mode = "rgba"
-    else:
-        raise ValueError(f"unsupported channel count {channels}")
-    if palette:
-        mode, note = "palette", "palette image expanded to grey"
-    elif note:
-        mode = "gray16"
-    if min(original_size) < MIN_SIDE:
-        raise ValueError(f"too small ({original_size[1]}x{original_size[0]} px)")
-    return Decoded(gray, original_size, mode, note)
-
-
-# ---------------------------------------------------------------------------------------------
-# Cropping and resizing
-
-
-def head_box(gray: np.ndarray) -> tuple[int, int, int, int]:
-    """Bounding box (x, y, w, h) of the head: the largest bright connected region.
-
-    Otsu separates the near-black background from tissue; an opening removes noise and thin text,
-    and taking the largest component ignores labels and rulers burnt into some scans.
-    """
-    blurred = cv2.GaussianBlur(gray, (5, 5), 0)
-    otsu, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    _, mask = cv2.threshold(blurred, max(otsu * 0.5, 8), 255, cv2.THRESH_BINARY)
-    k = max(3, min(gray.shape) // 100) | 1
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n <= 1:
-        raise ValueError("no head found (blank image)")
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h, area = (int(v) for v in stats[largest])
-    if area < FOREGROUND_MIN_SHARE * gray.size:
-        raise ValueError("no head found (foreground too small)")
-    return x, y, w, h
-
-
-def crop_pad_resize(gray: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
-    """Crop to `box` with a small margin, pad to a centred square with black, resize to `size`."""
-    x, y, w, h = box
-    margin = max(2, int(0.03 * max(w, h)))
-    x0, y0 = max(0, x - margin), max(0, y - margin)
-    x1, y1 = min(gray.shape[1], x + w + margin), min(gray.shape[0], y + h + margin)
-    crop = gray[y0:y1, x0:x1]
-    side = max(crop.shape)
-    top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
-    square = np.zeros((side, side), np.uint8)
-    square[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
-    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
-    return cv2.resize(square, (size, size), interpolation=interp)
-
-
-def to_unit_range(pixels: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [-1, 1], the range of a tanh generator."""
-    return pixels.astype(np.float32) / 127.5 - 1.0
-
-
-def from_unit_range(images: np.ndarray) -> np.ndarray:
-    """float [-1, 1] -> uint8 [0, 255], for saving and showing."""
-    return np.clip((np.asarray(images) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,6 +224,15 @@ def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray,
     manifest = json.loads(manifest_path(path).read_text())
     chosen = np.ones(len(labels), bool) if split is None else splits == split
     return images[chosen], labels[chosen], manifest
+
+
+def ensure_processed(cfg: GANConfig) -> Path:
+    """The dataset file of `cfg`, prepared from its raw source first if missing (the evaluation's
+    two-class file and `make quality`'s data, which no notebook may have written)."""
+    if not cfg.processed_path.exists():
+        print(f"Preparing {cfg.processed_path.name} ({cfg.classes}) from {cfg.data_source} ...")
+        save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    return cfg.processed_path
 
 
 def summarise(manifest: dict) -> str:

@@ -19,13 +19,13 @@ import numpy as np
 
 from . import classifier as clf
 from . import metrics
-from .config import EVALUATION_FIELDS, GANConfig, recorded_settings
-from .data import CLASS_LABELS, load_processed, prepare_dataset, save_processed
+from .config import EVALUATION_FIELDS, GANConfig
+from .data import ensure_processed, load_processed
 from .features import choose_extractor
 from .generate import generate, load_generator, takes_label
+from .images import CLASS_LABELS
 from .phantom import SYNTHETIC_LABEL
-from .sources import fetch_raw
-from .training import library_versions
+from .run_folder import library_versions, recorded_settings
 
 
 def run_config(cfg: GANConfig) -> GANConfig:
@@ -46,10 +46,7 @@ def both_classes_file(cfg: GANConfig, gan_manifest: dict) -> Path:
     both = dataclasses.replace(cfg, classes="both")
     if cfg.data_source in ("local", "drive"):
         both = dataclasses.replace(both, data_dir=gan_manifest["dataset"]["source_root"])
-    if not both.processed_path.exists():
-        print(f"Preparing {both.processed_path.name} (both classes) for the classifier ...")
-        save_processed(prepare_dataset(both, fetch_raw(both)), both.processed_path)
-    return both.processed_path
+    return ensure_processed(both)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import cv2
 import keras
 import numpy as np
 
-from .data import from_unit_range
+from .images import from_unit_range
 
 
 def load_generator(run_dir: Path) -> keras.Model:

@@ -1,20 +1,28 @@
 """Image quality measured during training, so a run shows when it got good and when it started to
 collapse instead of only how it ended: every `kid_every` steps, KID of a fixed sample of generated
 images against the training images, and the evaluation's diversity figure (MS-SSIM against the real
-set's). Features come from the fixed random CNN whatever `feature_extractor` says: it is offline and
-cheap enough to run mid-training (InceptionV3 at 299 px is not, on a CPU); the final evaluation
-uses the configured extractor.
+set's), written by `HealthLog` to health.csv. Features come from the fixed random CNN whatever
+`feature_extractor` says: it is offline and cheap enough to run mid-training (InceptionV3 at 299 px
+is not, on a CPU); the final evaluation uses the configured extractor.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
+import keras
 import numpy as np
 
 from . import metrics
+from .config import GANConfig
 from .features import random_cnn_extractor
 from .generate import generate
+from .layers import with_stock_layers
+from .progress import say
+from .run_folder import trim_history
 
 HEALTH_FIELDS = ["epoch", "step", "kid", "kid_std", "diversity_ratio", "d_acc_real", "d_acc_fake", "augment_p",
                  "collapse_warning", "wall_time_s"]
@@ -49,3 +57,46 @@ class QualityMonitor:
         generated_msssim, _ = metrics.mean_pairwise_msssim(images, DIVERSITY_PAIRS, self.seed)
         ratio = metrics.diversity_ratio(generated_msssim, self.real_msssim)
         return QualityCheck(kid, kid_std, ratio, ratio < metrics.COLLAPSED_RATIO)
+
+
+class HealthLog:
+    """Every `kid_every` steps: KID and diversity, D's accuracies and p averaged over the history
+    rows since the last check, into health.csv; the generator with the lowest KID so far as
+    generator_best.keras (best.json says which step); a loud warning when diversity collapses."""
+
+    def __init__(self, cfg: GANConfig, run_dir: Path, images: np.ndarray, last_step: int):
+        self.run_dir, self.path, self.best_path = run_dir, run_dir / "health.csv", run_dir / "best.json"
+        trim_history(self.path, last_step, HEALTH_FIELDS)
+        best = json.loads(self.best_path.read_text()) if self.best_path.exists() else {}
+        self.best_kid = best.get("kid", np.inf) if best.get("step", np.inf) <= last_step else np.inf
+        self.monitor = QualityMonitor(images, cfg.kid_images, cfg.seed)
+        self.window: list[dict] = []
+
+    def record(self, values: dict) -> None:
+        """One history row's step outputs (d_acc_real, d_acc_fake, augment_p, ...)."""
+        self.window.append(values)
+
+    def check(self, generator: keras.Model, epoch: int, step: int, wall_time_s: float) -> None:
+        quality = self.monitor.check(generator)
+        mean = lambda name: float(np.mean([v[name] for v in self.window])) if self.window else np.nan  # noqa: E731
+        row = {"epoch": epoch, "step": step, "kid": quality.kid, "kid_std": quality.kid_std,
+               "diversity_ratio": quality.diversity_ratio, "d_acc_real": mean("d_acc_real"),
+               "d_acc_fake": mean("d_acc_fake"), "augment_p": mean("augment_p"),
+               "collapse_warning": int(quality.collapsing), "wall_time_s": round(wall_time_s, 3)}
+        new_file = not self.path.exists()
+        with self.path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, HEALTH_FIELDS)
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+        self.window.clear()
+        say(f"step {step}: KID {quality.kid:.3f} ± {quality.kid_std:.3f} (random-CNN features), diversity "
+            f"{quality.diversity_ratio:.0%} of the training set's, D accuracy real {row['d_acc_real']:.2f} / fake "
+            f"{row['d_acc_fake']:.2f}, augment p {row['augment_p']:.2f}")
+        if quality.collapsing:
+            say(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the training set's: "
+                "mode collapse is starting (see health.csv and the sample grids).")
+        if quality.kid < self.best_kid:
+            self.best_kid = quality.kid
+            with_stock_layers(generator).save(self.run_dir / "generator_best.keras")
+            self.best_path.write_text(json.dumps({"step": step, "kid": quality.kid, "kid_std": quality.kid_std}))

@@ -13,35 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .analysis import smooth
-from .data import CLASS_LABELS, decode_image, find_class_files, from_unit_range
+from .data import find_class_files
+from .scans import decode_image
+from .images import CLASS_LABELS, as_uint8, montage
 from .phantom import SYNTHETIC_LABEL
-
-
-def _as_uint8(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image).squeeze()
-    return image if image.dtype == np.uint8 else from_unit_range(image)
-
-
-def _letterbox(gray: np.ndarray, tile: int, fill: int) -> np.ndarray:
-    """Fit an image of any shape into a tile x tile square, aspect kept."""
-    scale = tile / max(gray.shape)
-    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-    small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    canvas = np.full((tile, tile), fill, np.uint8)
-    y, x = (tile - small.shape[0]) // 2, (tile - small.shape[1]) // 2
-    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
-    return canvas
-
-
-def montage(images, ncols: int, tile: int, fill: int = 0, gap: int = 4) -> np.ndarray:
-    """Images of any size letterboxed into one uint8 array, white gaps between tiles."""
-    nrows = max(1, -(-len(images) // ncols))
-    out = np.full((nrows * (tile + gap) - gap, ncols * (tile + gap) - gap), 255, np.uint8)
-    for i, image in enumerate(images):
-        r, c = divmod(i, ncols)
-        out[r * (tile + gap):r * (tile + gap) + tile, c * (tile + gap):c * (tile + gap) + tile] = \
-            _letterbox(_as_uint8(image), tile, fill)
-    return out
 
 
 def label_synthetic(fig, synthetic: bool):
@@ -52,13 +27,6 @@ def label_synthetic(fig, synthetic: bool):
         fig.text(0.5, 0.998, SYNTHETIC_LABEL, ha="center", va="top", color="white", fontsize=9, weight="bold",
                  bbox={"facecolor": "red", "edgecolor": "none", "pad": 2})
     return fig
-
-
-def banner(grid: np.ndarray, text: str) -> np.ndarray:
-    """A uint8 image with a line of text in a black strip above it (for PNG files)."""
-    strip = np.zeros((22, grid.shape[1]), np.uint8)
-    cv2.putText(strip, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, 255, 1, cv2.LINE_AA)
-    return np.vstack([strip, grid])
 
 
 def image_grid(images, titles=None, ncols: int = 8, tile: int = 128, fill: int = 0, suptitle: str = "",
@@ -213,7 +181,7 @@ def side_by_side(grids: dict[str, np.ndarray], ncols: int = 4):
     tile = max(64, next(iter(grids.values())).shape[1])
     fig, axes = plt.subplots(1, len(grids), figsize=(3.2 * len(grids), 3.6))
     for ax, (name, images) in zip(np.atleast_1d(axes), grids.items()):
-        ax.imshow(montage([_as_uint8(im) for im in images], ncols=ncols, tile=tile), cmap="gray", vmin=0, vmax=255)
+        ax.imshow(montage([as_uint8(im) for im in images], ncols=ncols, tile=tile), cmap="gray", vmin=0, vmax=255)
         ax.set_title(name)
         ax.axis("off")
     fig.tight_layout()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from gan_lib.bench import forward_flops
+from gan_lib.scripts.bench import forward_flops
 
 
 def test_layer_flops_are_two_per_multiply_add():

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from colab_runtime import STANDIN, WORKSPACE, kill_tree, new_runtime, outputs_text, run_notebook, snapshot_repository
 
-from gan_lib import notebook_cells
+from gan_lib.scripts import notebook_cells
 from gan_lib.colab import KAGGLE_SECRETS, ROOT_ENV, WORKSPACE_ENV, open_workspace
 from gan_lib.config import PROJECT_ROOT, GANConfig
-from gan_lib.run_notebooks import PIPELINE, notebook_path, resolve_parameters, run_pipeline
+from gan_lib.scripts.run_notebooks import PIPELINE, notebook_path, resolve_parameters, run_pipeline
 
 CI_PARAMS = str(PROJECT_ROOT / "params" / "ci.yaml")
 
@@ -126,13 +126,13 @@ def test_the_one_runtime_notebook_killed_during_training_resumes_from_drive(tmp_
 
 
 def test_the_bootstrap_check_fails_when_one_copy_differs(tmp_path):
-    assert notebook_cells.drifted(notebook_cells.notebooks()) == [], "run `python -m gan_lib.notebook_cells`"
+    assert notebook_cells.drifted(notebook_cells.notebooks()) == [], "run `python -m gan_lib.scripts.notebook_cells`"
     copies = [Path(shutil.copy(p, tmp_path)) for p in notebook_cells.notebooks()]
     nb = json.loads(copies[2].read_text())
     cell = next(c for c in nb["cells"] if notebook_cells.TAG in c["metadata"].get("tags", []))
     cell["source"][4] = cell["source"][4].replace("brain-mri-gan", "my-fork")
     copies[2].write_text(json.dumps(nb))
-    assert notebook_cells.drifted(copies) == [f"{copies[2].name}: its 'colab' cell differs from gan_lib/notebook_cells.py"]
+    assert notebook_cells.drifted(copies) == [f"{copies[2].name}: its 'colab' cell differs from gan_lib/scripts/notebook_cells.py"]
 
 
 @pytest.fixture

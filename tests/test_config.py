@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gan_lib.config import PROJECT_ROOT, GANConfig
+from gan_lib.config import DEFAULT_PRESET, PRESETS, PROJECT_ROOT, GANConfig
 
 
 def test_unknown_key_raises_and_lists_the_known_ones():
@@ -44,3 +44,16 @@ def test_to_dict_round_trips(tmp_path):
     cfg.save(tmp_path / "c.json")
     import json
     assert GANConfig.from_overrides(**json.loads((tmp_path / "c.json").read_text())) == cfg
+
+
+def test_a_preset_is_applied_first_then_the_settings_given():
+    cfg = GANConfig.from_overrides(preset="report", learning_rate=1e-4)
+    assert {k: getattr(cfg, k) for k in PRESETS["report"]} == {**PRESETS["report"], "learning_rate": 1e-4}
+    assert cfg.preset == "report" and cfg.overridden() == {"learning_rate": 1e-4}
+    assert GANConfig.from_overrides(preset="report", arch=None).arch == PRESETS["report"]["arch"], "None: the preset's"
+    assert GANConfig.from_overrides() == GANConfig() and GANConfig().preset == DEFAULT_PRESET
+
+
+def test_an_unknown_preset_names_the_known_ones():
+    with pytest.raises(ValueError, match="preset='best'.*report-ada"):
+        GANConfig.from_overrides(preset="best")

@@ -11,8 +11,8 @@ import pytest
 
 from conftest import encode, head_image, palette_png, write
 from gan_lib.config import GANConfig
-from gan_lib.data import (DataError, crop_pad_resize, decode_image, head_box, load_processed,
-                          prepare_dataset, save_processed)
+from gan_lib.data import DataError, load_processed, prepare_dataset, save_processed
+from gan_lib.scans import crop_pad_resize, decode_image, head_box
 from gan_lib.sources import RawSource
 
 

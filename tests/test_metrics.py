@@ -6,7 +6,8 @@ import pytest
 from gan_lib import metrics
 from gan_lib.classifier import roc_auc
 from gan_lib.phantom import render_slice
-from gan_lib.data import crop_pad_resize, head_box, to_unit_range
+from gan_lib.scans import crop_pad_resize, head_box
+from gan_lib.images import to_unit_range
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,9 @@ import pytest
 import tensorflow as tf
 
 from gan_lib.config import GANConfig
-from gan_lib.presets import PRESETS
-from gan_lib import models
-from gan_lib.models import (ARCHITECTURES, NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, build_models,
-                            with_stock_layers)
+from gan_lib import layers
+from gan_lib.layers import NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, with_stock_layers
+from gan_lib.models import ARCHITECTURES, build_models
 
 
 @pytest.mark.parametrize("size", [128, 64])
@@ -33,8 +32,8 @@ def test_shapes_and_output_ranges(arch, size):
 def test_spectral_norm_layers_have_unit_largest_singular_value():
     """After a few power iterations the normalised kernel's top singular value is 1, and the
     layer computes the wrapped layer's function of that kernel (the same as the stock layer's)."""
-    conv = models.SNConv2D(8, 3, strides=2, padding="same")
-    dense = models.SNDense(5, use_bias=False)
+    conv = layers.SNConv2D(8, 3, strides=2, padding="same")
+    dense = layers.SNDense(5, use_bias=False)
     x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype("float32")
     conv(x), dense(x.reshape(2, -1))
     for layer in (conv, dense):
@@ -55,19 +54,19 @@ def test_minibatch_stddev_shows_d_how_much_its_batch_varies():
     """The appended channel is the batch's mean per-position std: 0 for copies of one image, the
     numpy value for a varied batch; every D takes the option and still scores each image."""
     x = np.random.default_rng(0).standard_normal((4, 6, 6, 3)).astype("float32")
-    varied = np.asarray(models.MinibatchStddev()(x))
+    varied = np.asarray(layers.MinibatchStddev()(x))
     assert varied.shape == (4, 6, 6, 4)
     np.testing.assert_allclose(varied[..., :3], x)
     np.testing.assert_allclose(varied[..., 3], x.std(axis=0).mean(), rtol=1e-5)
     copies = tf.constant(np.repeat(x[:1], 4, axis=0))
     with tf.GradientTape() as tape:
         tape.watch(copies)
-        spread = models.MinibatchStddev()(copies)[..., 3]
+        spread = layers.MinibatchStddev()(copies)[..., 3]
     assert np.abs(np.asarray(spread)).max() < 1e-3
     assert np.isfinite(np.asarray(tape.gradient(spread, copies))).all(), "a batch of copies must not give NaN"
     for arch in sorted(ARCHITECTURES):
         _, discriminator = build_models(GANConfig.from_overrides(arch=arch, image_size=32, minibatch_stddev=True))
-        assert any(isinstance(layer, models.MinibatchStddev) for layer in discriminator.layers)
+        assert any(isinstance(layer, layers.MinibatchStddev) for layer in discriminator.layers)
         assert discriminator(np.zeros((3, 32, 32, 1), "float32"), training=False).shape == (3, 1)
 
 
@@ -85,9 +84,9 @@ def test_conditional_models_take_the_label_and_unconditional_ones_do_not():
 
 
 def test_report_preset_is_the_reports_final_model_layer_for_layer():
-    generator, discriminator = build_models(GANConfig.from_overrides(image_size=128, **PRESETS["report"]))
+    generator, discriminator = build_models(GANConfig.from_overrides(image_size=128, preset="report"))
     def kind(layer):  # the fast layers are the stock layers, computed differently
-        stock = models.STOCK_LAYERS.get(type(layer), type(layer))
+        stock = layers.STOCK_LAYERS.get(type(layer), type(layer))
         return stock.__name__
 
     g = [(kind(layer), getattr(layer, "filters", getattr(layer, "units", None))) for layer in generator.layers]
@@ -153,7 +152,7 @@ def test_fast_layers_equal_the_stock_layer_and_its_gradients(fast_cls, stock_cls
 def test_exported_generator_uses_stock_layers_and_gives_the_same_images(tmp_path):
     generator, discriminator = build_models(GANConfig.from_overrides(image_size=32))
     exported = with_stock_layers(generator)
-    fast = tuple(models.STOCK_LAYERS)
+    fast = tuple(layers.STOCK_LAYERS)
     assert not any(isinstance(layer, fast) for model in (generator, discriminator)
                    for layer in with_stock_layers(model).layers)
     noise = np.random.default_rng(0).standard_normal((2, 100)).astype("float32")

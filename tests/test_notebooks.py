@@ -10,9 +10,8 @@ import sys
 import papermill as pm
 import pytest
 
-from gan_lib.config import GANConfig
-from gan_lib.presets import DEFAULT_PRESET, PRESETS
-from gan_lib.run_notebooks import COLAB_ONLY, NOTEBOOK_DIR, filtered_stderr, resolve_parameters
+from gan_lib.config import PAPERMILL_CELL_MARK, PRESET_DEFAULTS, PRESETS, PROJECT_ROOT, GANConfig, notebook_parameters
+from gan_lib.scripts.run_notebooks import COLAB_ONLY, NOTEBOOK_DIR, filtered_stderr, resolve_parameters
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
@@ -21,8 +20,10 @@ def code_cells(path) -> list[dict]:
     return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
 
 
-# 00_colab's own parameters: which preset, and any further notebook parameter by name.
-PIPELINE_ONLY = {"preset": DEFAULT_PRESET, "other_parameters": {}}
+# 00_colab's own parameter: any further notebook parameter by name.
+PIPELINE_ONLY = {"other_parameters": {}}
+# A notebook gives these as None: the preset's table is the one place their defaults are written.
+FROM_THE_PRESET = {"preset", *PRESET_DEFAULTS}
 
 
 def test_there_are_numbered_notebooks():
@@ -45,7 +46,8 @@ def test_parameters_are_config_fields_with_the_config_defaults(path):
     assert COLAB_ONLY == {"workspace"}
     for name, info in pm.inspect_notebook(str(path)).items():
         assert name in defaults, f"{path.name}: parameter {name} is not a GANConfig field"
-        assert ast.literal_eval(info["default"]) == defaults[name], f"{path.name}: {name} default differs from GANConfig"
+        expected = None if name in FROM_THE_PRESET else defaults[name]
+        assert ast.literal_eval(info["default"]) == expected, f"{path.name}: {name} default differs from GANConfig"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -58,17 +60,62 @@ def test_papermill_sees_every_assignment_of_the_parameters_cell(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_every_parameter_is_used_after_the_parameters_cell(path):
-    """A parameter the later cells never read would be accepted from make and silently ignored."""
-    code = code_cells(path)
-    python = ["".join(line for line in c["source"] if not line.lstrip().startswith(("%", "!"))) for c in code[1:]]
-    read = {node.id for source in python for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
-    assert set(pm.inspect_notebook(str(path))) - read == set()
+def test_every_notebook_hands_its_whole_parameters_cell_on(path):
+    """A parameter the later cells never read would be accepted from make and silently ignored:
+    each notebook collects the cell's names (notebook_parameters) instead of listing them again."""
+    later = "".join("".join(c["source"]) for c in code_cells(path)[1:])
+    assert "GANConfig.from_notebook(globals())" in later or "notebook_parameters(globals())" in later
+    assert "from_overrides" not in later
 
 
-def test_the_defaults_are_the_default_preset():
-    defaults = GANConfig().to_dict()
-    assert {k: defaults[k] for k in PRESETS[DEFAULT_PRESET]} == PRESETS[DEFAULT_PRESET]
+def test_every_preset_setting_has_its_default_written_once_in_the_default_preset():
+    """GANConfig's field for a setting a preset sets takes its default from PRESET_DEFAULTS, never
+    from a literal of its own (the notebooks give None: the test above)."""
+    source = (PROJECT_ROOT / "gan_lib" / "config.py").read_text()
+    (config_class,) = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "GANConfig"]
+    defaults = {n.target.id: n.value for n in config_class.body if isinstance(n, ast.AnnAssign)}
+    preset_settings = set().union(*PRESETS.values())
+    assert preset_settings <= set(defaults)
+    for name in preset_settings:
+        assert ast.unparse(defaults[name]) == f"PRESET_DEFAULTS[{name!r}]", f"{name}: its default is written twice"
+
+
+def ran(path, injected: dict) -> dict:
+    """A kernel's namespace after the notebook's parameters cell and papermill's injected cell
+    ran, with IPython's record of both in `In`."""
+    cells = ["", "".join(code_cells(path)[0]["source"]),
+             PAPERMILL_CELL_MARK + "\n" + "".join(f"{k} = {v!r}\n" for k, v in injected.items())]
+    namespace = {"In": cells}
+    for source in cells:
+        exec(source, namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_a_notebook_hands_on_every_parameter_of_its_cell_and_papermills(path):
+    namespace = ran(path, {"seed": 7})
+    handed = notebook_parameters(namespace)
+    assert set(handed) == set(pm.inspect_notebook(str(path))) | {"seed"}
+    assert handed["seed"] == 7
+    if path.name != "00_colab.ipynb":
+        assert GANConfig.from_notebook(namespace).seed == 7
+
+
+def test_the_training_notebook_applies_its_preset_then_the_settings_given():
+    train_notebook = NOTEBOOK_DIR / "04_train.ipynb"
+    cfg = GANConfig.from_notebook(ran(train_notebook, {"preset": "report", "learning_rate": 1e-3, "epochs": 3}))
+    assert (cfg.preset, cfg.learning_rate, cfg.epochs, cfg.r1_gamma) == ("report", 1e-3, 3, PRESETS["report"]["r1_gamma"])
+    assert set(cfg.overridden()) == {"learning_rate", "epochs"}
+    default = GANConfig.from_notebook(ran(train_notebook, {}))
+    assert default == GANConfig() and default.overridden() == {}
+
+
+def test_a_name_in_the_parameters_cell_that_the_config_does_not_know_is_an_error():
+    namespace = ran(NOTEBOOK_DIR / "04_train.ipynb", {})
+    namespace["In"][1] += "\nlearning_rat = 0.1\n"
+    exec("learning_rat = 0.1", namespace)
+    with pytest.raises(ValueError, match="Unknown config key.*learning_rat"):
+        GANConfig.from_notebook(namespace)
 
 
 def test_make_style_parameters_are_typed_per_notebook():
@@ -84,12 +131,11 @@ def test_unknown_or_mistyped_make_parameter_is_an_error():
         resolve_parameters(NOTEBOOKS[1:3], ["IMAGE_SIZE=big"], None)
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_a_preset_sets_the_training_notebooks_settings_and_make_parameters_override_it(preset):
+def test_make_passes_a_preset_and_its_overrides_as_plain_parameters():
     train_notebook = NOTEBOOK_DIR / "04_train.ipynb"
-    (params,) = resolve_parameters([train_notebook], ["LEARNING_RATE=0.001"], None, preset)
-    assert params == {**PRESETS[preset], "learning_rate": 0.001}, "every preset setting is a notebook parameter"
-    (data_params,) = resolve_parameters([NOTEBOOKS[1]], [], None, preset)
+    (params,) = resolve_parameters([train_notebook], ["PRESET=report", "LEARNING_RATE=0.001", "MINIBATCH_STDDEV=true"], None)
+    assert params == {"preset": "report", "learning_rate": 0.001, "minibatch_stddev": True}
+    data_params, _ = resolve_parameters([NOTEBOOKS[1], train_notebook], [], None, {"preset": "report"})
     assert data_params == {}, "notebooks without those parameters get none of them"
 
 

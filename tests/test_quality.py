@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gan_lib.presets import PRESETS
-from gan_lib.quality import bars, table, utility_aucs
+from gan_lib.config import PRESETS
+from gan_lib.scripts.quality import bars, table, utility_aucs
 
 
 def row(kid, diversity, near_copies, warnings=0):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,10 +16,13 @@ import pytest
 
 from gan_lib.config import GANConfig
 from gan_lib.data import prepare_dataset, save_processed
-from gan_lib.presets import PRESETS
+from gan_lib.config import PRESETS
 from gan_lib.sources import fetch_raw
 from gan_lib.analysis import load_history
-from gan_lib.training import LOSSES, PACE_STEPS, GANTrainer, TrainingDiverged, choose_layers, train
+from gan_lib.losses import LOSSES, Loss, r1_penalty
+from gan_lib.progress import PACE_STEPS
+from gan_lib.trainer import GANTrainer, choose_layers
+from gan_lib.training import TrainingDiverged, train
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,7 @@ def data_root(tmp_path_factory):
 def small_cfg(data_root, tmp_path, **overrides):
     settings = dict(data_source="phantom", data_root=str(data_root), image_size=32, output_root=str(tmp_path / "runs"),
                     run_name="t", epochs=2, steps_per_epoch=6, checkpoint_every=4, log_every=2, xla=False,
-                    mixed_precision=False, kid_every=0, **PRESETS["report"])
+                    mixed_precision=False, kid_every=0, preset="report")
     return GANConfig.from_overrides(**{**settings, **overrides})
 
 
@@ -58,6 +62,8 @@ def test_a_short_run_writes_every_artefact(data_root, tmp_path):
     run_dir = train(cfg)
     record = json.loads((run_dir / "config.json").read_text())
     assert record["config"] == cfg.to_dict()
+    assert record["preset"] == "report" and record["overridden"] == cfg.overridden()
+    assert record["overridden"]["tensorboard"] is True and not {"xla", "learning_rate"} & set(record["overridden"])
     assert record["data"]["synthetic"] is True and len(record["data"]["file_sha256"]) == 64
     assert {"tensorflow", "keras"} <= set(record["versions"]) and "gpus" in record["device"]
     history = load_history(run_dir)
@@ -122,7 +128,8 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path
     cfg = small_cfg(data_root, tmp_path, run_name="nan")
     train(cfg, stop_after_steps=5)
     good = sorted(p.name for p in (cfg.run_dir / "checkpoints").glob("ckpt-*.index"))
-    monkeypatch.setitem(LOSSES, "bce", lambda r, f, g, logits: (np.float32("nan") * r[0, 0], np.float32("nan") * g[0, 0]))
+    monkeypatch.setitem(LOSSES, "bce", Loss(lambda r, f, logits: np.float32("nan") * r[0, 0],
+                                            lambda g, logits: np.float32("nan") * g[0, 0]))
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         train(cfg)
     assert sorted(p.name for p in (cfg.run_dir / "checkpoints").glob("ckpt-*.index")) == good
@@ -153,6 +160,37 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
     assert int(load_history(train(small_cfg(data_root, tmp_path, epochs=2)))[-1]["step"]) == 12, "resumed to the end"
     recorded = run_config(small_cfg(data_root, tmp_path))
     assert {k: getattr(recorded, k) for k in PRESETS["report"]} == PRESETS["report"]
+
+
+# The last commit before `preset` became a setting and the training engine was split by concern.
+BEFORE_THE_SPLIT = "7e430191a14f64f50ebabffee7b6346271596b16"
+
+
+def test_a_run_folder_made_before_the_split_resumes_and_evaluates(data_root, tmp_path):
+    """A run trained by gan_lib as it was at BEFORE_THE_SPLIT (its code taken from this repository's
+    history, run in its own process): today's code resumes it to the end and evaluates it."""
+    from gan_lib.config import PROJECT_ROOT
+    from gan_lib.evaluate import evaluate_run
+
+    old_code = tmp_path / "old_code"
+    old_code.mkdir()
+    archive = subprocess.run(["git", "-C", str(PROJECT_ROOT), "archive", BEFORE_THE_SPLIT, "gan_lib"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive, check=True)
+    old = small_cfg(data_root, tmp_path, epochs=1).to_dict()
+    del old["preset"]
+    script = ("from gan_lib.config import GANConfig; from gan_lib.training import train; "
+              f"train(GANConfig.from_overrides(**{old!r}))")
+    subprocess.run([sys.executable, "-c", script], cwd=old_code, env={**os.environ, "PYTHONPATH": str(old_code)},
+                   check=True, capture_output=True)
+    cfg = small_cfg(data_root, tmp_path, epochs=2)
+    assert "preset" not in json.loads((cfg.run_dir / "config.json").read_text())["config"], "made by the old code"
+    assert int(load_history(train(cfg))[-1]["step"]) == 12, "resumed from the old checkpoint to the end"
+    assert json.loads((cfg.run_dir / "config.json").read_text())["preset"] == "report"
+    evaluation = evaluate_run(GANConfig.from_overrides(
+        run_name=cfg.run_name, output_root=cfg.output_root, n_generated=20, feature_extractor="random_cnn",
+        kid_subset_size=10, kid_subsets=2, diversity_pairs=20, classifier_seeds=1, classifier_epochs=1))
+    assert evaluation.metrics["config"]["preset"] == "report"
 
 
 @pytest.mark.parametrize("r1_gamma", [0.0, 1.0])
@@ -219,7 +257,7 @@ def test_ema_weights_move_toward_the_live_weights_and_are_what_the_run_saves(dat
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_each_quality_preset_trains_and_writes_its_run_folder_with_health_checks(preset, data_root, tmp_path):
-    run_dir = train(small_cfg(data_root, tmp_path, run_name=preset, kid_every=6, kid_images=20, **PRESETS[preset]))
+    run_dir = train(small_cfg(data_root, tmp_path, run_name=preset, kid_every=6, kid_images=20, preset=preset))
     for name in ("config.json", "history.csv", "health.csv", "best.json", "generator.keras", "generator_best.keras"):
         assert (run_dir / name).exists(), name
     with (run_dir / "health.csv").open() as f:
@@ -280,14 +318,14 @@ def r1_and_its_weight_gradients(trainer, real):
         with tf.GradientTape(watch_accessed_variables=False) as input_tape:
             input_tape.watch(real)
             d_real = trainer._discriminate(real, None)
-        penalty = trainer._r1_penalty(input_tape, d_real, real)
+        penalty = r1_penalty(input_tape, d_real, real, trainer.cfg.r1_gamma, trainer.d_logits, float16=False)
     return float(penalty), tape.gradient(penalty, trainer.discriminator.trainable_variables)
 
 
 def test_r1_is_the_squared_input_gradient_of_d_logit_and_trains_d_through_the_phase_layers():
     import tensorflow as tf
 
-    from gan_lib.models import with_stock_layers
+    from gan_lib.layers import with_stock_layers
 
     cfg = GANConfig.from_overrides(image_size=32, xla=False, arch="report-v1", r1_gamma=2.0)  # D without Dropout
     real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 1)).astype("float32"))

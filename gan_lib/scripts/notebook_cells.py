@@ -1,7 +1,7 @@
 """The Colab bootstrap cell, written once: every notebook carries an identical copy (tagged `colab`).
 
-    python -m gan_lib.notebook_cells           # write the current cell into every notebook, and the badges
-    python -m gan_lib.notebook_cells --check   # list the notebooks whose copy differs (exit 1)
+    python -m gan_lib.scripts.notebook_cells           # write the current cell into every notebook, and the badges
+    python -m gan_lib.scripts.notebook_cells --check   # list the notebooks whose copy differs (exit 1)
 
 The test suite runs the check, so a hand-edited copy fails CI. The repository URL comes from
 `gan_lib.colab`, like the README's "Open in Colab" badges (between the BADGES markers), which are
@@ -15,16 +15,17 @@ import json
 import sys
 from pathlib import Path
 
-from .colab import ROOT_ENV, REPO_URL, WORKSPACE_ENV, badge
+from gan_lib.colab import ROOT_ENV, REPO_URL, WORKSPACE_ENV, badge
+from gan_lib.config import PROJECT_ROOT
 
 TAG = "colab"
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 README = NOTEBOOK_DIR.parent / "README.md"
-BADGES = ("<!-- badges: written by python -m gan_lib.notebook_cells -->\n", "<!-- /badges -->\n")
+BADGES = ("<!-- badges: written by python -m gan_lib.scripts.notebook_cells -->\n", "<!-- /badges -->\n")
 
 BOOTSTRAP = f'''\
 # Colab only (nothing happens elsewhere): clone this repository, install gan_lib, and keep data, runs and
-# caches in the Drive folder `workspace`. Written by `python -m gan_lib.notebook_cells`: edit it there.
+# caches in the Drive folder `workspace`. Written by `python -m gan_lib.scripts.notebook_cells`: edit it there.
 import importlib.util, os, subprocess, sys
 if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab"):
     REPO_URL = os.environ.get("GAN_REPO_URL", "{REPO_URL}")
@@ -73,7 +74,7 @@ def drifted(paths: list[Path], readme: Path = README) -> list[str]:
         if len(cells) != 1:
             problems.append(f"{path.name}: {len(cells)} cells tagged {TAG!r} (expected 1)")
         elif "".join(cells[0]["source"]) != BOOTSTRAP:
-            problems.append(f"{path.name}: its {TAG!r} cell differs from gan_lib/notebook_cells.py")
+            problems.append(f"{path.name}: its {TAG!r} cell differs from gan_lib/scripts/notebook_cells.py")
     return problems
 
 

@@ -1,12 +1,12 @@
 """Run the numbered notebooks headless with papermill (what `make data`, `make demo` and CI use).
 
-    python -m gan_lib.run_notebooks 01_download 02_preprocess --out outputs/notebooks \
-        [--preset report] [--params-file params/ci.yaml] [--prepare-only] [DATA_SOURCE=phantom IMAGE_SIZE=64 ...]
+    python -m gan_lib.scripts.run_notebooks 01_download 02_preprocess --out outputs/notebooks \
+        [--params-file params/ci.yaml] [--prepare-only] [DATA_SOURCE=phantom PRESET=report ...]
 
-A preset (gan_lib.presets) sets the training notebook's model and training settings first; a params
-file, then NAME=VALUE pairs, override it. NAME=VALUE pairs are notebook parameters in upper case (as
-make passes them); each is converted to the type of that parameter's default in the notebook, and a
-name no notebook has is an error.
+A params file, then NAME=VALUE pairs, set the notebooks' parameters. NAME=VALUE pairs are notebook
+parameters in upper case (as make passes them); each is converted to its setting's type in
+GANConfig, and a name no notebook has is an error. `PRESET=report` is one of them: the notebook
+applies the preset, then any of its settings given too.
 With --prepare-only the parameters are injected but nothing runs: nbval then executes those copies.
 """
 
@@ -25,12 +25,12 @@ from pathlib import Path
 import papermill as pm
 import yaml
 
-from .config import HEADLESS_ENV, PROJECT_ROOT, GANConfig
-from .presets import PRESETS
+from gan_lib.config import HEADLESS_ENV, PROJECT_ROOT, GANConfig
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PIPELINE = ("01_download", "02_preprocess", "03_build_models", "04_train", "05_analyze", "06_evaluate")
 COLAB_ONLY = {"workspace"}  # read by the bootstrap cell on Colab; off Colab it would do nothing
+SETTING_TYPES = {name: type(value).__name__ for name, value in GANConfig().to_dict().items()}
 # Start-up chatter the kernels print on their stderr: TensorFlow's absl INFO/WARNING lines (oneDNN,
 # no CUDA driver, XLA compiled) and its error line for a machine without a GPU, and the kernel's own
 # notes on its transport and shutdown. Every other line, errors included, passes.
@@ -51,8 +51,9 @@ def notebook_path(name: str) -> Path:
 
 
 def notebook_parameters(path: Path) -> dict[str, str]:
-    """Parameter name -> type name of its default literal, from the notebook's `parameters` cell."""
-    return {name: type(ast.literal_eval(info["default"])).__name__
+    """Parameter name -> type name, from the notebook's `parameters` cell: its setting's type in
+    GANConfig (a cell's None means "the preset's"), else the type of the cell's literal."""
+    return {name: SETTING_TYPES.get(name) or type(ast.literal_eval(info["default"])).__name__
             for name, info in pm.inspect_notebook(str(path)).items()}
 
 
@@ -73,16 +74,15 @@ def convert(name: str, text: str, type_name: str):
 
 
 def resolve_parameters(paths: list[Path], assignments: list[str], params_file: str | None,
-                       preset: str | None = None, values: dict | None = None) -> list[dict]:
-    """Per notebook, the parameters to inject: the preset's, the params file's, typed `values`, then
-    NAME=VALUE pairs."""
+                       values: dict | None = None) -> list[dict]:
+    """Per notebook, the parameters to inject: the params file's, typed `values`, then NAME=VALUE pairs."""
     declared = [notebook_parameters(p) for p in paths]
     known = set().union(*declared)
     unknown = set(values or {}) - known
     if unknown:
         raise ValueError(f"No notebook of {[p.stem for p in paths]} takes {sorted(unknown)}")
     from_file = yaml.safe_load(Path(params_file).read_text()) if params_file else {}
-    overrides = {**(PRESETS[preset] if preset else {}), **(from_file or {}), **(values or {})}
+    overrides = {**(from_file or {}), **(values or {})}
     for item in assignments:
         name, sep, text = item.partition("=")
         key = name.lower()
@@ -153,12 +153,11 @@ def run_folders(paths: list[Path], parameters: list[dict]) -> list[Path]:
     return sorted(runs)
 
 
-def run_pipeline(values: dict, out_dir: Path, preset: str | None = None, names: tuple[str, ...] = PIPELINE) -> Path:
-    """The numbered notebooks 01-06 with one set of parameters (each gets those it declares, after
-    the preset's), as 00_colab runs them in one Colab runtime; raises if one fails. Returns the
-    run folder."""
+def run_pipeline(values: dict, out_dir: Path, names: tuple[str, ...] = PIPELINE) -> Path:
+    """The numbered notebooks 01-06 with one set of parameters (each gets those it declares), as
+    00_colab runs them in one Colab runtime; raises if one fails. Returns the run folder."""
     paths = [notebook_path(n) for n in names]
-    parameters = resolve_parameters(paths, [], None, preset, values)
+    parameters = resolve_parameters(paths, [], None, values)
     failed = execute(paths, parameters, out_dir)
     if failed:
         raise RuntimeError(f"{failed.stem} failed; the executed copy with the traceback is {failed}")
@@ -171,7 +170,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("items", nargs="+", help="notebook names, then NAME=VALUE parameters")
     parser.add_argument("--out", default="outputs/notebooks", help="folder for the executed copies")
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="model and training settings by name (gan_lib.presets)")
     parser.add_argument("--params-file", help="YAML of parameters shared by all notebooks (e.g. params/ci.yaml)")
     parser.add_argument("--prepare-only", action="store_true", help="inject parameters, do not execute")
     args = parser.parse_intermixed_args(argv)
@@ -182,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise SystemExit(f"No such notebook: {missing}")
-    parameters = resolve_parameters(paths, assignments, args.params_file, args.preset)
+    parameters = resolve_parameters(paths, assignments, args.params_file)
     with filtered_stderr():
         failed = execute(paths, parameters, Path(args.out), args.prepare_only)
     if failed or args.prepare_only:

@@ -1,6 +1,6 @@
 """Benchmark: the report's training loop against this project's step, in one process.
 
-    python -m gan_lib.bench [--image-size 128] [--batch-size 4] [--steps 8] [--rounds 3] [--out outputs/bench]
+    python -m gan_lib.scripts.bench [--image-size 128] [--batch-size 4] [--steps 8] [--rounds 3] [--out outputs/bench]
 
 (a) the report's loop: G.predict for the fakes, D.train_on_batch on real and on fake, then the
 stacked model's train_on_batch with D frozen; (b) GANTrainer's compiled step, with and without XLA,
@@ -23,10 +23,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import GANConfig
-from .models import build_models, with_stock_layers
-from .presets import PRESETS
-from .training import PACE_STEPS, GANTrainer, choose_layers, device_types, duration, library_versions, use_mixed_precision
+from gan_lib.config import GANConfig
+from gan_lib.layers import with_stock_layers
+from gan_lib.models import build_models
+from gan_lib.run_folder import library_versions
+from gan_lib.trainer import GANTrainer
 
 
 def forward_flops(model: keras.Model) -> float:
@@ -114,25 +115,6 @@ def report_loop_step(cfg: GANConfig, images: np.ndarray):
     return step
 
 
-def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:
-    """What 04_train will do per second on this runtime: `cfg`'s step (its precision, XLA and the
-    layers chosen for this device) on random images, compiled, then `steps` steps timed; printed
-    with the time of cfg's whole schedule. A minute on a GPU runtime, before committing to hours."""
-    images = np.random.default_rng(0).uniform(-1, 1, (64, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
-    layers = choose_layers(device_types())
-    trainer = GANTrainer(cfg, images, use_mixed_precision(cfg), speed_layers=layers["speed_layers"])
-    start = time.perf_counter()
-    np.asarray(trainer.compiled_step()["d_loss"])
-    compiled = time.perf_counter() - start
-    rate = time_rounds({"step": lambda: np.asarray(trainer.compiled_step()["d_loss"])}, steps, 1, 0)["step"]
-    total = cfg.epochs * cfg.steps_per_epoch
-    device = ", ".join(sorted(set(device_types()) - {"CPU"})) or "CPU only"
-    print(f"{device}; {cfg.image_size} px, batch {cfg.batch_size}, XLA {cfg.xla}; {layers['reason']}\n"
-          f"compile {compiled:.1f} s; {rate:.2f} steps/s; the schedule ({cfg.epochs} x {cfg.steps_per_epoch:,} steps) "
-          f"takes {duration(total / rate)}")
-    return {"steps_per_s": rate, "compile_s": compiled, "schedule_s": total / rate, "layers": layers}
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image-size", type=int, default=128)
@@ -142,7 +124,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", default="outputs/bench")
     args = parser.parse_args(argv)
-    cfg = GANConfig.from_overrides(image_size=args.image_size, batch_size=args.batch_size, **PRESETS["report"])
+    cfg = GANConfig.from_overrides(image_size=args.image_size, batch_size=args.batch_size, preset="report")
     images = np.random.default_rng(0).uniform(-1, 1, (113, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
     flops = step_flops(cfg)
     matmul, matmul_flops = matmul_step()

@@ -2,10 +2,10 @@
 budget, then the full evaluation of each, one table, KID-versus-steps curves and the sample grids
 side by side, under outputs/quality/.
 
-    python -m gan_lib.quality [--data-dir ../shared/data/brain_mri_yes_no] [--steps 6000] [--image-size 64]
-    python -m gan_lib.quality ... --only resize-sn     # one preset (run several in parallel), no table
-    python -m gan_lib.quality ... --table-only         # the table from finished runs
-    python -m gan_lib.quality --image-size 128 --steps 37500   # the report's schedule, for a GPU
+    python -m gan_lib.scripts.quality [--data-dir ../shared/data/brain_mri_yes_no] [--steps 6000] [--image-size 64]
+    python -m gan_lib.scripts.quality ... --only resize-sn     # one preset (run several in parallel), no table
+    python -m gan_lib.scripts.quality ... --table-only         # the table from finished runs
+    python -m gan_lib.scripts.quality --image-size 128 --steps 37500   # the report's schedule, for a GPU
 
 Without --data-dir the images come from Kaggle (kagglehub), as in notebook 01.
 
@@ -21,16 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import GANConfig
-from .data import load_processed, prepare_dataset, save_processed
-from .analysis import load_history
-from .evaluate import evaluate_run
-from .generate import generate, load_generator
-from .metrics import LESS_DIVERSE_RATIO
-from .plots import kid_curves, side_by_side
-from .presets import PRESETS
-from .sources import fetch_raw
-from .training import train
+from gan_lib.analysis import load_history
+from gan_lib.config import PRESETS, GANConfig
+from gan_lib.data import ensure_processed, load_processed
+from gan_lib.evaluate import evaluate_run
+from gan_lib.generate import generate, load_generator
+from gan_lib.metrics import LESS_DIVERSE_RATIO
+from gan_lib.plots import kid_curves, side_by_side
+from gan_lib.training import train
 
 STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
 GRID_IMAGES = 16
@@ -41,18 +39,12 @@ def preset_config(preset: str, args) -> GANConfig:
         data_source="local" if args.data_dir else "kaggle", data_dir=args.data_dir, classes="yes", image_size=args.image_size, seed=args.seed,
         epochs=args.steps // STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH, batch_size=4, kid_every=STEPS_PER_EPOCH,
         checkpoint_every=STEPS_PER_EPOCH, run_name=preset, output_root=str(Path(args.out) / "runs"),
-        feature_extractor=args.feature_extractor, **PRESETS[preset])
-
-
-def ensure_data(cfg: GANConfig) -> None:
-    if not cfg.processed_path.exists():
-        print(f"preparing {cfg.processed_path} from {cfg.data_dir}")
-        save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+        feature_extractor=args.feature_extractor, preset=preset)
 
 
 def run_preset(preset: str, args) -> None:
     cfg = preset_config(preset, args)
-    ensure_data(cfg)
+    ensure_processed(cfg)
     print(f"=== {preset}: {cfg.epochs * cfg.steps_per_epoch} steps at {cfg.image_size} px, batch {cfg.batch_size}")
     train(cfg)
     if not (cfg.run_dir / "metrics.json").exists():

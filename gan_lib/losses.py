@@ -1,0 +1,60 @@
+"""GAN losses, each a pair of functions (D's, G's) of D's outputs, and the R1 penalty.
+
+D outputs probabilities (the report's sigmoid head) or logits (`from_logits`). D's update calls
+only D's loss and G's update only G's, so neither computes a loss it throws away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+
+def _bce(target, output, from_logits: bool):
+    return tf.reduce_mean(keras.losses.binary_crossentropy(target, output, from_logits=from_logits))
+
+
+def bce_d_loss(d_real, d_fake, from_logits: bool):
+    """The report's binary cross-entropy, averaged over real (target 1) and generated (target 0)."""
+    return 0.5 * (_bce(tf.ones_like(d_real), d_real, from_logits) + _bce(tf.zeros_like(d_fake), d_fake, from_logits))
+
+
+def bce_g_loss(d_gen, from_logits: bool):
+    """G's non-saturating form: BCE of D's output on its images against ones."""
+    return _bce(tf.ones_like(d_gen), d_gen, from_logits)
+
+
+def hinge_d_loss(d_real, d_fake, from_logits: bool):
+    """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN): D stops pushing an image once it is past its
+    margin, so it cannot drive its outputs to the extremes the report's D reached. On logits only
+    (GANTrainer refuses it for a sigmoid D)."""
+    return 0.5 * (tf.reduce_mean(tf.nn.relu(1.0 - d_real)) + tf.reduce_mean(tf.nn.relu(1.0 + d_fake)))
+
+
+def hinge_g_loss(d_gen, from_logits: bool):
+    return -tf.reduce_mean(d_gen)
+
+
+@dataclass(frozen=True)
+class Loss:
+    d_loss: Callable  # (d_real, d_fake, from_logits) -> D's loss
+    g_loss: Callable  # (d_gen, from_logits) -> G's loss
+
+
+LOSSES: dict[str, Loss] = {"bce": Loss(bce_d_loss, bce_g_loss), "hinge": Loss(hinge_d_loss, hinge_g_loss)}
+
+
+def r1_penalty(input_tape, d_real, real, gamma: float, from_logits: bool, float16: bool):
+    """R1: (gamma/2) · mean over reals of |d logit / d image|^2, which pulls D's surface flat at the
+    data, so G and D settle instead of circling (Mescheder et al. 2018). Called inside D's tape: its
+    gradient wrt D's weights is a second derivative. A sigmoid D's logit is log(p / (1 - p)), whose
+    slope in p is 1 / (p (1 - p)). A float16 sigmoid rounds to exactly 1 from |logit| of about 8, so
+    there p (1 - p) is floored at 1e-4 and the input gradient is not loss-scaled: either would
+    overflow float16."""
+    floor = 1e-4 if float16 else 1e-7
+    logit_slope = tf.ones_like(d_real) if from_logits else 1.0 / tf.maximum(d_real * (1.0 - d_real), floor)
+    grad = input_tape.gradient(d_real, real, output_gradients=logit_slope)
+    return 0.5 * gamma * tf.reduce_mean(tf.reduce_sum(tf.square(grad), axis=[1, 2, 3]))

@@ -1,0 +1,115 @@
+"""One raw file to one square head image: decoded by its content rather than its extension
+(some Kaggle `.jpg` files are PNGs), converted to 8-bit grey, cropped to the head (the largest
+bright region), padded to a centred square and resized. A file that cannot give a usable head
+raises ValueError with the reason, which the dataset's manifest records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MIN_SIDE = 32  # smaller files cannot hold a usable head at 64 px
+FOREGROUND_MIN_SHARE = 0.02  # a "head" smaller than 2 % of the picture is not one
+
+
+@dataclass
+class Decoded:
+    gray: np.ndarray  # uint8, 2-D
+    original_size: tuple[int, int]  # (height, width) of the file as stored
+    mode: str  # gray, rgb, rgba, palette, gray16, ...
+    note: str = ""  # a conversion the user should know about
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format from the file's first bytes (some Kaggle `.jpg` files are PNGs)."""
+    signatures = {b"\xff\xd8\xff": "jpeg", b"\x89PNG\r\n\x1a\n": "png", b"BM": "bmp",
+                  b"GIF8": "gif", b"II*\x00": "tiff", b"MM\x00*": "tiff"}
+    for magic, name in signatures.items():
+        if data.startswith(magic):
+            return name
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return None
+
+
+def decode_image(data: bytes) -> Decoded:
+    """Decode to 8-bit grey, or raise ValueError with the reason the file cannot be used."""
+    if not data:
+        raise ValueError("empty file")
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise ValueError("not an image (unrecognised file signature)")
+    if fmt == "jpeg" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise ValueError("truncated JPEG (no end-of-image marker)")
+    if fmt == "png" and b"IEND" not in data[-16:]:
+        raise ValueError("truncated PNG (no IEND chunk)")
+    palette = fmt == "png" and len(data) > 25 and data[25] == 3  # PNG colour type 3
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"{fmt} data could not be decoded (corrupt)")
+    original_size = img.shape[:2]
+    note = ""
+    if img.dtype == np.uint16:
+        top = int(img.max())
+        note = f"16-bit image rescaled to 8-bit by its maximum ({top})"
+        img = (img.astype(np.float32) * (255.0 / max(top, 1))).round().astype(np.uint8)
+    elif img.dtype != np.uint8:
+        raise ValueError(f"unsupported pixel type {img.dtype}")
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels == 1:
+        gray, mode = img.reshape(original_size), "gray"
+    elif channels == 3:
+        gray, mode = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), "rgb"
+    elif channels == 4:
+        # Composite over black, the background of every scan.
+        alpha = img[..., 3:4].astype(np.float32) / 255.0
+        gray = cv2.cvtColor((img[..., :3] * alpha).astype(np.uint8), cv2.COLOR_BGR2GRAY)
+        mode = "rgba"
+    else:
+        raise ValueError(f"unsupported channel count {channels}")
+    if palette:
+        mode, note = "palette", "palette image expanded to grey"
+    elif note:
+        mode = "gray16"
+    if min(original_size) < MIN_SIDE:
+        raise ValueError(f"too small ({original_size[1]}x{original_size[0]} px)")
+    return Decoded(gray, original_size, mode, note)
+
+
+def head_box(gray: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box (x, y, w, h) of the head: the largest bright connected region.
+
+    Otsu separates the near-black background from tissue; an opening removes noise and thin text,
+    and taking the largest component ignores labels and rulers burnt into some scans.
+    """
+    blurred = cv2.GaussianBlur(gray, (5, 5), 0)
+    otsu, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    _, mask = cv2.threshold(blurred, max(otsu * 0.5, 8), 255, cv2.THRESH_BINARY)
+    k = max(3, min(gray.shape) // 100) | 1
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        raise ValueError("no head found (blank image)")
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h, area = (int(v) for v in stats[largest])
+    if area < FOREGROUND_MIN_SHARE * gray.size:
+        raise ValueError("no head found (foreground too small)")
+    return x, y, w, h
+
+
+def crop_pad_resize(gray: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """Crop to `box` with a small margin, pad to a centred square with black, resize to `size`."""
+    x, y, w, h = box
+    margin = max(2, int(0.03 * max(w, h)))
+    x0, y0 = max(0, x - margin), max(0, y - margin)
+    x1, y1 = min(gray.shape[1], x + w + margin), min(gray.shape[0], y + h + margin)
+    crop = gray[y0:y1, x0:x1]
+    side = max(crop.shape)
+    top, left = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+    square = np.zeros((side, side), np.uint8)
+    square[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    interp = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
+    return cv2.resize(square, (size, size), interpolation=interp)

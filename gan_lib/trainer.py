@@ -1,0 +1,208 @@
+"""The GAN training step: both models, both optimisers, the RNG and the step counter in one
+checkpointable object, and the step compiled once (`GANTrainer.compiled_step`).
+
+The training images live on the device and each step draws its batch with replacement from them
+(as the report sampled), so there is no per-step host-to-device copy at all. G and D each have
+their own Adam, built once on their own variables, so the report's `KeyError: optimizer cannot
+recognize variable` cannot happen. Which layers and precision the step uses depends on the device
+(`choose_layers`, `use_mixed_precision`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .augment import ADA_SPEED_IMAGES, augment, parse_policy
+from .config import GANConfig
+from .images import grid_labels
+from .layers import with_stock_layers
+from .losses import LOSSES, r1_penalty
+from .models import ARCHITECTURES, build_models, is_conditional
+
+
+def choose_layers(device_types: list[str]) -> dict:
+    """The CPU speed layers (Phase*, NarrowConv2D) where their gain was measured, a CPU; the stock
+    Keras layers on a GPU or TPU, where it was not. Recorded in config.json."""
+    accelerators = sorted({d for d in device_types if d in ("GPU", "TPU")})
+    if accelerators:
+        return {"speed_layers": False, "reason": f"stock Keras layers on {'/'.join(accelerators)}: the speed "
+                "layers' gain was measured on a CPU only (spectral-norm layers keep their phase gradient)"}
+    return {"speed_layers": True, "reason": "CPU: PhaseConv2DTranspose, PhaseGradConv2D and NarrowConv2D, "
+            "measured faster than the stock layers on a CPU (README, Speed)"}
+
+
+def device_types() -> list[str]:
+    return [d.device_type for d in tf.config.list_physical_devices()]
+
+
+
+def gpu_available() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def use_mixed_precision(cfg: GANConfig) -> bool:
+    """float16 only where it helps (a GPU); on a CPU it is slower, so say so and stay in float32."""
+    if cfg.mixed_precision and not gpu_available():
+        print("NOTE: mixed_precision=True needs a GPU; this run trains in float32 "
+              "(config.json records effective.mixed_precision=false).")
+        return False
+    return cfg.mixed_precision
+
+
+@dataclass
+class StepOutput:
+    d_loss: float
+    g_loss: float
+    d_real: float  # mean probability D gives real images (sigmoid of its logit)
+    d_fake: float
+    d_acc_real: float  # share of real images D calls real (ADA's overfitting signal)
+    d_acc_fake: float
+    augment_p: float
+
+
+class GANTrainer:
+    """Both models, both optimisers, the RNG and the step counter, checkpointed together."""
+
+    def __init__(self, cfg: GANConfig, images: np.ndarray, mixed_precision: bool = False,
+                 labels: np.ndarray | None = None, speed_layers: bool = True):
+        if cfg.loss not in LOSSES:
+            raise ValueError(f"loss={cfg.loss!r}; known losses: {sorted(LOSSES)}")
+        keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+        keras.utils.set_random_seed(cfg.seed)  # weight initialisation and Dropout
+        self.cfg = cfg
+        self.loss = LOSSES[cfg.loss]
+        self.augment_policy = parse_policy(cfg.augment)
+        self.generator, self.discriminator = build_models(cfg)  # an unknown arch raises here
+        if not speed_layers:
+            self.generator, self.discriminator = with_stock_layers(self.generator), with_stock_layers(self.discriminator)
+        self.d_logits = ARCHITECTURES[cfg.arch].d_logits
+        if cfg.loss == "hinge" and not self.d_logits:
+            raise ValueError(f"loss='hinge' needs a discriminator that outputs logits; arch={cfg.arch!r} "
+                             "ends in a sigmoid. Use loss='bce'.")
+        self.g_opt = self._optimizer(cfg, mixed_precision, "g_adam")
+        self.d_opt = self._optimizer(cfg, mixed_precision, "d_adam")
+        self.g_opt.build(self.generator.trainable_variables)
+        self.d_opt.build(self.discriminator.trainable_variables)
+        self.rng = tf.random.Generator.from_seed(cfg.seed)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time_s")
+        # Augmentation probability (moved by ADA when ada_target > 0) and D's running accuracy on reals
+        self.augment_p = tf.Variable(cfg.augment_p if self.augment_policy else 0.0, dtype=tf.float32, trainable=False, name="augment_p")
+        self.real_accuracy = tf.Variable(0.5, dtype=tf.float32, trainable=False, name="real_accuracy")
+        self.images = tf.constant(images, dtype=tf.float32)
+        self.conditional = is_conditional(cfg)
+        if self.conditional and labels is None:
+            raise ValueError(f"arch={cfg.arch!r} with classes='both' is class-conditional: pass the labels")
+        self.labels = tf.constant(labels if self.conditional else np.zeros(len(images)), dtype=tf.int32)
+        # Dropout's seed state is not among the model's weights: save it so a resume repeats no draw.
+        layer_seeds = [layer.seed_generator.state for model in (self.generator, self.discriminator)
+                       for layer in model.layers if hasattr(layer, "seed_generator")]
+        # The moving average of G's weights, when asked for: what samples and the saved generator use.
+        self.generator_ema = None
+        if cfg.ema_decay > 0:
+            self.generator_ema = keras.models.clone_model(self.generator)
+            self.generator_ema.set_weights(self.generator.get_weights())
+        extra = {"generator_ema": self.generator_ema} if self.generator_ema is not None else {}
+        self.checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
+                                              g_opt=self.g_opt, d_opt=self.d_opt, rng=self.rng,
+                                              layer_seeds=layer_seeds, step=self.step, wall_time=self.wall_time,
+                                              augment_p=self.augment_p, real_accuracy=self.real_accuracy, **extra)
+        self.compiled_step = tf.function(self._train_step, jit_compile=cfg.xla)
+
+    @staticmethod
+    def _optimizer(cfg: GANConfig, mixed_precision: bool, name: str):
+        adam = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1, name=name)
+        return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_scaled") if mixed_precision else adam
+
+    @staticmethod
+    def _update(tape, scaled_loss, model, optimizer):
+        """Apply the gradients of a loss scaled (inside the tape) by this optimiser's `scale_loss`;
+        a LossScaleOptimizer unscales them, a plain Adam's scale is 1."""
+        grads = tape.gradient(scaled_loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    def _update_ema(self):
+        """Move the average toward G's weights. The decay ramps up as TensorFlow's moving averages do
+        (min(decay, (1 + step) / (10 + step))), so early steps are not frozen in; normalisation
+        statistics are copied, not averaged (averaged from the first steps they blacken the images)."""
+        step = tf.cast(self.step, tf.float32)
+        decay = tf.minimum(self.cfg.ema_decay, (1.0 + step) / (10.0 + step))
+        for average, live in zip(self.generator_ema.trainable_variables, self.generator.trainable_variables):
+            average.assign(decay * average + (1.0 - decay) * live)
+        for average, live in zip(self.generator_ema.non_trainable_variables, self.generator.non_trainable_variables):
+            average.assign(live)
+
+    def _generate(self, noise, labels):
+        return self.generator([noise, labels] if self.conditional else noise, training=True)
+
+    def _discriminate(self, images, labels):
+        """D's output on the images, augmented first (the same way for real and generated) if asked."""
+        if self.augment_policy:
+            images = augment(images, self.rng, self.augment_p, self.augment_policy)
+        d = self.discriminator([images, labels] if self.conditional else images, training=True)
+        return tf.cast(d, tf.float32)
+
+    def _random_labels(self, batch, n):
+        """Labels for generated images, drawn from the training set's own class mix."""
+        return tf.gather(self.labels, self.rng.uniform([batch], 0, n, dtype=tf.int64))
+
+    def _probability(self, outputs):
+        return tf.sigmoid(outputs) if self.d_logits else outputs
+
+    def _adapt_augment_p(self, real_accuracy):
+        """StyleGAN2-ADA's controller on D's accuracy on real images (a running mean): above the
+        target D is overfitting, so augment more; below it, less. p can cross [0, 1] in
+        ADA_SPEED_IMAGES images."""
+        self.real_accuracy.assign(0.95 * self.real_accuracy + 0.05 * real_accuracy)
+        direction = tf.sign(self.real_accuracy - self.cfg.ada_target)
+        change = direction * self.cfg.batch_size / ADA_SPEED_IMAGES
+        self.augment_p.assign(tf.clip_by_value(self.augment_p + change, 0.0, 1.0))
+
+    def _train_step(self):
+        batch, n = self.cfg.batch_size, tf.shape(self.images, out_type=tf.int64)[0]
+        # Draw a real batch with replacement and noise, from the checkpointed RNG
+        index = self.rng.uniform([batch], 0, n, dtype=tf.int64)
+        real, real_labels = tf.gather(self.images, index), tf.gather(self.labels, index)
+        noise, fake_labels = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
+        # Train the discriminator on real and generated images
+        with tf.GradientTape() as tape:
+            with tf.GradientTape(watch_accessed_variables=False) as input_tape:  # for R1; free when unused
+                input_tape.watch(real)
+                d_real = self._discriminate(real, real_labels)
+            d_fake = self._discriminate(self._generate(noise, fake_labels), fake_labels)
+            d_loss = self.loss.d_loss(d_real, d_fake, self.d_logits)
+            if self.cfg.r1_gamma > 0:
+                d_loss += r1_penalty(input_tape, d_real, real, self.cfg.r1_gamma, self.d_logits,
+                                     self.discriminator.compute_dtype == "float16")
+            d_scaled = self.d_opt.scale_loss(d_loss)
+        self._update(tape, d_scaled, self.discriminator, self.d_opt)
+        # Train the generator through the (now updated) discriminator, on fresh noise
+        noise, fake_labels = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
+        with tf.GradientTape() as tape:
+            d_gen = self._discriminate(self._generate(noise, fake_labels), fake_labels)
+            g_loss = self.loss.g_loss(d_gen, self.d_logits)
+            g_scaled = self.g_opt.scale_loss(g_loss)
+        self._update(tape, g_scaled, self.generator, self.g_opt)
+        if self.generator_ema is not None:
+            self._update_ema()
+        p_real, p_fake = self._probability(d_real), self._probability(d_fake)
+        acc_real = tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32))
+        if self.augment_policy and self.cfg.ada_target > 0:
+            self._adapt_augment_p(acc_real)
+        self.step.assign_add(1)
+        return {"d_loss": d_loss, "g_loss": g_loss, "d_real": tf.reduce_mean(p_real), "d_fake": tf.reduce_mean(p_fake),
+                "d_acc_real": acc_real, "d_acc_fake": tf.reduce_mean(tf.cast(p_fake < 0.5, tf.float32)),
+                "augment_p": tf.identity(self.augment_p)}
+
+    def samples(self, noise: np.ndarray) -> np.ndarray:
+        """Images from the sampling generator; a conditional one gets `grid_labels`."""
+        inputs = [noise, grid_labels(len(noise))] if self.conditional else noise
+        return np.asarray(self.sampling_generator(inputs, training=False), np.float32)
