@@ -10,7 +10,7 @@ import sys
 import papermill as pm
 import pytest
 
-from gan_lib.config import PAPERMILL_CELL_MARK, PRESET_DEFAULTS, PRESETS, PROJECT_ROOT, GANConfig, notebook_parameters
+from gan_lib.config import NOTEBOOK_ONLY, PAPERMILL_CELL_MARK, PRESET_DEFAULTS, PRESETS, PROJECT_ROOT, GANConfig, notebook_parameters
 from gan_lib.scripts.run_notebooks import COLAB_ONLY, NOTEBOOK_DIR, filtered_stderr, resolve_parameters
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -66,6 +66,22 @@ def test_every_notebook_hands_its_whole_parameters_cell_on(path):
     later = "".join("".join(c["source"]) for c in code_cells(path)[1:])
     assert "GANConfig.from_notebook(globals())" in later or "notebook_parameters(globals())" in later
     assert "from_overrides" not in later
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_later_cell_assigns_a_parameter_name(path):
+    """So a kernel without a record of its cells (nbval's) finds the same parameters in its namespace."""
+    names = set(GANConfig().to_dict()) | set(NOTEBOOK_ONLY)
+    later = "".join("".join(c["source"]) + "\n" for c in code_cells(path)[2:])
+    assigned = {node.id for node in ast.walk(ast.parse(later)) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    assert not assigned & names
+
+
+def test_without_a_record_of_the_cells_the_namespace_gives_the_same_parameters():
+    namespace = ran(NOTEBOOK_DIR / "04_train.ipynb", {"seed": 7})
+    with_record = notebook_parameters(namespace)
+    del namespace["In"]
+    assert notebook_parameters(namespace) == with_record
 
 
 def test_every_preset_setting_has_its_default_written_once_in_the_default_preset():
