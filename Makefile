@@ -9,9 +9,15 @@ STAMP := $(VENV)/.installed
 DATA_NOTEBOOKS := 01_download 02_preprocess
 REPORT_NOTEBOOKS := 05_analyze 06_evaluate
 NOTEBOOKS := $(DATA_NOTEBOOKS) 03_build_models 04_train $(REPORT_NOTEBOOKS)
-# NAME=VALUE pairs given on the make command line, handed to the notebooks as parameters.
-NB_PARAMS := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $v)),$(v)=$($(v))))
-RUN_NOTEBOOKS := $(PY) -m gan_lib.scripts.run_notebooks
+# NAME=VALUE pairs given on the make command line, handed to the notebooks as parameters: each pair
+# single-quoted for the shell, and its text taken as typed ($(value)), so no value is ever run by
+# make or the shell. They are also kept out of the recipes' environment, where make would expand them.
+MAKE_ONLY := RUN DRY_RUN
+CLI_NAMES := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $v)),$(v)))
+quote = '$(subst ','\'',$(1))'
+NB_PARAMS := $(foreach v,$(filter-out $(MAKE_ONLY),$(CLI_NAMES)),$(call quote,$(v)=$(value $(v))))
+unexport $(CLI_NAMES)
+RUN_NOTEBOOKS := $(PY) -m gan_lib.scripts.run_notebooks $(if $(DRY_RUN),--dry-run)
 # Quiet TensorFlow's C++ start-up chatter (no GPU found, etc.).
 export TF_CPP_MIN_LOG_LEVEL := 2
 
@@ -26,6 +32,7 @@ help:
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
 	@echo "make quality every training preset on the real tumour images, evaluated (outputs/quality/);"
 	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (six presets, two at a time: about 3 h here)"
+	@echo "            DRY_RUN=1 with data/train/report/demo: print each notebook's parameters, run nothing"
 	@echo "make test    unit tests, the simulated-Colab runs, then the notebooks executed by nbval in small settings"
 	@echo "make notebook-cells  write the Colab bootstrap cell (gan_lib/scripts/notebook_cells.py) into every notebook"
 
@@ -46,16 +53,14 @@ train: $(STAMP)
 
 # The executed notebooks are kept in the run folder, next to metrics.json.
 report: $(STAMP)
-	@test -n "$(RUN)" || { echo "usage: make report RUN=<run_name> [OUTPUT_ROOT=...] [N_GENERATED=...]"; exit 2; }
-	$(RUN_NOTEBOOKS) $(REPORT_NOTEBOOKS) --out $(or $(OUTPUT_ROOT),outputs/runs)/$(RUN)/report RUN_NAME=$(RUN) \
-		$(filter-out RUN=%,$(NB_PARAMS))
+	$(RUN_NOTEBOOKS) $(REPORT_NOTEBOOKS) --report $(call quote,$(value RUN)) $(NB_PARAMS)
 
 bench: $(STAMP)
 	$(PY) -m gan_lib.scripts.bench
 
 quality: $(STAMP)
-	$(PY) -m gan_lib.scripts.quality $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(STEPS),--steps $(STEPS)) \
-		$(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE))
+	$(PY) -m gan_lib.scripts.quality $(if $(DATA_DIR),--data-dir $(call quote,$(value DATA_DIR))) \
+		$(if $(STEPS),--steps $(call quote,$(value STEPS))) $(if $(IMAGE_SIZE),--image-size $(call quote,$(value IMAGE_SIZE)))
 
 demo: $(STAMP)
 	$(RUN_NOTEBOOKS) $(NOTEBOOKS) --params-file params/demo.yaml --out outputs/demo/notebooks $(NB_PARAMS)

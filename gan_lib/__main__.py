@@ -3,7 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
+
+
+def count(text: str) -> int:
+    """A whole number of at least 1, for argparse (its error then names the argument)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be at least 1")
+    return value
+
+
+def writable_folder(text: str) -> Path:
+    """A folder that exists or can be made, and can be written to: checked before any work."""
+    path = Path(text)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{text}: cannot be made ({err.strerror or err})") from None
+    if not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: not writable")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -11,15 +33,21 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="write PNG images from a run's generator, with their seeds")
     gen.add_argument("--run", required=True, help="a run folder holding generator.keras")
-    gen.add_argument("--n", type=int, default=500, help="how many images")
-    gen.add_argument("--out", required=True, help="output folder")
+    gen.add_argument("--n", type=count, default=500, help="how many images")
+    gen.add_argument("--out", type=writable_folder, required=True, help="output folder")
     gen.add_argument("--seed", type=int, default=0, help="image i is made from noise seeded by (seed, i)")
-    gen.add_argument("--upscale", type=int, default=0, help="also resize to this side (bicubic); 0 = training size")
+    gen.add_argument("--upscale", type=lambda t: 0 if t == "0" else count(t), default=0,
+                     help="also resize to this side (bicubic); 0 = training size")
     gen.add_argument("--label", choices=["yes", "no"], help="class-conditional runs: tumour (yes) or not (no); "
                      "default: alternating")
     args = parser.parse_args(argv)
+    from .generate import load_generator, write_images
     from .images import CLASS_LABELS
-    from .generate import write_images
+
+    try:
+        load_generator(args.run)
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(f"--run: {err}")
 
     label = CLASS_LABELS[args.label] if args.label else None
     out = write_images(args.run, args.n, args.out, seed=args.seed, upscale=args.upscale, label=label)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import hashlib
 import json
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +55,9 @@ CLASS_CHOICES = ("yes", "no", "both")
 EVALUATION_FIELDS = ("n_generated", "feature_extractor", "kid_subset_size", "kid_subsets", "diversity_pairs",
                      "near_copy_ssim", "classifier_seeds", "classifier_epochs", "synthetic_per_real")
 FEATURE_EXTRACTORS = ("auto", "inception", "random_cnn")
+# The settings that make a dataset what it is: its name covers them (with `seed`), and a run
+# trains on a dataset's, whatever its own say.
+DATASET_FIELDS = ("data_source", "data_dir", "classes", "image_size", "n_images", "holdout")
 HEADLESS_ENV = "GAN_LIB_HEADLESS"  # set by gan_lib.scripts.run_notebooks for the kernels papermill starts
 
 
@@ -66,6 +72,7 @@ class GANConfig:
     n_images: int = 0  # seeded subset of this many images; 0 = all (the report once used 10)
     holdout: float = 0.2  # share of each class held out for evaluation, never shown to the GAN
     seed: int = 0  # seeds the phantom, the subset, the hold-out split and training
+    dataset: str = ""  # training: the dataset to train on, by the name 02 printed; "" = the one 02 last wrote
 
     # --- models and training (notebooks 03 and 04): the report's models and schedule, trained with
     # the preset DEFAULT_PRESET, whose table above gives the defaults of the settings marked (preset) ---
@@ -146,8 +153,14 @@ class GANConfig:
             raise ValueError(f"image_size={self.image_size}: use a multiple of 16, at least 32 (64, 128)")
         if self.n_images < 0:
             raise ValueError(f"n_images={self.n_images}: use 0 for all images or a positive count")
+        for name, value in self.to_dict().items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name}={value}: must be a finite number")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout={self.holdout}: use a fraction in [0, 1)")
+        if not 0.0 < self.learning_rate < 1.0 or not 0.0 <= self.beta_1 < 1.0:
+            raise ValueError(f"learning_rate={self.learning_rate} (in (0, 1), e.g. 2e-4), "
+                             f"beta_1={self.beta_1} (in [0, 1), e.g. 0.5)")
         for name in ("noise_dim", "epochs", "steps_per_epoch", "batch_size", "checkpoint_every", "log_every",
                      "n_generated", "kid_subset_size", "kid_subsets", "diversity_pairs", "classifier_seeds",
                      "classifier_epochs"):
@@ -167,8 +180,10 @@ class GANConfig:
         if not 0.0 < self.near_copy_ssim <= 1.0 or self.synthetic_per_real < 0:
             raise ValueError(f"near_copy_ssim={self.near_copy_ssim} (in (0, 1]), "
                              f"synthetic_per_real={self.synthetic_per_real} (at least 0)")
-        if not self.run_name or "/" in self.run_name:
-            raise ValueError(f"run_name={self.run_name!r}: a non-empty folder name")
+        for name in ("run_name", "dataset"):
+            value = getattr(self, name)
+            if value in (".", "..") or "/" in value or "\\" in value or (name == "run_name" and not value):
+                raise ValueError(f"{name}={value!r}: a plain folder or file name (no '/', not '.' or '..')")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -184,18 +199,38 @@ class GANConfig:
         return self.path(self.data_root) / "raw"
 
     @property
-    def processed_path(self) -> Path:
-        """The training set file; its name says what is in it so settings do not overwrite each other."""
+    def dataset_name(self) -> str:
+        """The name of the dataset these data settings make: it covers every setting that changes
+        its contents (a local or Drive folder by a digest of its path), so none overwrites another."""
+        folder = ""
+        if self.data_source in ("local", "drive"):
+            where = str(self.path(self.data_dir).resolve()) if self.data_source == "local" else self.data_dir.strip("/")
+            folder = "-" + hashlib.sha256(where.encode()).hexdigest()[:8]
         subset = f"_n{self.n_images}" if self.n_images else ""
-        name = f"{self.data_source}_{self.classes}_{self.image_size}px{subset}.npz"
-        return self.path(self.data_root) / "processed" / name
+        return (f"{self.data_source}{folder}_{self.classes}_{self.image_size}px{subset}"
+                f"_h{self.holdout:g}_s{self.seed}")
+
+    def dataset_file(self, name: str) -> Path:
+        return self.path(self.data_root) / "processed" / f"{name}.npz"
+
+    @property
+    def processed_path(self) -> Path:
+        """The file of the dataset these data settings make (what 02 writes)."""
+        return self.dataset_file(self.dataset_name)
 
     @property
     def run_dir(self) -> Path:
         return self.path(self.output_root) / self.run_name
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+        write_json(Path(path), self.to_dict())
+
+
+def write_json(path: Path, content: dict) -> None:
+    """Write whole or not at all: a crash mid-write leaves the previous file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=2))
+    os.replace(tmp, path)
 
 
 def notebook_parameters(namespace: dict) -> dict:

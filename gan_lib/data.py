@@ -5,28 +5,35 @@ holds each image twice, and the set has duplicates of its own), decode by conten
 extension, convert to grey, crop to the head, pad to square, resize (gan_lib.scans), scale to [-1, 1], choose an
 optional seeded subset and a seeded per-class hold-out split. Every file ends up either in the
 training set or in the manifest's `skipped` list with a reason; nothing is dropped silently.
-Training reads the result with `load_processed`.
+`gan_lib.datasets` stores the result and reads it back.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
 from .config import GANConfig
 from .images import CLASS_LABELS, to_unit_range
 from .scans import crop_pad_resize, decode_image, head_box
-from .sources import RawSource, fetch_raw
+from .sources import RawSource
 
 class DataError(RuntimeError):
     """Nothing usable can be made from the input; raised before any work, with the reason."""
+
+
+# Two scans whose 32x32 thumbnails differ by less than this mean (grey levels) are one scan stored
+# twice (re-encoded, resized): on the Kaggle set such pairs differ by 0.01-6.3, the closest two
+# different scans by 7.4.
+NEAR_DUPLICATE_MAD = 6.5
 
 
 @dataclass
@@ -34,6 +41,7 @@ class ImageFile:
     path: Path
     label: str  # "yes" or "no", from the class folder's name
     sha256: str = ""
+    not_regular: str = ""  # a FIFO, socket, device or broken link: never opened
 
 
 @dataclass
@@ -56,8 +64,21 @@ def find_class_files(root: Path) -> list[ImageFile]:
         dirnames.sort()
         label = Path(dirpath).name.lower()
         if label in CLASS_LABELS and Path(dirpath) != root:
-            found += [ImageFile(Path(dirpath) / f, label) for f in sorted(filenames)]
+            found += [ImageFile(Path(dirpath) / f, label, not_regular=_not_regular(Path(dirpath) / f))
+                      for f in sorted(filenames)]
     return found
+
+
+def _not_regular(path: Path) -> str:
+    """Why a directory entry is not a regular file ("" if it is): reading a FIFO would hang."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    if stat.S_ISREG(mode):
+        return ""
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+    return "not a regular file (" + next((name for test, name in kinds.items() if test(mode)), "special") + ")"
 
 
 def require_class_folders(root: Path, files: list[ImageFile], classes: str) -> None:
@@ -83,6 +104,9 @@ def dedupe(files: list[ImageFile], root: Path) -> tuple[list[ImageFile], list[di
     skipped = []
     groups: dict[str, list[ImageFile]] = {}
     for f in files:
+        if f.not_regular:
+            skipped.append({"path": rel(f.path), "label": f.label, "reason": f.not_regular})
+            continue
         try:
             f.sha256 = hashlib.sha256(f.path.read_bytes()).hexdigest()
         except OSError as err:
@@ -125,27 +149,33 @@ def choose_subset_and_split(labels: np.ndarray, n_images: int, holdout: float, s
     the tumour images that the evaluation's classifier (on `classes=both`) is tested on.
     """
     keep = np.arange(len(labels))
+    if n_images > len(labels):
+        raise DataError(f"n_images={n_images}, but the data holds {len(labels)} usable images: ask for at most "
+                        f"{len(labels)}, or 0 for all.")
     if 0 < n_images < len(labels):
         keep = np.sort(np.random.default_rng(seed).choice(keep, size=n_images, replace=False))
     split = np.full(len(keep), "train", dtype="<U5")
     for label in np.unique(labels[keep]):
         members = np.flatnonzero(labels[keep] == label)
         n_test = int(round(holdout * len(members)))
+        if n_test >= len(members):
+            raise DataError(f"holdout={holdout} holds out all {len(members)} images of class {int(label)}, leaving "
+                            "none to train on: use a smaller holdout.")
         split[np.random.default_rng([seed, int(label)]).choice(members, size=n_test, replace=False)] = "test"
     return keep, split
 
 
 def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False) -> PrepareResult:
-    """Turn `raw` into the training set described by `cfg`; nothing is written (see `save_processed`)."""
+    """Turn `raw` into the training set described by `cfg`; nothing is written (gan_lib.datasets.save_processed)."""
     files = find_class_files(raw.root)
     require_class_folders(raw.root, files, cfg.classes)
     wanted = {"yes", "no"} if cfg.classes == "both" else {cfg.classes}
-    unique, skipped = dedupe(files, raw.root)  # over both classes, so an image filed under both is caught
-    unique = [f for f in unique if f.label in wanted]
-    skipped = [s for s in skipped if s["label"] in wanted]
+    # Both classes are read whatever `classes` says, so a scan filed under both is caught and a
+    # class's images are the same in a one-class and a two-class dataset.
+    unique, skipped = dedupe(files, raw.root)
     found = sum(f.label in wanted for f in files)
 
-    pixels, labels, entries, originals = [], [], [], []
+    pixels, entries, originals = [], [], []
     for f in tqdm(unique, desc="preprocess", unit="img"):
         try:
             decoded = decode_image(f.path.read_bytes())
@@ -158,14 +188,17 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
             skipped.append({"path": str(f.path.relative_to(raw.root)), "label": f.label,
                             "reason": f"unexpected {type(err).__name__}: {err}"})
             continue
-        labels.append(CLASS_LABELS[f.label])
-        if keep_originals:
-            originals.append(decoded.gray)
+        originals.append(decoded.gray if keep_originals else None)
         entries.append({"source_path": str(f.path.relative_to(raw.root)), "sha256": f.sha256,
                         "label": f.label, "original_size": list(decoded.original_size),
                         "mode": decoded.mode, "head_box_xywh": list(box), "note": decoded.note})
+    kept, near = drop_near_duplicates(pixels, entries)
+    kept = [i for i in kept if entries[i]["label"] in wanted]
+    skipped = [s for s in skipped + near if s["label"] in wanted]
+    pixels, entries, originals = [pixels[i] for i in kept], [entries[i] for i in kept], [originals[i] for i in kept]
+    labels = [CLASS_LABELS[e["label"]] for e in entries]
     if not entries:
-        raise DataError(f"None of the {len(unique)} unique files under {raw.root} could be used; "
+        raise DataError(f"None of the {found} files of class {cfg.classes} under {raw.root} could be used; "
                         f"reasons: {dict(Counter(s['reason'].split(' (')[0] for s in skipped))}")
 
     labels_arr = np.array(labels, np.int8)
@@ -194,60 +227,32 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
         "images": entries,
         "skipped": sorted(skipped, key=lambda s: s["path"]),
     }
-    return PrepareResult(images, labels_arr[keep], split, [originals[i] for i in keep] if originals else [],
+    return PrepareResult(images, labels_arr[keep], split, [originals[i] for i in keep] if keep_originals else [],
                          manifest)
 
 
-def manifest_path(processed_path: Path) -> Path:
-    return processed_path.with_suffix(".manifest.json")
-
-
-def save_processed(result: PrepareResult, path: Path) -> Path:
-    """Write the arrays (one .npz) and the manifest next to it; the manifest holds the file's hash."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, images=result.images, labels=result.labels, split=result.split)
-    os.replace(tmp, path)
-    result.manifest["dataset"]["file"] = path.name
-    result.manifest["dataset"]["file_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    manifest_path(path).write_text(json.dumps(result.manifest, indent=2))
-    return path
-
-
-def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray, dict]:
-    """Images and labels of one split ("train", "test", or None for all) and the manifest."""
-    if not path.exists():
-        raise DataError(f"{path} does not exist: run 02_preprocess first (or `make data`), with the same data_source, "
-                        "classes, image_size and n_images (on Colab: the same workspace).")
-    with np.load(path) as arrays:
-        images, labels, splits = arrays["images"], arrays["labels"], arrays["split"]
-    manifest = json.loads(manifest_path(path).read_text())
-    chosen = np.ones(len(labels), bool) if split is None else splits == split
-    return images[chosen], labels[chosen], manifest
-
-
-def ensure_processed(cfg: GANConfig) -> Path:
-    """The dataset file of `cfg`, prepared from its raw source first if missing (the evaluation's
-    two-class file and `make quality`'s data, which no notebook may have written)."""
-    if not cfg.processed_path.exists():
-        print(f"Preparing {cfg.processed_path.name} ({cfg.classes}) from {cfg.data_source} ...")
-        save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
-    return cfg.processed_path
-
-
-def summarise(manifest: dict) -> str:
-    """A few lines a person reads after preprocessing: counts, splits, and why files were skipped."""
-    d = manifest["dataset"]
-    kind = "SYNTHETIC phantom" if d["synthetic"] else f"real ({d['source']})"
-    lines = [
-        f"{kind} data from {d['source_root']}",
-        f"{d['files_found']} files found; {d['unique_usable']} unique usable images; kept {d['n_images']} "
-        f"at {d['image_size']}x{d['image_size']}: per class {d['per_class']}, per split {d['per_split']}",
-    ]
-    reasons = Counter(s["reason"].split(" of ")[0].split(" (")[0] for s in manifest["skipped"])
-    if reasons:
-        lines.append(f"skipped {len(manifest['skipped'])} files: {dict(reasons)}")
-    notes = Counter(e["note"] for e in manifest["images"] if e["note"])
-    if notes:
-        lines.append(f"converted: {dict(notes)}")
-    return "\n".join(lines)
+def drop_near_duplicates(pixels: list[np.ndarray], entries: list[dict]) -> tuple[list[int], list[dict]]:
+    """The indices to keep, and a skipped entry for every scan that is an earlier one stored again
+    (re-encoded or resized: 32x32 thumbnails within NEAR_DUPLICATE_MAD grey levels), so no scan sits
+    on both sides of the hold-out split. A scan under both yes/ and no/ is dropped from both."""
+    thumbs = np.stack([cv2.resize(p, (32, 32), interpolation=cv2.INTER_AREA) for p in pixels]).astype(np.float32) \
+        if pixels else np.zeros((0, 32, 32), np.float32)
+    kept: list[int] = []
+    skipped: list[dict] = []
+    for i in range(len(pixels)):
+        if kept:
+            distance = np.abs(thumbs[kept] - thumbs[i]).mean(axis=(1, 2))
+            j = kept[int(np.argmin(distance))]
+            if distance.min() < NEAR_DUPLICATE_MAD:
+                a, b = entries[j], entries[i]
+                detail = f"mean difference {distance.min():.1f} grey levels"
+                if a["label"] != b["label"]:
+                    kept.remove(j)
+                    skipped += [{"path": e["source_path"], "label": e["label"], "reason": "same scan under both yes/ "
+                                 f"and no/ ({a['source_path']}, {b['source_path']}; {detail})"} for e in (a, b)]
+                else:
+                    skipped.append({"path": b["source_path"], "label": b["label"],
+                                    "reason": f"near-duplicate of {a['source_path']} ({detail})"})
+                continue
+        kept.append(i)
+    return kept, skipped

@@ -20,12 +20,12 @@ import numpy as np
 from . import classifier as clf
 from . import metrics
 from .config import EVALUATION_FIELDS, GANConfig
-from .data import ensure_processed, load_processed
+from .datasets import ensure_processed, load_processed, split_sha256
 from .features import choose_extractor
 from .generate import generate, load_generator, takes_label
 from .images import CLASS_LABELS
 from .phantom import SYNTHETIC_LABEL
-from .run_folder import library_versions, recorded_settings
+from .run_folder import check_same_data, library_versions, recorded_dataset, recorded_settings
 
 
 def run_config(cfg: GANConfig) -> GANConfig:
@@ -43,7 +43,7 @@ def both_classes_file(cfg: GANConfig, gan_manifest: dict) -> Path:
     """The tumour + no-tumour file of the run's data source and size (made here if missing, from
     the raw folder the run's data came from: the classifier needs both classes whatever the GAN
     trained on)."""
-    both = dataclasses.replace(cfg, classes="both")
+    both = dataclasses.replace(cfg, classes="both", seed=gan_manifest["dataset"]["seed"])
     if cfg.data_source in ("local", "drive"):
         both = dataclasses.replace(both, data_dir=gan_manifest["dataset"]["source_root"])
     return ensure_processed(both)
@@ -139,8 +139,10 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
     watch = Stopwatch()
     run_dir = cfg.run_dir
     with watch("load data and generate"):
-        train, _, gan_manifest = load_processed(cfg.processed_path, "train")
-        held_out, _, _ = load_processed(cfg.processed_path, "test")
+        path = recorded_dataset(run_dir, cfg.to_dict())
+        train, train_labels, gan_manifest = load_processed(path, "train")
+        check_same_data(run_dir, path, split_sha256(train, train_labels), gan_manifest)
+        held_out, _, _ = load_processed(path, "test")
         generator = load_generator(run_dir)
         generated, _ = generate(generator, cfg.n_generated, seed=cfg.seed)
     data = classifier_data(cfg, gan_manifest)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -26,7 +27,11 @@ def load_generator(run_dir: Path) -> keras.Model:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: the run has not finished (train it to the end, "
                                 "or resume it with the same run_name).")
-    return keras.models.load_model(path, compile=False)
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as err:  # noqa: BLE001 - Keras reports a damaged file in several ways
+        raise ValueError(f"{path} is damaged and cannot be loaded ({type(err).__name__}); run 04_train again with "
+                         "this run_name: it writes generator.keras anew from the last checkpoint.") from None
 
 
 def noise_for(seed: int, index: int, noise_dim: int) -> np.ndarray:
@@ -86,7 +91,8 @@ def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int =
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pixels = from_unit_range(images[..., 0])
-    with (out / "images.csv").open("w", newline="") as f:
+    listing = out / ".images.csv.tmp"  # images.csv appears whole, once every image is written
+    with listing.open("w", newline="") as f:
         rows = csv.writer(f)
         rows.writerow(["file", "seed", "index"] + (["label"] if labels is not None else []))
         for i, image in enumerate(pixels):
@@ -95,6 +101,7 @@ def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int =
             name = f"gen_{seed}_{i:05d}.png"
             cv2.imwrite(str(out / name), image)
             rows.writerow([name, seed, i] + ([int(labels[i])] if labels is not None else []))
+    os.replace(listing, out / "images.csv")
     np.save(out / "noise.npy", noise)
     (out / "source.json").write_text(json.dumps({"run": str(Path(run_dir).resolve()), "n": n, "seed": seed,
                                                   "upscale": upscale, "label": label, "noise": "gan_lib.generate.noise_for"}, indent=2))

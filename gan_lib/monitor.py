@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +23,11 @@ from .features import random_cnn_extractor
 from .generate import generate
 from .layers import with_stock_layers
 from .progress import say
-from .run_folder import trim_history
+from .run_folder import save_model, trim_history
 
 HEALTH_FIELDS = ["epoch", "step", "kid", "kid_std", "diversity_ratio", "d_acc_real", "d_acc_fake", "augment_p",
                  "collapse_warning", "wall_time_s"]
+WINDOW_FIELDS = ("d_acc_real", "d_acc_fake", "augment_p")  # averaged from history.csv's rows between checks
 KID_SUBSETS = 20
 DIVERSITY_PAIRS = 200
 
@@ -70,7 +72,12 @@ class HealthLog:
         best = json.loads(self.best_path.read_text()) if self.best_path.exists() else {}
         self.best_kid = best.get("kid", np.inf) if best.get("step", np.inf) <= last_step else np.inf
         self.monitor = QualityMonitor(images, cfg.kid_images, cfg.seed)
-        self.window: list[dict] = []
+        # The history rows since the last check, as an uninterrupted run would hold them
+        with self.path.open() if self.path.exists() else open(os.devnull) as f:
+            last_check = max((int(r["step"]) for r in csv.DictReader(f)), default=0)
+        with (run_dir / "history.csv").open() if (run_dir / "history.csv").exists() else open(os.devnull) as f:
+            self.window = [{k: float(r[k]) for k in WINDOW_FIELDS} for r in csv.DictReader(f)
+                           if last_check < int(r["step"]) <= last_step]
 
     def record(self, values: dict) -> None:
         """One history row's step outputs (d_acc_real, d_acc_fake, augment_p, ...)."""
@@ -98,5 +105,5 @@ class HealthLog:
                 "mode collapse is starting (see health.csv and the sample grids).")
         if quality.kid < self.best_kid:
             self.best_kid = quality.kid
-            with_stock_layers(generator).save(self.run_dir / "generator_best.keras")
+            save_model(with_stock_layers(generator), self.run_dir / "generator_best.keras")
             self.best_path.write_text(json.dumps({"step": step, "kid": quality.kid, "kid_std": quality.kid_std}))

@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fcntl
 import json
+import os
 import platform
+import shutil
+import socket
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -18,9 +24,12 @@ import tensorflow as tf
 
 from .colab import workspace_root
 from .config import DEFAULT_PRESET, EVALUATION_FIELDS, PRESETS, PROJECT_ROOT, REPORT, GANConfig
+from .progress import say
 
-# Settings a resumed run may change: they do not change what is trained.
-RESUME_FREE = {"preset", "epochs", "resume", "output_root", "data_dir", "log_every", "checkpoint_every",
+KEEP_CHECKPOINTS = 3  # the newest ones; a damaged newest leaves two to walk back to
+# Settings a resumed run may change: they do not change what is trained (the data is checked by
+# its hash, `check_same_data`).
+RESUME_FREE = {"preset", "dataset", "epochs", "resume", "output_root", "data_dir", "log_every", "checkpoint_every",
                *EVALUATION_FIELDS}
 
 
@@ -29,7 +38,7 @@ def library_versions() -> dict:
             "numpy": np.__version__, "opencv": cv2.__version__}
 
 
-def run_record(cfg: GANConfig, manifest: dict, effective: dict) -> dict:
+def run_record(cfg: GANConfig, manifest: dict, effective: dict, train_sha256: str) -> dict:
     """Everything a run resolved: settings (with its preset and what was set apart from it), what
     took effect on this machine, data identity, software and hardware."""
     data = manifest["dataset"]
@@ -38,7 +47,8 @@ def run_record(cfg: GANConfig, manifest: dict, effective: dict) -> dict:
         "preset": cfg.preset,
         "overridden": cfg.overridden(),
         "effective": effective,
-        "data": {"file": str(cfg.processed_path), "file_sha256": data.get("file_sha256"),
+        "data": {"dataset": cfg.dataset, "file": str(cfg.dataset_file(cfg.dataset)), "train_sha256": train_sha256,
+                 "file_sha256": data.get("file_sha256"),
                  "synthetic": data["synthetic"], "source": data["source"], "source_detail": data["source_detail"],
                  "classes": data["classes"], "per_split": data["per_split"]},
         "versions": library_versions(),
@@ -48,13 +58,53 @@ def run_record(cfg: GANConfig, manifest: dict, effective: dict) -> dict:
     }
 
 
+def read_record(run_dir: Path) -> dict:
+    """The run folder's config.json; a missing or unreadable one is refused with its path: without
+    it the run's settings and data cannot be checked."""
+    path = run_dir / "config.json"
+    try:
+        record = json.loads(path.read_text())
+        record["config"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise RunFolderError(f"{path} is missing or unreadable ({type(err).__name__}: {err}); the run's settings "
+                             "and data cannot be checked without it. Restore it, or move the run folder away to "
+                             "start over.") from None
+    return record
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return any((run_dir / "checkpoints").glob("ckpt-*.index"))
+
+
+def recorded_dataset(run_dir: Path, settings: dict) -> Path:
+    """The dataset file the run trained on: by its recorded name, or (a folder from before datasets
+    were named) the file path it recorded."""
+    if settings.get("dataset"):
+        return GANConfig(**settings).dataset_file(settings["dataset"])
+    return Path(read_record(run_dir)["data"]["file"])
+
+
+def check_same_data(run_dir: Path, path: Path, train_sha256: str, manifest: dict) -> None:
+    """Refuse to resume or evaluate a run on data other than it trained on, naming what changed."""
+    data = read_record(run_dir)["data"]
+    was, now = data.get("train_sha256"), train_sha256
+    if was is None:  # a folder from before: compare the file's hash
+        was, now = data.get("file_sha256"), manifest["dataset"].get("file_sha256")
+    if was != now:
+        then = f"{data.get('source')} {data.get('per_split')} from {data.get('source_detail')}"
+        today = f"{manifest['dataset']['source']} {manifest['dataset']['per_split']} from {manifest['dataset']['source_detail']}"
+        raise RunFolderError(f"{run_dir.name} trained on {data.get('file')} ({then}; hash {str(was)[:12]}); {path} now "
+                             f"holds other data ({today}; hash {str(now)[:12]}). Restore that dataset, or train "
+                             "under another run_name.")
+
+
 def recorded_settings(run_dir: Path) -> dict:
     """Every setting a run folder was trained with, from its config.json. A setting newer than the
     folder is filled in as the folder was trained: off (its value in the report's preset, since
     every training option arrived switched off) or, if the report's preset lacks it, its default.
     A folder from before presets were recorded gets the name of the preset its settings match."""
     known = {f.name for f in dataclasses.fields(GANConfig)}
-    saved = json.loads((run_dir / "config.json").read_text())["config"]
+    saved = read_record(run_dir)["config"]
     settings = {**GANConfig().to_dict(), **REPORT, **{k: v for k, v in saved.items() if k in known}}
     if "preset" not in saved:
         matching = [name for name, preset in PRESETS.items() if all(settings[k] == v for k, v in preset.items())]
@@ -73,12 +123,92 @@ def check_resumable(run_dir: Path, cfg: GANConfig) -> None:
 
 
 def trim_history(path: Path, last_step: int, fields: list[str]) -> None:
-    """Drop rows after the restored checkpoint, so a resumed run repeats no step."""
+    """Drop rows after the restored checkpoint, so a resumed run repeats no step, and a row a kill
+    cut short (said aloud); the file is rewritten whole."""
     if not path.exists():
         return
-    with path.open() as f:
-        rows = [r for r in csv.DictReader(f) if int(r["step"]) <= last_step]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fields)
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    whole = [r for r in rows if all(r.get(k) not in (None, "") for k in fields) and r["step"].isdigit()]
+    if len(whole) < len(rows):
+        say(f"dropped {len(rows) - len(whole)} incomplete row(s) of {path.name}, cut short by a kill")
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(r for r in whole if int(r["step"]) <= last_step)
+    os.replace(tmp, path)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Save whole or not at all (a kill mid-save leaves the previous file)."""
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+class RunFolderError(RuntimeError):
+    """A run folder that cannot be continued as it is; the message says why and what to do."""
+
+
+@contextmanager
+def run_lock(run_dir: Path):
+    """One writer per run folder: an exclusive lock on <run folder>/.lock for as long as the run
+    trains. The operating system drops it when the process ends, however it ends, so a killed run
+    leaves nothing stuck. (It holds between processes of one machine; across two Colab runtimes
+    sharing a Drive folder it is not checked here.)"""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / ".lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunFolderError(f"{run_dir} is already training ({holder}); wait for it to finish or stop it, "
+                             "or choose another run_name.") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    handle.flush()
+    try:
+        yield
+    finally:
+        handle.close()  # releases the lock
+
+
+def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path) -> str | None:
+    """Restore the newest checkpoint that restores, walking back past corrupt ones (each named, with
+    why, and deleted), and remove temp folders that interrupted saves left; the checkpoint index
+    then lists the good ones only. None if there is none; RunFolderError if none restores."""
+    for temp in ckpt_dir.glob("*_temp"):
+        shutil.rmtree(temp, ignore_errors=True)
+        say(f"removed {temp.name}/, left by an interrupted checkpoint save")
+    state = tf.train.get_checkpoint_state(str(ckpt_dir))
+    listed = list(state.all_model_checkpoint_paths) if state else []
+    found = sorted({str(p.with_suffix("")) for p in ckpt_dir.glob("ckpt-*.index")}, key=_checkpoint_number)
+    candidates = sorted(set(listed) | set(found), key=_checkpoint_number)
+    good, skipped = [], []
+    for path in reversed(candidates):
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except Exception as err:  # noqa: BLE001 - TensorFlow raises several kinds for a damaged file
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+            skipped.append(path)
+            say(f"WARNING: skipped {Path(path).name}: it does not restore ({reason}); trying the one before")
+            continue
+        good = [p for p in candidates if p not in skipped and _checkpoint_number(p) <= _checkpoint_number(path)]
+        break
+    if candidates and not good:
+        raise RunFolderError(f"No checkpoint in {ckpt_dir} restores (all {len(candidates)} damaged); move the run "
+                             "folder away to start over.")
+    for path in skipped:
+        for part in ckpt_dir.glob(f"{Path(path).name}.*"):
+            part.unlink()
+    if skipped:
+        tf.compat.v1.train.update_checkpoint_state(str(ckpt_dir), good[-1], all_model_checkpoint_paths=good)
+    return good[-1] if good else None
+
+
+def _checkpoint_number(path: str) -> int:
+    return int(Path(path).name.rsplit("-", 1)[1])

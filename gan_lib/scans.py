@@ -6,6 +6,10 @@ raises ValueError with the reason, which the dataset's manifest records.
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
@@ -13,6 +17,10 @@ import numpy as np
 
 MIN_SIDE = 32  # smaller files cannot hold a usable head at 64 px
 FOREGROUND_MIN_SHARE = 0.02  # a "head" smaller than 2 % of the picture is not one
+BLANK_RANGE = 8  # grey levels: an image whose darkest and brightest pixels are closer holds no scan
+# What libjpeg writes to stderr when the compressed data ends early: it then fills the rest of the
+# picture with grey and returns it as if whole.
+JPEG_CUT_SHORT = "premature end of data segment"
 
 
 @dataclass
@@ -47,9 +55,12 @@ def decode_image(data: bytes) -> Decoded:
     if fmt == "png" and b"IEND" not in data[-16:]:
         raise ValueError("truncated PNG (no IEND chunk)")
     palette = fmt == "png" and len(data) > 25 and data[25] == 3  # PNG colour type 3
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    with c_stderr() as warnings:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"{fmt} data could not be decoded (corrupt)")
+    if fmt == "jpeg" and JPEG_CUT_SHORT in warnings.text.lower():
+        raise ValueError(f"truncated JPEG (libjpeg: {JPEG_CUT_SHORT}; the missing part would be grey)")
     original_size = img.shape[:2]
     note = ""
     if img.dtype == np.uint16:
@@ -76,7 +87,31 @@ def decode_image(data: bytes) -> Decoded:
         mode = "gray16"
     if min(original_size) < MIN_SIDE:
         raise ValueError(f"too small ({original_size[1]}x{original_size[0]} px)")
+    if int(gray.max()) - int(gray.min()) < BLANK_RANGE:
+        raise ValueError(f"blank image (grey levels {gray.min()} to {gray.max()} only)")
     return Decoded(gray, original_size, mode, note)
+
+
+class _Captured:
+    text = ""
+
+
+@contextmanager
+def c_stderr():
+    """What C libraries (libjpeg inside OpenCV) write to this process's stderr meanwhile, captured
+    instead of printed: their warnings are the only sign of some damaged files."""
+    captured = _Captured()
+    with tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode(errors="replace")
 
 
 def head_box(gray: np.ndarray) -> tuple[int, int, int, int]:

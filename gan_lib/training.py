@@ -10,22 +10,22 @@ schedule is 3750-step epochs, and a Colab runtime can die mid-epoch; resuming at
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from .config import PRESETS, GANConfig
-from .data import load_processed
+from .config import PRESETS, GANConfig, write_json
+from .datasets import choose_dataset, load_processed, split_sha256, with_dataset
 from .images import SAMPLE_GRID, save_grid
 from .layers import with_stock_layers
 from .models import is_conditional
 from .monitor import HealthLog
 from .phantom import SYNTHETIC_LABEL
 from .progress import PACE_STEPS, Pace, duration, progress_bar
-from .run_folder import check_resumable, run_record, trim_history
+from .run_folder import (KEEP_CHECKPOINTS, check_resumable, check_same_data, has_checkpoint, recorded_dataset,
+                         recorded_settings, restore_newest_good, run_lock, run_record, save_model, trim_history)
 from .trainer import GANTrainer, StepOutput, choose_layers, device_types, use_mixed_precision
 
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "augment_p",
@@ -43,25 +43,44 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
     without any final save: tests use it to check resumption.
     """
     run_dir = cfg.run_dir
-    ckpt_dir = run_dir / "checkpoints"
-    if (run_dir / "config.json").exists():
-        if not cfg.resume:
-            raise FileExistsError(f"{run_dir} exists and resume=False: choose another run_name.")
+    resuming = has_checkpoint(run_dir)
+    if (run_dir / "config.json").exists() and not cfg.resume:
+        raise FileExistsError(f"{run_dir} exists and resume=False: choose another run_name.")
+    if resuming:  # the run folder says which data; a dataset named now must hold the same
+        path = cfg.dataset_file(cfg.dataset) if cfg.dataset else recorded_dataset(run_dir, recorded_settings(run_dir))
+    else:
+        path = choose_dataset(cfg)
+    images, labels, manifest = load_processed(path, "train")
+    cfg = with_dataset(cfg, path, manifest)
+    train_sha256 = split_sha256(images, labels)
+    if resuming:
         check_resumable(run_dir, cfg)
-    images, labels, manifest = load_processed(cfg.processed_path, "train")
+        check_same_data(run_dir, path, train_sha256, manifest)
+    elif (run_dir / "config.json").exists():
+        print(f"{run_dir} holds no checkpoint: starting it over.")
+    with run_lock(run_dir):
+        return _train(cfg, images, labels, manifest, train_sha256, stop_after_steps)
+
+
+def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dict, train_sha256: str,
+           stop_after_steps: int | None) -> Path:
+    """The loop of `train`, holding the run folder's lock."""
+    run_dir, ckpt_dir = cfg.run_dir, cfg.run_dir / "checkpoints"
     changed = {k: v for k, v in cfg.overridden().items() if k in PRESETS[cfg.preset]}
-    print(f"{cfg.run_name}: preset {cfg.preset}" + "".join(f", {k}={v!r}" for k, v in changed.items()))
+    print(f"{cfg.run_name}: preset {cfg.preset}" + "".join(f", {k}={v!r}" for k, v in changed.items())
+          + f"; dataset {cfg.dataset} ({len(images)} training images, {cfg.image_size} px)")
     mixed = use_mixed_precision(cfg)
     layers = choose_layers(device_types())
     trainer = GANTrainer(cfg, images, mixed, labels, layers["speed_layers"])
     grid_label = SYNTHETIC_LABEL if manifest["dataset"]["synthetic"] else ""
-    manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir), max_to_keep=3)
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    ckpt_dir.mkdir(exist_ok=True)
+    restored = restore_newest_good(trainer.checkpoint, ckpt_dir)
+    manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir), max_to_keep=KEEP_CHECKPOINTS)
 
     z_path = run_dir / "samples" / "z_fixed.npy"
-    if manager.latest_checkpoint:
-        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"Resuming {run_dir.name} from step {int(trainer.step)} ({manager.latest_checkpoint}).")
+    if restored:
+        print(f"Resuming {run_dir.name} from step {int(trainer.step)} ({restored}).")
         z_fixed = np.load(z_path)
     else:
         z_fixed = np.random.default_rng(cfg.seed).standard_normal((SAMPLE_GRID**2, cfg.noise_dim)).astype(np.float32)
@@ -69,8 +88,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
         save_grid(images[:SAMPLE_GRID**2], run_dir / "samples" / "reals.png", grid_label)
     effective = {"mixed_precision": mixed, "xla": cfg.xla, "layers": layers, "train_images": len(images),
                  "conditional": is_conditional(cfg), "total_steps": cfg.epochs * cfg.steps_per_epoch}
-    record = run_record(cfg, manifest, effective)
-    (run_dir / "config.json").write_text(json.dumps(record, indent=2))
+    write_json(run_dir / "config.json", run_record(cfg, manifest, effective, train_sha256))
     history_path = run_dir / "history.csv"
     trim_history(history_path, int(trainer.step), HISTORY_FIELDS)
     health = HealthLog(cfg, run_dir, images, int(trainer.step)) if cfg.kid_every else None
@@ -132,7 +150,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
             if step % cfg.checkpoint_every:  # otherwise this step was saved just above
                 history_file.flush()
                 manager.save(checkpoint_number=step)
-    with_stock_layers(trainer.sampling_generator).save(run_dir / "generator.keras")
+    save_model(with_stock_layers(trainer.sampling_generator), run_dir / "generator.keras")
     return run_dir
 
 

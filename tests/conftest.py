@@ -17,6 +17,9 @@ def head_image(height: int = 300, width: int = 360, centre=(150, 200), radius=(9
     img = rng.integers(0, 12, (height, width)).astype(np.uint8)
     cv2.ellipse(img, (centre[1], centre[0]), (radius[1], radius[0]), 0, 0, 360, 170, -1)
     img[img == 170] = rng.integers(120, 220, int((img == 170).sum()))
+    # a dark inner structure where the seed puts it, so heads differ once cropped and resized
+    dy, dx = rng.uniform(-0.4, 0.4, 2)
+    cv2.circle(img, (int(centre[1] + dx * radius[1]), int(centre[0] + dy * radius[0])), max(4, radius[0] // 4), 30, -1)
     return img
 
 
@@ -46,15 +49,16 @@ def write(path: Path, data: bytes) -> Path:
 
 @pytest.fixture
 def raw_root(tmp_path: Path) -> Path:
-    """yes/ with 6 distinct heads + 1 duplicate, no/ with 4 distinct heads; mixed formats."""
+    """yes/ with 6 distinct heads + 1 duplicate, no/ with 4 distinct heads; mixed formats. The heads
+    differ in shape, so they stay distinct once cropped to the head and resized."""
     root = tmp_path / "raw"
     for i in range(6):
-        img = head_image(seed=i, centre=(120 + 10 * i, 150 + 15 * i))
+        img = head_image(seed=i, centre=(120 + 10 * i, 150 + 15 * i), radius=(70 + 8 * i, 110 - 6 * i))
         data = encode(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR), ".jpg") if i % 2 else encode(img)
         write(root / "yes" / f"Y{i}{'.jpg' if i % 2 else '.png'}", data)
     write(root / "yes" / "Y0 copy.png", (root / "yes" / "Y0.png").read_bytes())
     for i in range(4):
-        write(root / "no" / f"N{i}.JPG", encode(head_image(seed=100 + i), ".jpg"))
+        write(root / "no" / f"N{i}.JPG", encode(head_image(seed=100 + i, radius=(60 + 10 * i, 105 - 9 * i)), ".jpg"))
     return root
 
 
@@ -65,3 +69,27 @@ def offline(monkeypatch):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     monkeypatch.setenv("NO_PROXY", "")
     monkeypatch.setenv("no_proxy", "")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    """A data root holding one dataset: the phantom's tumour slices at 32 px."""
+    from gan_lib.config import GANConfig
+    from gan_lib.data import prepare_dataset
+    from gan_lib.datasets import save_processed
+    from gan_lib.sources import fetch_raw
+
+    root = tmp_path_factory.mktemp("data")
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(root), image_size=32)
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    return root
+
+
+def small_cfg(data_root, tmp_path, **overrides):
+    """A 12-step run of the report's GAN on `data_root`'s 32 px dataset, checkpointed every 4 steps."""
+    from gan_lib.config import GANConfig
+
+    settings = dict(data_source="phantom", data_root=str(data_root), image_size=32, output_root=str(tmp_path / "runs"),
+                    run_name="t", epochs=2, steps_per_epoch=6, checkpoint_every=4, log_every=2, xla=False,
+                    mixed_precision=False, kid_every=0, preset="report")
+    return GANConfig.from_overrides(**{**settings, **overrides})

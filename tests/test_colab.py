@@ -54,7 +54,7 @@ def test_each_notebook_in_its_own_fresh_runtime_finds_what_the_earlier_ones_left
         assert installed == ["gan_lib", "papermill"], f"pip installed over the image's packages: {installed}"
     workspace = my_drive / WORKSPACE
     run = workspace / "outputs" / "ci" / "runs" / "ci"
-    assert (workspace / "outputs" / "ci" / "data" / "processed" / "phantom_yes_64px.npz").exists()
+    assert (workspace / "outputs" / "ci" / "data" / "processed" / "phantom_yes_64px_h0.2_s0.npz").exists()
     assert (run / "metrics.json").exists() and (run / "samples" / "evolution.gif").exists()
     assert json.loads((run / "metrics.json").read_text())["synthetic_data"] is True
 
@@ -66,7 +66,7 @@ def test_a_notebook_without_its_input_names_the_notebook_to_run_and_the_path(tmp
     process = run_notebook(runtime, "04_train", ci_parameters("04_train"), my_drive, repo_url)
     text = outputs_text(runtime.folder / "04_train.out.ipynb")
     assert process.returncode != 0
-    looked_in = f"{runtime.content}/drive/MyDrive/{WORKSPACE}/outputs/ci/data/processed/phantom_yes_64px.npz"
+    looked_in = f"No dataset in {runtime.content}/drive/MyDrive/{WORKSPACE}/outputs/ci/data/processed"
     assert looked_in in text and "02_preprocess" in text
 
 
@@ -155,7 +155,7 @@ def test_the_workspace_roots_every_relative_path_and_the_kaggle_cache_on_drive(s
     root = open_workspace("brain-mri-gan")
     assert root == standin_colab.parent / "content" / "drive" / "MyDrive" / "brain-mri-gan" and root.is_dir()
     cfg = GANConfig.from_overrides(data_source="phantom", image_size=64)
-    assert cfg.processed_path == root / "data" / "processed" / "phantom_yes_64px.npz"
+    assert cfg.processed_path == root / "data" / "processed" / "phantom_yes_64px_h0.2_s0.npz"
     assert cfg.run_dir == root / "outputs" / "runs" / "tumour-gan"
     assert os.environ["KAGGLEHUB_CACHE"] == str(root / "kagglehub")
     assert (os.environ["KAGGLE_USERNAME"], os.environ["KAGGLE_KEY"]) == ("someone", "s3cr3t-key")

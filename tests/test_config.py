@@ -35,7 +35,7 @@ def test_an_int_is_accepted_for_a_float():
 
 def test_paths_are_relative_to_the_project_and_name_the_data():
     cfg = GANConfig.from_overrides(data_source="phantom", classes="both", image_size=64, n_images=10)
-    assert cfg.processed_path == PROJECT_ROOT / "data" / "processed" / "phantom_both_64px_n10.npz"
+    assert cfg.processed_path == PROJECT_ROOT / "data" / "processed" / "phantom_both_64px_n10_h0.2_s0.npz"
     assert GANConfig.from_overrides(data_root="/abs/x").raw_dir.as_posix() == "/abs/x/raw"
 
 

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import encode, head_image, palette_png, write
 from gan_lib.config import GANConfig
-from gan_lib.data import DataError, load_processed, prepare_dataset, save_processed
+from gan_lib.data import DataError, prepare_dataset
+from gan_lib.datasets import load_processed, save_processed
 from gan_lib.scans import crop_pad_resize, decode_image, head_box
 from gan_lib.sources import RawSource
 
@@ -63,7 +64,7 @@ def test_every_found_file_is_either_used_or_skipped_with_a_reason(raw_root):
     assert why["yes/truncated.jpg"].startswith("truncated JPEG")
     assert why["yes/truncated.png"].startswith("truncated PNG")
     assert why["yes/corrupt.jpg"].startswith("jpeg data could not be decoded")
-    assert why["yes/blank.png"].startswith("no head found")
+    assert why["yes/blank.png"].startswith("blank image")
     assert why["yes/tiny.png"].startswith("too small")
     assert why["yes/dangling.png"].startswith("unreadable")
     found = result.manifest["dataset"]["files_found"]
@@ -143,7 +144,7 @@ def test_missing_class_folders_fail_before_any_work(tmp_path):
 def test_nothing_usable_is_a_clear_error(tmp_path):
     write(tmp_path / "raw" / "yes" / "a.jpg", b"not really a jpeg")
     write(tmp_path / "raw" / "yes" / "b.png", b"")
-    with pytest.raises(DataError, match="None of the 2 unique files"):
+    with pytest.raises(DataError, match="None of the 2 files of class yes"):
         prepare(tmp_path / "raw")
 
 

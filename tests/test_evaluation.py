@@ -13,7 +13,8 @@ import pytest
 
 from gan_lib import analysis
 from gan_lib.config import GANConfig
-from gan_lib.data import load_processed, prepare_dataset, save_processed
+from gan_lib.data import prepare_dataset
+from gan_lib.datasets import load_processed, save_processed
 from gan_lib.evaluate import evaluate_run
 from gan_lib.features import INCEPTION_URL, FeatureExtractorUnavailable, choose_extractor, inception_weights
 from gan_lib.generate import generate, interpolate, load_generator, noise_for

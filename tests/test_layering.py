@@ -19,6 +19,7 @@ LAYERS = [
     {"config"},  # every setting, and the presets
     {"sources", "scans"},  # raw files: Kaggle, Drive, a local folder, the phantom; one file -> a head image
     {"data"},  # raw files -> dataset
+    {"datasets"},  # datasets on disk: stored, named, chosen
     {"layers", "augment", "losses", "metrics", "classifier", "progress"},
     {"models", "features", "generate", "run_folder"},
     {"trainer", "monitor"},  # the compiled step; the health log
@@ -27,7 +28,7 @@ LAYERS = [
     {"__main__"},
 ]
 SCRIPTS = {p.stem for p in (PACKAGE / "scripts").glob("*.py")} - {"__init__"}
-NUMPY_ONLY = ["images", "config", "data", "scans", "analysis", "phantom", "sources", "colab"]
+NUMPY_ONLY = ["images", "config", "data", "datasets", "scans", "analysis", "phantom", "sources", "colab"]
 
 
 def imports(path) -> set[str]:

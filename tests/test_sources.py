@@ -23,7 +23,7 @@ def test_kaggle_reads_a_populated_cache_offline(tmp_path, monkeypatch, offline):
     # The Kaggle archive holds every image twice: top level and brain_tumor_dataset/.
     for top in (version_dir, version_dir / "brain_tumor_dataset"):
         for i in range(3):
-            write(top / "yes" / f"Y{i}.jpg", encode(head_image(seed=i), ".jpg"))
+            write(top / "yes" / f"Y{i}.jpg", encode(head_image(seed=i, radius=(60 + 15 * i, 110)), ".jpg"))
         write(top / "no" / "N0.jpg", encode(head_image(seed=9), ".jpg"))
     write(cache / "datasets" / OWNER / SLUG / f"{VERSION}.complete", b"")  # kagglehub's completion marker
 

@@ -14,30 +14,14 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import small_cfg
 from gan_lib.config import GANConfig
-from gan_lib.data import prepare_dataset, save_processed
 from gan_lib.config import PRESETS
-from gan_lib.sources import fetch_raw
 from gan_lib.analysis import load_history
 from gan_lib.losses import LOSSES, Loss, r1_penalty
 from gan_lib.progress import PACE_STEPS
 from gan_lib.trainer import GANTrainer, choose_layers
 from gan_lib.training import TrainingDiverged, train
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(root), image_size=32)
-    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
-    return root
-
-
-def small_cfg(data_root, tmp_path, **overrides):
-    settings = dict(data_source="phantom", data_root=str(data_root), image_size=32, output_root=str(tmp_path / "runs"),
-                    run_name="t", epochs=2, steps_per_epoch=6, checkpoint_every=4, log_every=2, xla=False,
-                    mixed_precision=False, kid_every=0, preset="report")
-    return GANConfig.from_overrides(**{**settings, **overrides})
 
 
 def test_one_step_updates_each_model_through_its_own_optimiser():
@@ -61,8 +45,9 @@ def test_a_short_run_writes_every_artefact(data_root, tmp_path):
     cfg = small_cfg(data_root, tmp_path, xla=True, tensorboard=True)
     run_dir = train(cfg)
     record = json.loads((run_dir / "config.json").read_text())
-    assert record["config"] == cfg.to_dict()
-    assert record["preset"] == "report" and record["overridden"] == cfg.overridden()
+    assert record["config"] == {**cfg.to_dict(), "dataset": "phantom_yes_32px_h0.2_s0"}, "the dataset it trained on"
+    assert record["data"]["dataset"] == "phantom_yes_32px_h0.2_s0" and len(record["data"]["train_sha256"]) == 64
+    assert record["preset"] == "report" and record["overridden"] == {**cfg.overridden(), "dataset": "phantom_yes_32px_h0.2_s0"}
     assert record["overridden"]["tensorboard"] is True and not {"xla", "learning_rate"} & set(record["overridden"])
     assert record["data"]["synthetic"] is True and len(record["data"]["file_sha256"]) == 64
     assert {"tensorflow", "keras"} <= set(record["versions"]) and "gpus" in record["device"]
@@ -177,13 +162,16 @@ def test_a_run_folder_made_before_the_split_resumes_and_evaluates(data_root, tmp
     archive = subprocess.run(["git", "-C", str(PROJECT_ROOT), "archive", BEFORE_THE_SPLIT, "gan_lib"],
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive, check=True)
-    old = small_cfg(data_root, tmp_path, epochs=1).to_dict()
-    del old["preset"]
+    old_data = str(tmp_path / "old_data")  # its datasets were named otherwise
+    old = small_cfg(old_data, tmp_path, epochs=1).to_dict()
+    del old["preset"], old["dataset"]
     script = ("from gan_lib.config import GANConfig; from gan_lib.training import train; "
-              f"train(GANConfig.from_overrides(**{old!r}))")
+              "from gan_lib.data import prepare_dataset, save_processed; from gan_lib.sources import fetch_raw; "
+              f"cfg = GANConfig.from_overrides(**{old!r}); "
+              "save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path); train(cfg)")
     subprocess.run([sys.executable, "-c", script], cwd=old_code, env={**os.environ, "PYTHONPATH": str(old_code)},
                    check=True, capture_output=True)
-    cfg = small_cfg(data_root, tmp_path, epochs=2)
+    cfg = small_cfg(old_data, tmp_path, epochs=2)
     assert "preset" not in json.loads((cfg.run_dir / "config.json").read_text())["config"], "made by the old code"
     assert int(load_history(train(cfg))[-1]["step"]) == 12, "resumed from the old checkpoint to the end"
     assert json.loads((cfg.run_dir / "config.json").read_text())["preset"] == "report"
@@ -292,7 +280,7 @@ def test_the_conditional_generator_obeys_its_label(data_root):
     """Two classes that differ plainly (phantom heads, and the same heads dimmed): after training,
     a brightness threshold set on the real classes sorts the generated images by their label
     (150 steps: a start, not a finished generator)."""
-    from gan_lib.data import load_processed
+    from gan_lib.datasets import load_processed
 
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(data_root), image_size=32, classes="both",
                                    arch="resize-sn", loss="hinge", xla=True, mixed_precision=False)

@@ -16,6 +16,7 @@ continued by running the same command again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from gan_lib.analysis import load_history
 from gan_lib.config import PRESETS, GANConfig
-from gan_lib.data import ensure_processed, load_processed
+from gan_lib.datasets import ensure_processed, load_processed
 from gan_lib.evaluate import evaluate_run
 from gan_lib.generate import generate, load_generator
 from gan_lib.metrics import LESS_DIVERSE_RATIO
@@ -35,11 +36,12 @@ GRID_IMAGES = 16
 
 
 def preset_config(preset: str, args) -> GANConfig:
-    return GANConfig.from_overrides(
+    cfg = GANConfig.from_overrides(
         data_source="local" if args.data_dir else "kaggle", data_dir=args.data_dir, classes="yes", image_size=args.image_size, seed=args.seed,
         epochs=args.steps // STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH, batch_size=4, kid_every=STEPS_PER_EPOCH,
         checkpoint_every=STEPS_PER_EPOCH, run_name=preset, output_root=str(Path(args.out) / "runs"),
         feature_extractor=args.feature_extractor, preset=preset)
+    return dataclasses.replace(cfg, dataset=cfg.dataset_name)  # the data these settings make, not the latest
 
 
 def run_preset(preset: str, args) -> None:

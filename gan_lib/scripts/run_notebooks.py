@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import logging
 import os
 import re
@@ -166,12 +167,29 @@ def run_pipeline(values: dict, out_dir: Path, names: tuple[str, ...] = PIPELINE)
     return run_dir
 
 
+def report_folder(run_name: str, output_root: str | None) -> Path:
+    """Where `make report RUN=...` keeps the executed notebooks: <run folder>/report, for a run
+    folder that exists; anything else is refused before a file is written."""
+    if not run_name:
+        raise SystemExit("usage: make report RUN=<run_name> [OUTPUT_ROOT=...] [N_GENERATED=...]")
+    try:
+        run_dir = GANConfig.from_overrides(run_name=run_name, output_root=output_root).run_dir
+    except ValueError as err:
+        raise SystemExit(f"RUN={run_name!r}: {err}") from None
+    if not (run_dir / "config.json").exists():
+        raise SystemExit(f"RUN={run_name!r}: no run folder at {run_dir} (train it first, or set OUTPUT_ROOT).")
+    return run_dir / "report"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("items", nargs="+", help="notebook names, then NAME=VALUE parameters")
     parser.add_argument("--out", default="outputs/notebooks", help="folder for the executed copies")
     parser.add_argument("--params-file", help="YAML of parameters shared by all notebooks (e.g. params/ci.yaml)")
     parser.add_argument("--prepare-only", action="store_true", help="inject parameters, do not execute")
+    parser.add_argument("--dry-run", action="store_true", help="print each notebook's parameters, run nothing")
+    parser.add_argument("--report", metavar="RUN", help="report on the run folder RUN: the executed copies go into "
+                        "<run folder>/report (it must exist)")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     names = [i for i in args.items if "=" not in i]
@@ -180,7 +198,16 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise SystemExit(f"No such notebook: {missing}")
+    if args.report is not None:
+        assignments.append(f"RUN_NAME={args.report}")
     parameters = resolve_parameters(paths, assignments, args.params_file)
+    if args.report is not None:
+        args.out = str(report_folder(args.report, parameters[0].get("output_root")))
+    if args.dry_run:
+        for path, params in zip(paths, parameters):
+            print(f"{path.stem}: {json.dumps(params, ensure_ascii=False)}")
+        print(f"executed copies would go to {args.out}")
+        return 0
     with filtered_stderr():
         failed = execute(paths, parameters, Path(args.out), args.prepare_only)
     if failed or args.prepare_only:

@@ -1,0 +1,128 @@
+"""Datasets on disk: each a named `.npz` under data_root/processed with its manifest, written whole
+or not at all and never overwritten by different data; which one a run trains on (by name, or the
+one 02 last wrote), and the data settings that come with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from .config import DATASET_FIELDS, GANConfig, write_json
+from .data import DataError, PrepareResult, prepare_dataset
+from .sources import fetch_raw
+
+LATEST = "latest.json"  # in processed/: the dataset 02 last wrote, which training uses if not told
+
+
+def manifest_path(processed_path: Path) -> Path:
+    return processed_path.with_suffix(".manifest.json")
+
+
+def split_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+    """The identity of a split: a hash of its pixels and labels (not of the file, whose zip
+    metadata changes with every write)."""
+    digest = hashlib.sha256(np.ascontiguousarray(images, np.float32).tobytes())
+    digest.update(np.ascontiguousarray(labels, np.int8).tobytes())
+    return digest.hexdigest()
+
+
+def save_processed(result: PrepareResult, path: Path, latest: bool = True) -> Path:
+    """Write the arrays (one .npz) and the manifest next to it, each whole or not at all, and (with
+    `latest`) make it the dataset training uses when not told which. A different dataset already
+    under the same name is never overwritten: runs may have trained on it."""
+    train = result.split == "train"
+    content = {"content_sha256": split_sha256(result.images, result.labels),
+               "train_sha256": split_sha256(result.images[train], result.labels[train])}
+    if path.exists() and manifest_path(path).exists():
+        before = json.loads(manifest_path(path).read_text())["dataset"].get("content_sha256")
+        if before != content["content_sha256"]:
+            raise DataError(f"{path} holds another dataset made with the same settings (its files changed since, "
+                            "or an older version of gan_lib wrote it); runs may have trained on it, so it is not "
+                            "overwritten. Move it away (with its .manifest.json), or set another data_root.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, images=result.images, labels=result.labels, split=result.split)
+    os.replace(tmp, path)
+    result.manifest["dataset"].update(file=path.name, file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                                      **content)
+    write_json(manifest_path(path), result.manifest)
+    if latest:
+        write_json(path.parent / LATEST, {"dataset": path.stem})
+    return path
+
+
+def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray, dict]:
+    """Images and labels of one split ("train", "test", or None for all) and the manifest."""
+    if not path.exists():
+        raise DataError(f"{path} does not exist: run 02_preprocess first (or `make data`), with the same data_source, "
+                        "classes, image_size and n_images (on Colab: the same workspace).")
+    with np.load(path) as arrays:
+        images, labels, splits = arrays["images"], arrays["labels"], arrays["split"]
+    manifest = json.loads(manifest_path(path).read_text())
+    chosen = np.ones(len(labels), bool) if split is None else splits == split
+    return images[chosen], labels[chosen], manifest
+
+
+def choose_dataset(cfg: GANConfig) -> Path:
+    """The dataset file a run trains on: `cfg.dataset` by name, else the one 02 last wrote under
+    data_root (said aloud, so nobody trains on other data than they think)."""
+    processed = cfg.path(cfg.data_root) / "processed"
+    if cfg.dataset:
+        path = cfg.dataset_file(cfg.dataset)
+        if not path.exists():
+            known = sorted(p.stem for p in processed.glob("*.npz"))
+            raise DataError(f"dataset={cfg.dataset!r}: no {path}; the datasets there: {known or 'none'}.")
+        return path
+    if not (processed / LATEST).exists():
+        raise DataError(f"No dataset in {processed}: run 02_preprocess first (or `make data`), with the same "
+                        "data_root (on Colab: the same workspace).")
+    name = json.loads((processed / LATEST).read_text())["dataset"]
+    print(f"dataset: {name} (the one 02 last wrote; dataset=... names another)")
+    return cfg.dataset_file(name)
+
+
+def with_dataset(cfg: GANConfig, path: Path, manifest: dict) -> GANConfig:
+    """`cfg` with the data settings of the dataset at `path` (a run trains at its size and on its
+    classes); a data setting `cfg` was given that differs from the dataset's is refused."""
+    made = {name: manifest["config"][name] for name in DATASET_FIELDS}
+    given = cfg.overridden()
+    conflicts = {name: (given[name], made[name]) for name in DATASET_FIELDS if name in given and given[name] != made[name]}
+    if conflicts:
+        raise ValueError(f"dataset {path.stem} was made with other data settings {conflicts} (given, dataset's): "
+                         "leave them out (the dataset decides), or name another dataset.")
+    return dataclasses.replace(cfg, dataset=path.stem, **made)
+
+
+def ensure_processed(cfg: GANConfig) -> Path:
+    """The dataset file of `cfg`, prepared from its raw source first if missing (the evaluation's
+    two-class file and `make quality`'s data, which no notebook may have written); it does not
+    become the one training uses when not told which."""
+    if not cfg.processed_path.exists():
+        print(f"Preparing {cfg.processed_path.name} ({cfg.classes}) from {cfg.data_source} ...")
+        save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path, latest=False)
+    return cfg.processed_path
+
+
+def summarise(manifest: dict) -> str:
+    """A few lines a person reads after preprocessing: counts, splits, and why files were skipped."""
+    d = manifest["dataset"]
+    kind = "SYNTHETIC phantom" if d["synthetic"] else f"real ({d['source']})"
+    lines = [
+        f"{kind} data from {d['source_root']}",
+        f"{d['files_found']} files found; {d['unique_usable']} unique usable images; kept {d['n_images']} "
+        f"at {d['image_size']}x{d['image_size']}: per class {d['per_class']}, per split {d['per_split']}",
+    ]
+    reasons = Counter(s["reason"].split(" of ")[0].split(" (")[0] for s in manifest["skipped"])
+    if reasons:
+        lines.append(f"skipped {len(manifest['skipped'])} files: {dict(reasons)}")
+    notes = Counter(e["note"] for e in manifest["images"] if e["note"])
+    if notes:
+        lines.append(f"converted: {dict(notes)}")
+    return "\n".join(lines)

@@ -1,0 +1,364 @@
+"""Faults on purpose: kills, damaged checkpoints, failing writes, two writers, swapped data, bad
+settings and shell metacharacters. Each test asserts what the user sees and that nothing earlier
+was lost. The README's catalogue table names these tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import encode, head_image, small_cfg, write
+from gan_lib.analysis import load_history
+from gan_lib.config import PROJECT_ROOT, GANConfig
+from gan_lib.data import DataError, prepare_dataset
+from gan_lib.datasets import LATEST, choose_dataset, save_processed
+from gan_lib.run_folder import RunFolderError
+from gan_lib.sources import RawSource, fetch_raw
+from gan_lib.training import train
+
+
+def rows(run_dir, name="history.csv"):
+    """A CSV log without its wall-clock column, which differs between any two runs."""
+    return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in load_history(run_dir, name)]
+
+
+def train_in_child(cfg, limit_bytes: int | None = None) -> subprocess.CompletedProcess:
+    """train(cfg) in a process of its own, optionally unable to write any file over `limit_bytes`
+    (a write past it fails with EFBIG, as a full disk fails with ENOSPC)."""
+    script = f"from gan_lib.config import GANConfig; from gan_lib.training import train; train(GANConfig(**{cfg.to_dict()!r}))"
+
+    def limit():
+        if limit_bytes is not None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, preexec_fn=limit, timeout=300)
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
+def test_a_damaged_newest_checkpoint_is_skipped_and_the_one_before_resumes(data_root, tmp_path, damage, capsys):
+    whole = rows(train(small_cfg(data_root, tmp_path, run_name="whole", epochs=3)))
+    cfg = small_cfg(data_root, tmp_path, run_name="damaged", epochs=3)
+    train(cfg, stop_after_steps=13)  # checkpoints at 4, 6 (epoch end), 8, 12
+    data = cfg.run_dir / "checkpoints" / "ckpt-12.data-00000-of-00001"
+    content = bytearray(data.read_bytes())
+    if damage == "truncated":
+        data.write_bytes(content[: len(content) // 2])
+    else:
+        content[len(content) // 2] ^= 0xFF
+        data.write_bytes(bytes(content))
+    capsys.readouterr()
+    assert rows(train(cfg)) == whole, "resumed from ckpt-8 to the same history as an uninterrupted run"
+    out = capsys.readouterr().out
+    assert "skipped ckpt-12" in out and "Resuming damaged from step 8" in out
+    assert not list((cfg.run_dir / "checkpoints").glob("ckpt-12.*_temp"))
+
+
+def test_a_failing_write_during_a_save_stops_cleanly_and_the_next_run_resumes(data_root, tmp_path):
+    cfg = small_cfg(data_root, tmp_path, run_name="efbig")
+    train(cfg, stop_after_steps=5)  # ckpt-4
+    ckpt_dir = cfg.run_dir / "checkpoints"
+    biggest = max(p.stat().st_size for p in ckpt_dir.iterdir())
+    failed = train_in_child(cfg, limit_bytes=biggest // 2)
+    assert failed.returncode != 0 and "File too large" in failed.stderr
+    assert sorted(p.name for p in ckpt_dir.glob("ckpt-*.index")) == ["ckpt-4.index"], "the last good one is kept"
+    whole = rows(train(small_cfg(data_root, tmp_path, run_name="efbig-whole")))
+    assert rows(train(cfg)) == whole
+    assert not list(ckpt_dir.glob("*_temp")), "the interrupted save's temp folder is gone"
+
+
+def test_a_run_with_no_checkpoint_that_restores_is_refused_with_the_way_out(data_root, tmp_path):
+    cfg = small_cfg(data_root, tmp_path, run_name="allbad")
+    train(cfg, stop_after_steps=5)
+    for data in (cfg.run_dir / "checkpoints").glob("ckpt-*.data-*"):
+        data.write_bytes(b"")
+    with pytest.raises(RunFolderError, match="No checkpoint .* restores.*move the run folder away"):
+        train(cfg)
+    assert list((cfg.run_dir / "checkpoints").glob("ckpt-4.*")), "nothing deleted when nothing restores"
+
+
+# --- kills -------------------------------------------------------------------------------------
+
+
+def test_kill_9_during_preprocessing_leaves_the_previous_dataset_whole(tmp_path):
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=256)
+    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    before = path.read_bytes(), (tmp_path / "processed" / LATEST).read_text()
+    script = ("from gan_lib.config import GANConfig; from gan_lib.data import prepare_dataset; "
+              "from gan_lib.datasets import save_processed; from gan_lib.sources import fetch_raw; "
+              f"cfg = GANConfig.from_overrides(data_source='phantom', data_root={str(tmp_path)!r}, image_size=256); "
+              "save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = ""
+    while "preprocess" not in seen:
+        seen += child.stdout.read(1) or (_ for _ in ()).throw(AssertionError(f"ended early: {seen}"))
+    child.kill()
+    child.wait()
+    assert (path.read_bytes(), (tmp_path / "processed" / LATEST).read_text()) == before
+    assert not list((tmp_path / "processed").glob("*.tmp*"))
+
+
+# --- one writer per run folder -----------------------------------------------------------------
+
+
+def test_a_second_writer_is_refused_and_a_killed_one_leaves_nothing_stuck(data_root, tmp_path):
+    cfg = small_cfg(data_root, tmp_path, run_name="busy", epochs=1, steps_per_epoch=100000, checkpoint_every=50)
+    script = f"from gan_lib.config import GANConfig; from gan_lib.training import train; train(GANConfig(**{cfg.to_dict()!r}))"
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (cfg.run_dir / "history.csv").exists() and time.time() < deadline:
+            time.sleep(0.5)
+        with pytest.raises(RunFolderError, match=rf"already training \(pid {child.pid} on "):
+            train(cfg)
+    finally:
+        child.kill()
+        child.wait()
+    assert (cfg.run_dir / "history.csv").read_text().count("epoch,step") <= 1, "one header: one writer"
+    resumed = train(small_cfg(data_root, tmp_path, run_name="busy", epochs=1, steps_per_epoch=100000,
+                              checkpoint_every=50), stop_after_steps=1)
+    steps = [r["step"] for r in load_history(resumed)]
+    assert steps == sorted(set(steps)), "after the kill: no duplicated or out-of-order rows"
+
+
+# --- the run folder's record -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty"])
+def test_a_missing_or_empty_config_json_is_refused_with_its_path(data_root, tmp_path, damage):
+    cfg = small_cfg(data_root, tmp_path, run_name="noconfig")
+    train(cfg, stop_after_steps=5)
+    config = cfg.run_dir / "config.json"
+    config.unlink() if damage == "missing" else config.write_text("")
+    with pytest.raises(RunFolderError, match=f"{config}.* missing or unreadable"):
+        train(small_cfg(data_root, tmp_path, run_name="noconfig", learning_rate=0.005, batch_size=8))
+    assert not config.exists() or config.read_text() == "", "nothing rewritten with settings that did not take effect"
+
+
+def test_a_run_whose_data_changed_is_refused_on_resume_and_evaluation(tmp_path):
+    from gan_lib.evaluate import evaluate_run
+
+    data = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "data"), image_size=32)
+    path = save_processed(prepare_dataset(data, fetch_raw(data)), data.processed_path)
+    cfg = small_cfg(tmp_path / "data", tmp_path, run_name="swap")
+    train(cfg, stop_after_steps=5)
+    with np.load(path) as arrays:  # another dataset put in its place by hand
+        swapped = {k: arrays[k] for k in arrays}
+    swapped["images"] = swapped["images"][::-1].copy()
+    np.savez(path, **swapped)
+    with pytest.raises(RunFolderError, match=r"swap trained on .*holds other data"):
+        train(cfg)
+    with pytest.raises(RunFolderError, match="holds other data"):
+        evaluate_run(GANConfig.from_overrides(run_name="swap", output_root=cfg.output_root, n_generated=10,
+                                              feature_extractor="random_cnn"))
+
+
+def test_a_dataset_is_never_overwritten_by_different_data_under_its_name(tmp_path, raw_root):
+    cfg = GANConfig.from_overrides(data_source="local", data_dir=str(raw_root), data_root=str(tmp_path), image_size=64,
+                                   holdout=0.0)
+    raw = RawSource(raw_root, "local", False, str(raw_root))
+    path = save_processed(prepare_dataset(cfg, raw), cfg.processed_path)
+    again = save_processed(prepare_dataset(cfg, raw), cfg.processed_path)  # the same data: fine
+    assert again == path
+    write(raw_root / "yes" / "new.png", encode(head_image(seed=77, centre=(140, 120))))
+    with pytest.raises(DataError, match="holds another dataset made with the same settings"):
+        save_processed(prepare_dataset(cfg, raw), cfg.processed_path)
+    other = GANConfig.from_overrides(data_source="local", data_dir=str(tmp_path / "elsewhere"), image_size=64)
+    assert other.dataset_name != cfg.dataset_name, "another folder gives another name"
+
+
+def test_training_takes_the_dataset_02_wrote_last_and_says_which(tmp_path, capsys):
+    for size in (32, 48):
+        cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=size)
+        save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    capsys.readouterr()
+    chosen = choose_dataset(GANConfig.from_overrides(data_root=str(tmp_path)))
+    assert chosen.stem == "phantom_yes_48px_h0.2_s0" and "the one 02 last wrote" in capsys.readouterr().out
+    with pytest.raises(DataError, match="dataset='nope'.*phantom_yes_32px"):
+        choose_dataset(GANConfig.from_overrides(data_root=str(tmp_path), dataset="nope"))
+    with pytest.raises(DataError, match="No dataset in .*run 02_preprocess"):
+        choose_dataset(GANConfig.from_overrides(data_root=str(tmp_path / "empty")))
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(learning_rate=-0.01), "learning_rate"), (dict(beta_1=2.0), "beta_1"),
+    (dict(learning_rate=float("nan")), "finite"), (dict(run_name=".."), "run_name"), (dict(run_name="."), "run_name"),
+])
+def test_settings_that_make_no_sense_are_refused_before_any_folder(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        GANConfig.from_overrides(output_root=str(tmp_path), **overrides)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("overrides, message", [(dict(holdout=0.999), "holds out all"), (dict(n_images=100000), "at most")])
+def test_a_split_or_subset_that_cannot_be_made_is_refused_with_the_numbers(tmp_path, overrides, message):
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=32, **overrides)
+    with pytest.raises(DataError, match=message):
+        prepare_dataset(cfg, fetch_raw(cfg))
+    assert not (tmp_path / "processed").exists()
+
+
+def test_a_run_that_diverged_before_its_first_checkpoint_can_start_over(data_root, tmp_path, capsys):
+    cfg = small_cfg(data_root, tmp_path, run_name="early")
+    train(cfg, stop_after_steps=3)  # no checkpoint yet, as a run stopped by NaN at step 3 leaves it
+    assert (cfg.run_dir / "config.json").exists()
+    history = rows(train(small_cfg(data_root, tmp_path, run_name="early", learning_rate=1e-4)))
+    assert "holds no checkpoint: starting it over" in capsys.readouterr().out
+    assert [r["step"] for r in history] == [2, 4, 6, 8, 10, 12]
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+
+def test_a_torn_last_line_of_history_csv_is_dropped_and_the_run_resumes(data_root, tmp_path, capsys):
+    whole = rows(train(small_cfg(data_root, tmp_path, run_name="torn-whole")))
+    cfg = small_cfg(data_root, tmp_path, run_name="torn")
+    train(cfg, stop_after_steps=9)
+    history = cfg.run_dir / "history.csv"
+    history.write_text(history.read_text() + "10,0.69")  # a row cut short by a kill
+    assert rows(train(cfg)) == whole
+    assert "incomplete row" in capsys.readouterr().out
+
+
+def test_health_csv_after_a_resume_equals_an_uninterrupted_run(data_root, tmp_path):
+    settings = dict(epochs=2, steps_per_epoch=6, kid_every=6, kid_images=10, checkpoint_every=4, log_every=1)
+    whole = rows(train(small_cfg(data_root, tmp_path, run_name="h-whole", **settings)), "health.csv")
+    cfg = small_cfg(data_root, tmp_path, run_name="h-parts", **settings)
+    train(cfg, stop_after_steps=9)  # checkpoint at 8; the check at 12 averages rows 7-12
+    assert rows(train(cfg), "health.csv") == whole
+
+
+# --- generated images --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--n", "-5"], "argument --n: -5: must be at least 1"),
+    (["--upscale", "-1"], "argument --upscale"),
+    (["--out", "/proc/forbidden"], "argument --out: /proc/forbidden: cannot be made"),
+])
+def test_generate_refuses_bad_arguments_in_one_line_before_any_work(tmp_path, arguments, message):
+    base = {"--run": str(tmp_path), "--out": str(tmp_path / "out"), "--n": "3"}
+    base.update(dict(zip(arguments[::2], arguments[1::2])))
+    done = subprocess.run([sys.executable, "-m", "gan_lib", "generate", *sum(base.items(), ())],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_truncated_generator_keras_says_what_to_do(data_root, tmp_path):
+    from gan_lib.generate import load_generator
+
+    run_dir = train(small_cfg(data_root, tmp_path, run_name="gen", epochs=1))
+    saved = run_dir / "generator.keras"
+    saved.write_bytes(saved.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="damaged.*run 04_train again with this run_name"):
+        load_generator(run_dir)
+    train(small_cfg(data_root, tmp_path, run_name="gen", epochs=1))  # the finished run writes it anew
+    assert load_generator(run_dir).output_shape == (None, 32, 32, 1)
+
+
+# --- make --------------------------------------------------------------------------------------
+
+
+def make(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-s", "-C", str(PROJECT_ROOT), *arguments], capture_output=True, text=True,
+                          timeout=120)
+
+
+WEIRD = "a b/`touch pwned1`/$(shell touch pwned2)/$HOME;touch pwned3 \"q's\" ünï"
+
+
+def test_make_hands_every_parameter_value_to_the_notebooks_unchanged(tmp_path):
+    done = make("data", "DRY_RUN=1", "DATA_SOURCE=local", f"DATA_DIR={WEIRD}", f"DATA_ROOT={WEIRD}")
+    assert done.returncode == 0, done.stderr
+    for line in done.stdout.splitlines()[:2]:
+        params = json.loads(line.split(": ", 1)[1])
+        assert params["data_dir"] == WEIRD and params["data_root"] == WEIRD
+    assert not list(PROJECT_ROOT.glob("pwned*")) and not list(PROJECT_ROOT.glob("*=*"))
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["data", "SEED=0; touch pwned"], "SEED='0; touch pwned': expected int"),
+    (["report", "RUN=../../../x"], "a plain folder or file name"),
+    (["report", "RUN=doesnotexist"], "no run folder at"),
+])
+def test_make_fails_loudly_and_writes_nothing_for_a_bad_value(arguments, message):
+    done = make(*arguments, "DRY_RUN=1")
+    assert done.returncode != 0 and message in done.stderr
+    assert not list(PROJECT_ROOT.glob("pwned*")) and not (PROJECT_ROOT / "outputs" / "runs" / "doesnotexist").exists()
+
+
+# --- input files -------------------------------------------------------------------------------
+
+
+def prepared(root, tmp_path, **overrides):
+    cfg = GANConfig.from_overrides(data_source="local", data_dir=str(root), data_root=str(tmp_path / "d"),
+                                   image_size=64, classes="both", **overrides)
+    return prepare_dataset(cfg, RawSource(root, "local", False, str(root)))
+
+
+def reasons(result) -> dict:
+    return {s["path"]: s["reason"] for s in result.manifest["skipped"]}
+
+
+def test_a_cut_short_jpeg_with_an_end_marker_is_skipped(raw_root, tmp_path):
+    whole = encode(head_image(seed=50), ".jpg")
+    write(raw_root / "yes" / "half.jpg", whole[: len(whole) // 2] + b"\xff\xd9")
+    assert reasons(prepared(raw_root, tmp_path))["yes/half.jpg"].startswith("truncated JPEG (libjpeg: premature end")
+
+
+def test_a_blank_image_is_skipped(raw_root, tmp_path):
+    write(raw_root / "no" / "white.png", encode(np.full((200, 200), 255, np.uint8)))
+    assert reasons(prepared(raw_root, tmp_path))["no/white.png"].startswith("blank image")
+
+
+def test_a_fifo_is_skipped_without_being_opened(raw_root, tmp_path):
+    os.mkfifo(raw_root / "yes" / "pipe.jpg")
+    child = subprocess.run([sys.executable, "-c", (
+        "import sys; sys.path.insert(0, 'tests'); from pathlib import Path; from gan_lib.config import GANConfig; "
+        "from gan_lib.data import prepare_dataset; from gan_lib.sources import RawSource; "
+        f"root = Path({str(raw_root)!r}); cfg = GANConfig.from_overrides(data_source='local', data_dir=str(root), "
+        f"data_root={str(tmp_path)!r}, image_size=64); r = prepare_dataset(cfg, RawSource(root, 'local', False, str(root))); "
+        "print([s['reason'] for s in r.manifest['skipped'] if s['path'] == 'yes/pipe.jpg'])")],
+        capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
+    assert "not a regular file (a FIFO)" in child.stdout, child.stderr
+
+
+def test_the_same_scan_re_encoded_is_kept_once_so_it_cannot_sit_on_both_sides_of_the_split(raw_root, tmp_path):
+    scan = head_image(seed=60, centre=(130, 170))
+    write(raw_root / "yes" / "scan.png", encode(scan))
+    write(raw_root / "yes" / "scan_again.jpg", encode(scan, ".jpg"))
+    result = prepared(raw_root, tmp_path, holdout=0.5)
+    kept = [e["source_path"] for e in result.manifest["images"]]
+    assert ("yes/scan.png" in kept) != ("yes/scan_again.jpg" in kept)
+    assert "near-duplicate of yes/scan" in " ".join(reasons(result).values())
+    write(raw_root / "no" / "scan_no.png", encode(cv2.GaussianBlur(scan, (3, 3), 0)))
+    both = reasons(prepared(raw_root, tmp_path))
+    assert sum("same scan under both yes/ and no/" in r for r in both.values()) == 2
+
+
+def test_every_row_of_the_readme_catalogue_names_a_test_that_exists():
+    import re
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme.split("## Faults and bad inputs")[1].split("\n## ")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) >= 20
+    for row in rows:
+        for name in re.findall(r"`(?:(test_\w+\.py)::)?(test_\w+)`", row):
+            source = (PROJECT_ROOT / "tests" / (name[0] or "test_faults.py")).read_text()
+            assert f"def {name[1]}(" in source, f"{name[1]} named in the README does not exist"
