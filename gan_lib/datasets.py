@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DATASET_FIELDS, GANConfig, write_json
+from .config import DATASET_FIELDS, PROJECT_ROOT, GANConfig, write_json
 from .data import DataError, PrepareResult, prepare_dataset
 from .sources import fetch_raw
 
@@ -81,8 +81,12 @@ def choose_dataset(cfg: GANConfig) -> Path:
             raise DataError(f"dataset={cfg.dataset!r}: no {path}; the datasets there: {known or 'none'}.")
         return path
     if not (processed / LATEST).exists():
+        elsewhere = sorted(str(p.parent.parent.relative_to(PROJECT_ROOT))
+                           for p in PROJECT_ROOT.glob(f"outputs/*/data/processed/{LATEST}"))  # make demo's, CI's
+        hint = (f" Datasets written under other data roots: {', '.join(elsewhere)} (e.g. `make train "
+                f"DATA_ROOT={elsewhere[0]}`).") if elsewhere else ""
         raise DataError(f"No dataset in {processed}: run 02_preprocess first (or `make data`), with the same "
-                        "data_root (on Colab: the same workspace).")
+                        f"data_root (on Colab: the same workspace).{hint}")
     name = json.loads((processed / LATEST).read_text())["dataset"]
     print(f"dataset: {name} (the one 02 last wrote; dataset=... names another)")
     return cfg.dataset_file(name)

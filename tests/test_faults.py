@@ -165,6 +165,18 @@ def test_a_run_whose_data_changed_is_refused_on_resume_and_evaluation(tmp_path):
                                               feature_extractor="random_cnn"))
 
 
+def test_a_resumed_run_keeps_its_own_dataset_when_another_was_written_since(tmp_path):
+    cfg = small_cfg(tmp_path / "data", tmp_path, run_name="own", data_source="phantom", image_size=32)
+    first = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    train(small_cfg(tmp_path / "data", tmp_path, run_name="own"), stop_after_steps=5)
+    later = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "data"), image_size=48)
+    save_processed(prepare_dataset(later, fetch_raw(later)), later.processed_path)  # now the latest
+    run_dir = train(small_cfg(tmp_path / "data", tmp_path, run_name="own"))
+    record = json.loads((run_dir / "config.json").read_text())
+    assert record["data"]["dataset"] == first.stem and record["config"]["image_size"] == 32
+    assert [r["step"] for r in load_history(run_dir)] == [2, 4, 6, 8, 10, 12]
+
+
 def test_a_dataset_is_never_overwritten_by_different_data_under_its_name(tmp_path, raw_root):
     cfg = GANConfig.from_overrides(data_source="local", data_dir=str(raw_root), data_root=str(tmp_path), image_size=64,
                                    holdout=0.0)
