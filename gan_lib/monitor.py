@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import keras
 import numpy as np
 
 from . import metrics
+from .analysis import load_history
 from .config import GANConfig
 from .features import random_cnn_extractor
 from .generate import generate
@@ -73,11 +73,10 @@ class HealthLog:
         self.best_kid = best.get("kid", np.inf) if best.get("step", np.inf) <= last_step else np.inf
         self.monitor = QualityMonitor(images, cfg.kid_images, cfg.seed)
         # The history rows since the last check, as an uninterrupted run would hold them
-        with self.path.open() if self.path.exists() else open(os.devnull) as f:
-            last_check = max((int(r["step"]) for r in csv.DictReader(f)), default=0)
-        with (run_dir / "history.csv").open() if (run_dir / "history.csv").exists() else open(os.devnull) as f:
-            self.window = [{k: float(r[k]) for k in WINDOW_FIELDS} for r in csv.DictReader(f)
-                           if last_check < int(r["step"]) <= last_step]
+        checks = load_history(run_dir, "health.csv") if self.path.exists() else []
+        last_check = max((r["step"] for r in checks), default=0)
+        rows = load_history(run_dir) if (run_dir / "history.csv").exists() else []
+        self.window = [{k: r[k] for k in WINDOW_FIELDS} for r in rows if last_check < r["step"] <= last_step]
 
     def record(self, values: dict) -> None:
         """One history row's step outputs (d_acc_real, d_acc_fake, augment_p, ...)."""
