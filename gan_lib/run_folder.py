@@ -185,9 +185,9 @@ def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path) -> str 
         shutil.rmtree(temp, ignore_errors=True)
         say(f"removed {temp.name}/, left by an interrupted checkpoint save")
     state = tf.train.get_checkpoint_state(str(ckpt_dir))
-    listed = list(state.all_model_checkpoint_paths) if state else []
-    found = sorted({str(p.with_suffix("")) for p in ckpt_dir.glob("ckpt-*.index")}, key=_checkpoint_number)
-    candidates = sorted(set(listed) | set(found), key=_checkpoint_number)
+    listed = {Path(p).name for p in state.all_model_checkpoint_paths} if state else set()
+    found = {p.stem for p in ckpt_dir.glob("ckpt-*.index")}  # also those the index lost
+    candidates = sorted((str(ckpt_dir / name) for name in listed | found), key=_checkpoint_number)
     good, skipped = [], []
     for path in reversed(candidates):
         try:
