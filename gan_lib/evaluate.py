@@ -139,7 +139,7 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
     watch = Stopwatch()
     run_dir = cfg.run_dir
     with watch("load data and generate"):
-        path = recorded_dataset(run_dir, cfg.to_dict())
+        path = recorded_dataset(run_dir, cfg)
         train, train_labels, gan_manifest = load_processed(path, "train")
         check_same_data(run_dir, path, split_sha256(train, train_labels), gan_manifest)
         held_out, _, _ = load_processed(path, "test")

@@ -76,12 +76,12 @@ def has_checkpoint(run_dir: Path) -> bool:
     return any((run_dir / "checkpoints").glob("ckpt-*.index"))
 
 
-def recorded_dataset(run_dir: Path, settings: dict) -> Path:
-    """The dataset file the run trained on: by its recorded name, or (a folder from before datasets
-    were named) the file path it recorded."""
-    if settings.get("dataset"):
-        return GANConfig(**settings).dataset_file(settings["dataset"])
-    return Path(read_record(run_dir)["data"]["file"])
+def recorded_dataset(run_dir: Path, cfg: GANConfig) -> Path:
+    """The dataset file the run trained on, under `cfg`'s data root: by its recorded name, or (a
+    folder from before datasets were named) the file path it recorded."""
+    record = read_record(run_dir)
+    name = record["config"].get("dataset")
+    return cfg.dataset_file(name) if name else Path(record["data"]["file"])
 
 
 def check_same_data(run_dir: Path, path: Path, train_sha256: str, manifest: dict) -> None:

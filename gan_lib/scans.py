@@ -11,6 +11,7 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -92,15 +93,11 @@ def decode_image(data: bytes) -> Decoded:
     return Decoded(gray, original_size, mode, note)
 
 
-class _Captured:
-    text = ""
-
-
 @contextmanager
 def c_stderr():
     """What C libraries (libjpeg inside OpenCV) write to this process's stderr meanwhile, captured
     instead of printed: their warnings are the only sign of some damaged files."""
-    captured = _Captured()
+    captured = SimpleNamespace(text="")
     with tempfile.TemporaryFile() as sink:
         sys.stderr.flush()
         saved = os.dup(2)

@@ -25,7 +25,7 @@ from .monitor import HealthLog
 from .phantom import SYNTHETIC_LABEL
 from .progress import PACE_STEPS, Pace, duration, progress_bar
 from .run_folder import (KEEP_CHECKPOINTS, check_resumable, check_same_data, has_checkpoint, recorded_dataset,
-                         recorded_settings, restore_newest_good, run_lock, run_record, save_model, trim_history)
+                         restore_newest_good, run_lock, run_record, save_model, trim_history)
 from .trainer import GANTrainer, StepOutput, choose_layers, device_types, use_mixed_precision
 
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "augment_p",
@@ -47,7 +47,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
     if (run_dir / "config.json").exists() and not cfg.resume:
         raise FileExistsError(f"{run_dir} exists and resume=False: choose another run_name.")
     if resuming:  # the run folder says which data; a dataset named now must hold the same
-        path = cfg.dataset_file(cfg.dataset) if cfg.dataset else recorded_dataset(run_dir, recorded_settings(run_dir))
+        path = cfg.dataset_file(cfg.dataset) if cfg.dataset else recorded_dataset(run_dir, cfg)
     else:
         path = choose_dataset(cfg)
     images, labels, manifest = load_processed(path, "train")

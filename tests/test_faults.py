@@ -31,17 +31,22 @@ def rows(run_dir, name="history.csv"):
     return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in load_history(run_dir, name)]
 
 
+def training_command(cfg) -> list[str]:
+    """train(cfg) in a Python process of its own."""
+    return [sys.executable, "-c", f"from gan_lib.config import GANConfig; from gan_lib.training import train; "
+            f"train(GANConfig(**{cfg.to_dict()!r}))"]
+
+
 def train_in_child(cfg, limit_bytes: int | None = None) -> subprocess.CompletedProcess:
     """train(cfg) in a process of its own, optionally unable to write any file over `limit_bytes`
     (a write past it fails with EFBIG, as a full disk fails with ENOSPC)."""
-    script = f"from gan_lib.config import GANConfig; from gan_lib.training import train; train(GANConfig(**{cfg.to_dict()!r}))"
 
     def limit():
         if limit_bytes is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
 
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    return subprocess.run(training_command(cfg), capture_output=True, text=True, preexec_fn=limit, timeout=300)
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -102,8 +107,10 @@ def test_kill_9_during_preprocessing_leaves_the_previous_dataset_whole(tmp_path)
               "save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)")
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = ""
-    while "preprocess" not in seen:
-        seen += child.stdout.read(1) or (_ for _ in ()).throw(AssertionError(f"ended early: {seen}"))
+    while "preprocess" not in seen:  # the progress bar: decoding has begun
+        char = child.stdout.read(1)
+        assert char, f"ended before preprocessing: {seen}"
+        seen += char
     child.kill()
     child.wait()
     assert (path.read_bytes(), (tmp_path / "processed" / LATEST).read_text()) == before
@@ -115,8 +122,7 @@ def test_kill_9_during_preprocessing_leaves_the_previous_dataset_whole(tmp_path)
 
 def test_a_second_writer_is_refused_and_a_killed_one_leaves_nothing_stuck(data_root, tmp_path):
     cfg = small_cfg(data_root, tmp_path, run_name="busy", epochs=1, steps_per_epoch=100000, checkpoint_every=50)
-    script = f"from gan_lib.config import GANConfig; from gan_lib.training import train; train(GANConfig(**{cfg.to_dict()!r}))"
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(training_command(cfg), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
         while not (cfg.run_dir / "history.csv").exists() and time.time() < deadline:

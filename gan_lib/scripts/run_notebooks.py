@@ -51,7 +51,7 @@ def notebook_path(name: str) -> Path:
     return path if path.exists() else NOTEBOOK_DIR / path.name
 
 
-def notebook_parameters(path: Path) -> dict[str, str]:
+def parameter_types(path: Path) -> dict[str, str]:
     """Parameter name -> type name, from the notebook's `parameters` cell: its setting's type in
     GANConfig (a cell's None means "the preset's"), else the type of the cell's literal."""
     return {name: SETTING_TYPES.get(name) or type(ast.literal_eval(info["default"])).__name__
@@ -77,7 +77,7 @@ def convert(name: str, text: str, type_name: str):
 def resolve_parameters(paths: list[Path], assignments: list[str], params_file: str | None,
                        values: dict | None = None) -> list[dict]:
     """Per notebook, the parameters to inject: the params file's, typed `values`, then NAME=VALUE pairs."""
-    declared = [notebook_parameters(p) for p in paths]
+    declared = [parameter_types(p) for p in paths]
     known = set().union(*declared)
     unknown = set(values or {}) - known
     if unknown:
@@ -150,7 +150,7 @@ def filtered_stderr():
 def run_folders(paths: list[Path], parameters: list[dict]) -> list[Path]:
     """The run folders the notebooks that take a run_name worked on, with these parameters."""
     runs = {GANConfig.from_overrides(**{k: p[k] for k in ("run_name", "output_root") if k in p}).run_dir
-            for path, p in zip(paths, parameters) if "run_name" in notebook_parameters(path)}
+            for path, p in zip(paths, parameters) if "run_name" in parameter_types(path)}
     return sorted(runs)
 
 
