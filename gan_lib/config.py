@@ -55,6 +55,10 @@ CLASS_CHOICES = ("yes", "no", "both")
 EVALUATION_FIELDS = ("n_generated", "feature_extractor", "kid_subset_size", "kid_subsets", "diversity_pairs",
                      "near_copy_ssim", "classifier_seeds", "classifier_epochs", "synthetic_per_real")
 FEATURE_EXTRACTORS = ("auto", "inception", "random_cnn")
+# How the training step is computed on this machine, not what it computes (gan_lib.speed chooses "auto").
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+SWITCHES = ("auto", "on", "off")  # xla, speed_layers
+ENGINE_FIELDS = ("precision", "xla", "speed_layers")
 # The settings that make a dataset what it is: its name covers them (with `seed`), and a run
 # trains on a dataset's, whatever its own say.
 DATASET_FIELDS = ("data_source", "data_dir", "classes", "image_size", "n_images", "holdout")
@@ -98,8 +102,9 @@ class GANConfig:
     resume: bool = True  # continue a run folder that exists; False refuses to touch it
     checkpoint_every: int = 500  # steps between checkpoints: the most work a crash can lose
     log_every: int = 10  # steps between history.csv rows (and progress-bar updates)
-    xla: bool = True  # compile the training step with XLA (jit_compile): 1.4x faster on a CPU
-    mixed_precision: bool = True  # float16 compute with loss scaling on a GPU; a CPU says so and uses float32
+    precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16; auto: by the hardware (README, Speed)
+    xla: str = "auto"  # auto | on | off: compile the step with XLA; auto: on a GPU/TPU, measured on a CPU
+    speed_layers: str = "auto"  # auto | on | off: the CPU speed layers (gan_lib.layers); auto: measured on a CPU
     tensorboard: bool = False  # also write losses to <run folder>/tensorboard for TensorBoard
 
     # --- evaluation of a finished run (notebooks 05 and 06; `make report RUN=<run_name>`) ---
@@ -175,6 +180,11 @@ class GANConfig:
             raise ValueError(f"r1_gamma={self.r1_gamma}: use 0 (off) or a positive weight, e.g. 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay={self.ema_decay}: use 0 (off) or a decay in (0, 1), e.g. 0.999")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}; choose one of {PRECISIONS}")
+        for name in ("xla", "speed_layers"):
+            if getattr(self, name) not in SWITCHES:
+                raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {SWITCHES}")
         if self.feature_extractor not in FEATURE_EXTRACTORS:
             raise ValueError(f"feature_extractor={self.feature_extractor!r}; choose one of {FEATURE_EXTRACTORS}")
         if not 0.0 < self.near_copy_ssim <= 1.0 or self.synthetic_per_real < 0:

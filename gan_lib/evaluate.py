@@ -94,25 +94,26 @@ def class_images(generator, cfg: GANConfig, y_train: np.ndarray, label: int) -> 
     return generate(generator, n, seed=cfg.seed + 1, label=label if takes_label(generator) else None)[0]
 
 
-def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stopwatch) -> dict:
+def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stopwatch, kind: str) -> dict:
     """Classifier accuracy/AUC on held-out real images: trained on real only, and on real plus
-    generated images of the class the GAN makes; several seeds each (mean and spread)."""
+    generated images of the class the GAN makes; several seeds each (mean and spread). `kind` names
+    the data in the conditions: "real", or "phantom" for the synthetic stand-in."""
     if len(data["x_test"]) == 0 or len(np.unique(data["y_test"])) < 2:
         return {"skipped": "no held-out real images of both classes (holdout=0 uses every image for "
                            "training, as the report did): nothing to test a classifier on"}
-    conditions = {"real": (data["x_train"], data["y_train"])}
+    conditions = {kind: (data["x_train"], data["y_train"])}
     if takes_label(generator):
         # synthetic_per_real generated images per real training image, class by class
         made = {name: class_images(generator, cfg, data["y_train"], label) for name, label in CLASS_LABELS.items()}
         x_gen = np.concatenate([made[name] for name in CLASS_LABELS])
         y_gen = np.concatenate([np.full(len(made[name]), label) for name, label in CLASS_LABELS.items()])
-        conditions[f"real + {len(y_gen)} generated (both classes)"] = (
+        conditions[f"{kind} + {len(y_gen)} generated (both classes)"] = (
             np.concatenate([data["x_train"], x_gen]), np.concatenate([data["y_train"], y_gen]))
-        conditions[f"generated only ({len(y_gen)}): train on synthetic, test on real"] = (x_gen, y_gen)
+        conditions[f"generated only ({len(y_gen)}): train on synthetic, test on {kind}"] = (x_gen, y_gen)
         tstr = "see the 'generated only' condition"
     elif run_classes in CLASS_LABELS:
         extra = class_images(generator, cfg, data["y_train"], CLASS_LABELS[run_classes])
-        conditions[f"real + {len(extra)} generated '{run_classes}'"] = (
+        conditions[f"{kind} + {len(extra)} generated '{run_classes}'"] = (
             np.concatenate([data["x_train"], extra]),
             np.concatenate([data["y_train"], np.full(len(extra), CLASS_LABELS[run_classes])]))
         tstr = ("skipped: the generator makes one class only (classes=" + run_classes +
@@ -174,7 +175,8 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
         real_distance, _ = metrics.nearest_feature_distance(f_train, f_train, exclude_same_index=True)
         memo["feature_nn_distance_median"] = float(np.median(distance))
         memo["real_feature_nn_distance_median"] = float(np.median(real_distance))
-    utility_result = utility(cfg, data, generator, cfg.classes, watch)
+    synthetic = gan_manifest["dataset"]["synthetic"]
+    utility_result = utility(cfg, data, generator, cfg.classes, watch, "phantom" if synthetic else "real")
 
     warnings = []
     if diverse["collapsed"]:
@@ -191,7 +193,7 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
     for w in warnings:
         print("WARNING:", w)
     result = {
-        "run": run_dir.name, "config": cfg.to_dict(), "synthetic_data": gan_manifest["dataset"]["synthetic"],
+        "run": run_dir.name, "config": cfg.to_dict(), "synthetic_data": synthetic,
         "n_generated": len(generated), "n_train_real": len(train), "n_held_out_real": len(held_out),
         "fidelity": fidelity, "diversity": diverse,
         "memorisation": memo,

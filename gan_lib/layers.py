@@ -220,12 +220,17 @@ STOCK_LAYERS = {PhaseConv2DTranspose: layers.Conv2DTranspose, PhaseGradConv2D: l
                 NarrowConv2D: layers.Conv2D}
 
 
-def with_stock_layers(model: keras.Model) -> keras.Model:
+def with_stock_layers(model: keras.Model, dtype: str | None = None) -> keras.Model:
     """A copy with stock Keras layers only (same weights): what the report ran, and loadable
-    without this package."""
+    without this package; computing in `dtype` (a Keras policy name) if given, e.g. a float32 copy
+    of a generator trained in mixed precision, to save."""
     def stock(layer):
-        return STOCK_LAYERS.get(type(layer), type(layer)).from_config(layer.get_config())
+        config = layer.get_config() if dtype is None else {**layer.get_config(), "dtype": dtype}
+        return STOCK_LAYERS.get(type(layer), type(layer)).from_config(config)
 
     copy = keras.models.clone_model(model, clone_function=stock)
     copy.set_weights(model.get_weights())
+    for original, clone in zip(model.layers, copy.layers):  # Dropout draws the same masks in both
+        if hasattr(original, "seed_generator"):
+            clone.seed_generator.state.assign(original.seed_generator.state)
     return copy

@@ -21,7 +21,6 @@ from .analysis import load_history
 from .config import GANConfig
 from .features import random_cnn_extractor
 from .generate import generate
-from .layers import with_stock_layers
 from .progress import say
 from .run_folder import save_model, trim_history
 
@@ -104,5 +103,5 @@ class HealthLog:
                 "mode collapse is starting (see health.csv and the sample grids).")
         if quality.kid < self.best_kid:
             self.best_kid = quality.kid
-            save_model(with_stock_layers(generator), self.run_dir / "generator_best.keras")
+            save_model(generator, self.run_dir / "generator_best.keras")
             self.best_path.write_text(json.dumps({"step": step, "kid": quality.kid, "kid_std": quality.kid_std}))

@@ -24,12 +24,14 @@ import tensorflow as tf
 
 from .colab import workspace_root
 from .config import DEFAULT_PRESET, EVALUATION_FIELDS, PRESETS, PROJECT_ROOT, REPORT, GANConfig
+from .layers import with_stock_layers
 from .progress import say
 
 KEEP_CHECKPOINTS = 3  # the newest ones; a damaged newest leaves two to walk back to
 # Settings a resumed run may change: they do not change what is trained (the data is checked by
 # its hash, `check_same_data`).
 RESUME_FREE = {"preset", "dataset", "epochs", "resume", "output_root", "data_dir", "log_every", "checkpoint_every",
+               "xla", "speed_layers",  # how the step is computed, not what: chosen again on each machine
                *EVALUATION_FIELDS}
 
 
@@ -106,6 +108,8 @@ def recorded_settings(run_dir: Path) -> dict:
     known = {f.name for f in dataclasses.fields(GANConfig)}
     saved = read_record(run_dir)["config"]
     settings = {**GANConfig().to_dict(), **REPORT, **{k: v for k, v in saved.items() if k in known}}
+    if isinstance(settings["xla"], bool):  # a folder from before xla took auto | on | off
+        settings["xla"] = "on" if settings["xla"] else "off"
     if "preset" not in saved:
         matching = [name for name, preset in PRESETS.items() if all(settings[k] == v for k, v in preset.items())]
         settings["preset"] = matching[0] if matching else DEFAULT_PRESET
@@ -141,9 +145,10 @@ def trim_history(path: Path, last_step: int, fields: list[str]) -> None:
 
 
 def save_model(model: keras.Model, path: Path) -> None:
-    """Save whole or not at all (a kill mid-save leaves the previous file)."""
+    """Save a float32, stock-layer copy (loadable anywhere without gan_lib, whatever precision
+    trained it), whole or not at all (a kill mid-save leaves the previous file)."""
     tmp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(tmp)
+    with_stock_layers(model, dtype="float32").save(tmp)
     os.replace(tmp, path)
 
 class RunFolderError(RuntimeError):

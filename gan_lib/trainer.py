@@ -4,8 +4,8 @@ checkpointable object, and the step compiled once (`GANTrainer.compiled_step`).
 The training images live on the device and each step draws its batch with replacement from them
 (as the report sampled), so there is no per-step host-to-device copy at all. G and D each have
 their own Adam, built once on their own variables, so the report's `KeyError: optimizer cannot
-recognize variable` cannot happen. Which layers and precision the step uses depends on the device
-(`choose_layers`, `use_mixed_precision`).
+recognize variable` cannot happen. How the step is computed (precision, layers, XLA) is its
+`Engine`, chosen per machine by gan_lib.speed.
 """
 
 from __future__ import annotations
@@ -24,33 +24,22 @@ from .losses import LOSSES, r1_penalty
 from .models import ARCHITECTURES, build_models, is_conditional
 
 
-def choose_layers(device_types: list[str]) -> dict:
-    """The CPU speed layers (Phase*, NarrowConv2D) where their gain was measured, a CPU; the stock
-    Keras layers on a GPU or TPU, where it was not. Recorded in config.json."""
-    accelerators = sorted({d for d in device_types if d in ("GPU", "TPU")})
-    if accelerators:
-        return {"speed_layers": False, "reason": f"stock Keras layers on {'/'.join(accelerators)}: the speed "
-                "layers' gain was measured on a CPU only (spectral-norm layers keep their phase gradient)"}
-    return {"speed_layers": True, "reason": "CPU: PhaseConv2DTranspose, PhaseGradConv2D and NarrowConv2D, "
-            "measured faster than the stock layers on a CPU (README, Speed)"}
+XLA_MODES = ("whole", "updates", "none")
 
 
-def device_types() -> list[str]:
-    return [d.device_type for d in tf.config.list_physical_devices()]
+@dataclass(frozen=True)
+class Engine:
+    """How the step is computed, not what it computes (gan_lib.speed chooses it per machine):
+    Keras's precision policy; the CPU speed layers or the stock ones; and what XLA compiles: the
+    whole step, only the weight updates (Adam and the EMA: elementwise work XLA fuses into one pass,
+    while the convolutions stay with TensorFlow's oneDNN kernels), or nothing."""
+    precision: str = "float32"
+    speed_layers: bool = True
+    xla: str = "none"
 
-
-
-def gpu_available() -> bool:
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
-def use_mixed_precision(cfg: GANConfig) -> bool:
-    """float16 only where it helps (a GPU); on a CPU it is slower, so say so and stay in float32."""
-    if cfg.mixed_precision and not gpu_available():
-        print("NOTE: mixed_precision=True needs a GPU; this run trains in float32 "
-              "(config.json records effective.mixed_precision=false).")
-        return False
-    return cfg.mixed_precision
+    def __post_init__(self):
+        if self.xla not in XLA_MODES:
+            raise ValueError(f"xla={self.xla!r}; one of {XLA_MODES}")
 
 
 @dataclass
@@ -67,24 +56,25 @@ class StepOutput:
 class GANTrainer:
     """Both models, both optimisers, the RNG and the step counter, checkpointed together."""
 
-    def __init__(self, cfg: GANConfig, images: np.ndarray, mixed_precision: bool = False,
-                 labels: np.ndarray | None = None, speed_layers: bool = True):
+    def __init__(self, cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None = None,
+                 engine: Engine = Engine()):
         if cfg.loss not in LOSSES:
             raise ValueError(f"loss={cfg.loss!r}; known losses: {sorted(LOSSES)}")
-        keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+        keras.mixed_precision.set_global_policy(engine.precision)
         keras.utils.set_random_seed(cfg.seed)  # weight initialisation and Dropout
         self.cfg = cfg
         self.loss = LOSSES[cfg.loss]
         self.augment_policy = parse_policy(cfg.augment)
         self.generator, self.discriminator = build_models(cfg)  # an unknown arch raises here
-        if not speed_layers:
+        if not engine.speed_layers:
             self.generator, self.discriminator = with_stock_layers(self.generator), with_stock_layers(self.discriminator)
         self.d_logits = ARCHITECTURES[cfg.arch].d_logits
         if cfg.loss == "hinge" and not self.d_logits:
             raise ValueError(f"loss='hinge' needs a discriminator that outputs logits; arch={cfg.arch!r} "
                              "ends in a sigmoid. Use loss='bce'.")
-        self.g_opt = self._optimizer(cfg, mixed_precision, "g_adam")
-        self.d_opt = self._optimizer(cfg, mixed_precision, "d_adam")
+        self.engine = engine
+        self.g_opt = self._optimizer(cfg, engine.precision, "g_adam")
+        self.d_opt = self._optimizer(cfg, engine.precision, "d_adam")
         self.g_opt.build(self.generator.trainable_variables)
         self.d_opt.build(self.discriminator.trainable_variables)
         self.rng = tf.random.Generator.from_seed(cfg.seed)
@@ -111,19 +101,27 @@ class GANTrainer:
                                               g_opt=self.g_opt, d_opt=self.d_opt, rng=self.rng,
                                               layer_seeds=layer_seeds, step=self.step, wall_time=self.wall_time,
                                               augment_p=self.augment_p, real_accuracy=self.real_accuracy, **extra)
-        self.compiled_step = tf.function(self._train_step, jit_compile=cfg.xla)
+        self._apply_updates = tf.function(self._updates, jit_compile=True) if engine.xla == "updates" else self._updates
+        self.compiled_step = tf.function(self._train_step, jit_compile=engine.xla == "whole")
 
     @staticmethod
-    def _optimizer(cfg: GANConfig, mixed_precision: bool, name: str):
+    def _optimizer(cfg: GANConfig, precision: str, name: str):
+        """Adam; under float16, wrapped in loss scaling (bfloat16 has float32's range and needs none)."""
         adam = keras.optimizers.Adam(cfg.learning_rate, beta_1=cfg.beta_1, name=name)
-        return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_scaled") if mixed_precision else adam
+        return keras.optimizers.LossScaleOptimizer(adam, name=f"{name}_scaled") if precision == "mixed_float16" else adam
 
-    @staticmethod
-    def _update(tape, scaled_loss, model, optimizer):
+    def _update(self, tape, scaled_loss, generator: bool):
         """Apply the gradients of a loss scaled (inside the tape) by this optimiser's `scale_loss`;
         a LossScaleOptimizer unscales them, a plain Adam's scale is 1."""
-        grads = tape.gradient(scaled_loss, model.trainable_variables)
+        model = self.generator if generator else self.discriminator
+        self._apply_updates(tape.gradient(scaled_loss, model.trainable_variables), generator)
+
+    def _updates(self, grads, generator: bool):
+        """One optimiser step of G (then its EMA) or D: the weight updates `Engine.xla` may compile."""
+        model, optimizer = (self.generator, self.g_opt) if generator else (self.discriminator, self.d_opt)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        if generator and self.generator_ema is not None:
+            self._update_ema()
 
     @property
     def sampling_generator(self) -> keras.Model:
@@ -183,16 +181,14 @@ class GANTrainer:
                 d_loss += r1_penalty(input_tape, d_real, real, self.cfg.r1_gamma, self.d_logits,
                                      self.discriminator.compute_dtype == "float16")
             d_scaled = self.d_opt.scale_loss(d_loss)
-        self._update(tape, d_scaled, self.discriminator, self.d_opt)
+        self._update(tape, d_scaled, generator=False)
         # Train the generator through the (now updated) discriminator, on fresh noise
         noise, fake_labels = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
         with tf.GradientTape() as tape:
             d_gen = self._discriminate(self._generate(noise, fake_labels), fake_labels)
             g_loss = self.loss.g_loss(d_gen, self.d_logits)
             g_scaled = self.g_opt.scale_loss(g_loss)
-        self._update(tape, g_scaled, self.generator, self.g_opt)
-        if self.generator_ema is not None:
-            self._update_ema()
+        self._update(tape, g_scaled, generator=True)
         p_real, p_fake = self._probability(d_real), self._probability(d_fake)
         acc_real = tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32))
         if self.augment_policy and self.cfg.ada_target > 0:

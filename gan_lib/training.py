@@ -19,14 +19,14 @@ import tensorflow as tf
 from .config import PRESETS, GANConfig, write_json
 from .datasets import choose_dataset, load_processed, split_sha256, with_dataset
 from .images import SAMPLE_GRID, save_grid
-from .layers import with_stock_layers
 from .models import is_conditional
 from .monitor import HealthLog
 from .phantom import SYNTHETIC_LABEL
 from .progress import PACE_STEPS, Pace, duration, progress_bar
 from .run_folder import (KEEP_CHECKPOINTS, check_resumable, check_same_data, has_checkpoint, recorded_dataset,
-                         restore_newest_good, run_lock, run_record, save_model, trim_history)
-from .trainer import GANTrainer, StepOutput, choose_layers, device_types, use_mixed_precision
+                         read_record, restore_newest_good, run_lock, run_record, save_model, trim_history)
+from .speed import choose_engine, engine_name
+from .trainer import GANTrainer, StepOutput
 
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "augment_p",
                   "wall_time_s"]
@@ -69,9 +69,8 @@ def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dic
     changed = {k: v for k, v in cfg.overridden().items() if k in PRESETS[cfg.preset]}
     print(f"{cfg.run_name}: preset {cfg.preset}" + "".join(f", {k}={v!r}" for k, v in changed.items())
           + f"; dataset {cfg.dataset} ({len(images)} training images, {cfg.image_size} px)")
-    mixed = use_mixed_precision(cfg)
-    layers = choose_layers(device_types())
-    trainer = GANTrainer(cfg, images, mixed, labels, layers["speed_layers"])
+    engine, engine_record = choose_engine(cfg, images, labels)
+    trainer = GANTrainer(cfg, images, labels, engine)
     grid_label = SYNTHETIC_LABEL if manifest["dataset"]["synthetic"] else ""
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     ckpt_dir.mkdir(exist_ok=True)
@@ -86,7 +85,8 @@ def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dic
         z_fixed = np.random.default_rng(cfg.seed).standard_normal((SAMPLE_GRID**2, cfg.noise_dim)).astype(np.float32)
         np.save(z_path, z_fixed)
         save_grid(images[:SAMPLE_GRID**2], run_dir / "samples" / "reals.png", grid_label)
-    effective = {"mixed_precision": mixed, "xla": cfg.xla, "layers": layers, "train_images": len(images),
+    effective = {"engine": engine_record, "engines": engines_by_step(run_dir, restored, int(trainer.step), engine),
+                 "train_images": len(images),
                  "conditional": is_conditional(cfg), "total_steps": cfg.epochs * cfg.steps_per_epoch}
     write_json(run_dir / "config.json", run_record(cfg, manifest, effective, train_sha256))
     history_path = run_dir / "history.csv"
@@ -150,8 +150,20 @@ def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dic
             if step % cfg.checkpoint_every:  # otherwise this step was saved just above
                 history_file.flush()
                 manager.save(checkpoint_number=step)
-    save_model(with_stock_layers(trainer.sampling_generator), run_dir / "generator.keras")
+    save_model(trainer.sampling_generator, run_dir / "generator.keras")
     return run_dir
+
+
+def engines_by_step(run_dir: Path, restored: str | None, step: int, engine) -> list[dict]:
+    """Which engine computed which steps: the run folder's list, extended when a resumed run computes
+    its steps another way (another machine, or other settings); a change of precision is said aloud."""
+    earlier = read_record(run_dir)["effective"].get("engines", []) if restored else []
+    if earlier and earlier[-1]["engine"] == vars(engine):
+        return earlier
+    if earlier and earlier[-1]["engine"]["precision"] != engine.precision:
+        print(f"NOTE: steps up to {step} were computed in {earlier[-1]['engine']['precision']}, the rest in "
+              f"{engine.precision} (config.json, effective.engines).")
+    return earlier + [{"from_step": step, "engine": vars(engine)}]
 
 
 def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:
@@ -159,8 +171,8 @@ def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:
     layers chosen for this device) on random images, compiled, then `steps` steps timed; printed
     with the time of cfg's whole schedule. A minute on a GPU runtime, before committing to hours."""
     images = np.random.default_rng(0).uniform(-1, 1, (64, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
-    layers = choose_layers(device_types())
-    trainer = GANTrainer(cfg, images, use_mixed_precision(cfg), speed_layers=layers["speed_layers"])
+    engine, _ = choose_engine(cfg, images)
+    trainer = GANTrainer(cfg, images, engine=engine)
     start = time.perf_counter()
     np.asarray(trainer.compiled_step()["d_loss"])
     compiled = time.perf_counter() - start
@@ -170,8 +182,7 @@ def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:
     np.asarray(out["d_loss"])  # wait for the last step
     rate = steps / (time.perf_counter() - start)
     total = cfg.epochs * cfg.steps_per_epoch
-    device = ", ".join(sorted(set(device_types()) - {"CPU"})) or "CPU only"
-    print(f"{device}; {cfg.image_size} px, batch {cfg.batch_size}, XLA {cfg.xla}; {layers['reason']}\n"
+    print(f"{cfg.image_size} px, batch {cfg.batch_size}; {engine_name(engine)}\n"
           f"compile {compiled:.1f} s; {rate:.2f} steps/s; the schedule ({cfg.epochs} x {cfg.steps_per_epoch:,} steps) "
           f"takes {duration(total / rate)}")
-    return {"steps_per_s": rate, "compile_s": compiled, "schedule_s": total / rate, "layers": layers}
+    return {"steps_per_s": rate, "compile_s": compiled, "schedule_s": total / rate, "engine": vars(engine)}

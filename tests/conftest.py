@@ -90,6 +90,7 @@ def small_cfg(data_root, tmp_path, **overrides):
     from gan_lib.config import GANConfig
 
     settings = dict(data_source="phantom", data_root=str(data_root), image_size=32, output_root=str(tmp_path / "runs"),
-                    run_name="t", epochs=2, steps_per_epoch=6, checkpoint_every=4, log_every=2, xla=False,
-                    mixed_precision=False, kid_every=0, preset="report")
+                    run_name="t", epochs=2, steps_per_epoch=6, checkpoint_every=4, log_every=2, xla="off",
+                    precision="float32", speed_layers="on",
+                    kid_every=0, preset="report")
     return GANConfig.from_overrides(**{**settings, **overrides})

@@ -28,7 +28,7 @@ def run_cfg(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(root / "data"), image_size=32,
                                    output_root=str(root / "runs"), run_name="e", epochs=2, steps_per_epoch=6,
-                                   checkpoint_every=6, log_every=2, xla=False, mixed_precision=False,
+                                   checkpoint_every=6, log_every=2, xla="off", precision="float32", speed_layers="on",
                                    n_generated=40, kid_subset_size=20, kid_subsets=5, diversity_pairs=100,
                                    classifier_seeds=2, classifier_epochs=2, feature_extractor="random_cnn",
                                    kid_every=0)

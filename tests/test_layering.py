@@ -15,7 +15,7 @@ PACKAGE = PROJECT_ROOT / "gan_lib"
 # Bottom to top; the data path runs down the list: raw files -> dataset -> run folder -> generated
 # images -> metrics -> figures.
 LAYERS = [
-    {"colab", "images", "phantom", "analysis"},  # no gan_lib imports; no TensorFlow
+    {"colab", "images", "phantom", "analysis", "hardware"},  # no gan_lib imports; no TensorFlow
     {"config"},  # every setting, and the presets
     {"sources", "scans"},  # raw files: Kaggle, Drive, a local folder, the phantom; one file -> a head image
     {"data"},  # raw files -> dataset
@@ -23,12 +23,13 @@ LAYERS = [
     {"layers", "augment", "losses", "metrics", "classifier", "progress"},
     {"models", "features", "generate", "run_folder"},
     {"trainer", "monitor"},  # the compiled step; the health log
+    {"speed"},  # how this machine computes the step (precision, layers, XLA), measured
     {"training", "evaluate"},  # dataset -> run folder; run folder -> metrics.json
     {"plots"},  # matplotlib figures of all of it
     {"__main__"},
 ]
 SCRIPTS = {p.stem for p in (PACKAGE / "scripts").glob("*.py")} - {"__init__"}
-NUMPY_ONLY = ["images", "config", "data", "datasets", "scans", "analysis", "phantom", "sources", "colab"]
+NUMPY_ONLY = ["hardware", "images", "config", "data", "datasets", "scans", "analysis", "phantom", "sources", "colab"]
 
 
 def imports(path) -> set[str]:

@@ -20,12 +20,12 @@ from gan_lib.config import PRESETS
 from gan_lib.analysis import load_history
 from gan_lib.losses import LOSSES, Loss, r1_penalty
 from gan_lib.progress import PACE_STEPS
-from gan_lib.trainer import GANTrainer, choose_layers
+from gan_lib.trainer import Engine, GANTrainer
 from gan_lib.training import TrainingDiverged, train
 
 
 def test_one_step_updates_each_model_through_its_own_optimiser():
-    cfg = GANConfig.from_overrides(image_size=32, xla=False)
+    cfg = GANConfig.from_overrides(image_size=32)
     images = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32")
     trainer = GANTrainer(cfg, images)
     before_g = [w.copy() for w in trainer.generator.get_weights()]
@@ -48,7 +48,8 @@ def test_a_short_run_writes_every_artefact(data_root, tmp_path):
     assert record["config"] == {**cfg.to_dict(), "dataset": "phantom_yes_32px_h0.2_s0"}, "the dataset it trained on"
     assert record["data"]["dataset"] == "phantom_yes_32px_h0.2_s0" and len(record["data"]["train_sha256"]) == 64
     assert record["preset"] == "report" and record["overridden"] == {**cfg.overridden(), "dataset": "phantom_yes_32px_h0.2_s0"}
-    assert record["overridden"]["tensorboard"] is True and not {"xla", "learning_rate"} & set(record["overridden"])
+    assert record["overridden"]["tensorboard"] is True and record["overridden"]["xla"] == "on"
+    assert "learning_rate" not in record["overridden"]
     assert record["data"]["synthetic"] is True and len(record["data"]["file_sha256"]) == 64
     assert {"tensorflow", "keras"} <= set(record["versions"]) and "gpus" in record["device"]
     history = load_history(run_dir)
@@ -181,29 +182,37 @@ def test_a_run_folder_made_before_the_split_resumes_and_evaluates(data_root, tmp
     assert evaluation.metrics["config"]["preset"] == "report"
 
 
-@pytest.mark.parametrize("r1_gamma", [0.0, 1.0])
-def test_the_mixed_precision_path_trains_with_loss_scaling(r1_gamma):
-    """The Colab GPU path, forced on the CPU: float16 compute, float32 weights, finite losses."""
-    cfg = GANConfig.from_overrides(image_size=32, xla=False, mixed_precision=True, r1_gamma=r1_gamma)
+@pytest.mark.parametrize("precision, r1_gamma", [("mixed_float16", 0.0), ("mixed_float16", 1.0), ("mixed_bfloat16", 1.0)])
+def test_each_mixed_precision_trains_with_float32_weights(precision, r1_gamma):
+    """The GPU and TPU paths, forced on the CPU: float16 (with loss scaling) or bfloat16 compute,
+    float32 weights, finite losses."""
+    cfg = GANConfig.from_overrides(image_size=32, r1_gamma=r1_gamma)
     images = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32")
     try:
-        trainer = GANTrainer(cfg, images, mixed_precision=True)
-        assert trainer.generator.layers[0].compute_dtype == "float16"
+        trainer = GANTrainer(cfg, images, engine=Engine(precision))
+        assert trainer.generator.layers[0].compute_dtype == precision.removeprefix("mixed_")
         assert trainer.generator.layers[0].kernel.dtype == "float32"
         before = trainer.generator.get_weights()[0].copy()
         out = trainer.compiled_step()
         assert all(np.isfinite(float(v)) for v in out.values())
         assert (trainer.generator.get_weights()[0] != before).any()
-        assert isinstance(trainer.g_opt, keras.optimizers.LossScaleOptimizer)
+        assert isinstance(trainer.g_opt, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_mixed_precision_without_a_gpu_says_so_and_is_recorded(data_root, tmp_path, capsys):
-    run_dir = train(small_cfg(data_root, tmp_path, epochs=1, steps_per_epoch=2, mixed_precision=True))
-    assert "needs a GPU" in capsys.readouterr().out
-    record = json.loads((run_dir / "config.json").read_text())
-    assert record["config"]["mixed_precision"] is True and record["effective"]["mixed_precision"] is False
+def test_a_bfloat16_run_records_its_engine_saves_a_float32_generator_and_resumes_as_if_uninterrupted(data_root, tmp_path):
+    settings = dict(epochs=1, precision="mixed_bfloat16")
+    whole = train(small_cfg(data_root, tmp_path, run_name="whole", **settings))
+    train(small_cfg(data_root, tmp_path, run_name="cut", **settings), stop_after_steps=4)
+    cut = train(small_cfg(data_root, tmp_path, run_name="cut", **settings))
+    assert load_history(cut) == load_history(whole)
+    record = json.loads((cut / "config.json").read_text())
+    assert record["effective"]["engine"]["engine"] == {"precision": "mixed_bfloat16", "speed_layers": True, "xla": "none"}
+    assert record["effective"]["engines"] == [{"from_step": 0, "engine": record["effective"]["engine"]["engine"]}]
+    saved = keras.models.load_model(cut / "generator.keras")
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    assert saved(np.zeros((1, 100), "float32")).dtype == "float32"
 
 
 def test_augmented_training_compiles_is_reproducible_and_changes_what_d_sees(data_root, tmp_path):
@@ -220,7 +229,7 @@ def test_augmented_training_compiles_is_reproducible_and_changes_what_d_sees(dat
 def test_ema_weights_move_toward_the_live_weights_and_are_what_the_run_saves(data_root, tmp_path):
     import tensorflow as tf
 
-    cfg = GANConfig.from_overrides(image_size=32, xla=False, arch="report-v1", ema_decay=0.99)  # v1 has BatchNorm
+    cfg = GANConfig.from_overrides(image_size=32, arch="report-v1", ema_decay=0.99)  # v1 has BatchNorm
     trainer = GANTrainer(cfg, np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32"))
     trainer.compiled_step()
     live = [w.copy() for w in trainer.generator.get_weights()]
@@ -264,7 +273,7 @@ def test_hinge_loss_needs_a_logit_discriminator():
 
 
 def test_ada_raises_p_while_d_is_too_sure_of_reals_and_lowers_it_otherwise():
-    cfg = GANConfig.from_overrides(image_size=32, xla=False, arch="resize-sn", loss="hinge", augment="translation",
+    cfg = GANConfig.from_overrides(image_size=32, arch="resize-sn", loss="hinge", augment="translation",
                                    augment_p=0.5, ada_target=0.6)
     trainer = GANTrainer(cfg, np.zeros((2, 32, 32, 1), "float32"))
     for _ in range(40):
@@ -283,11 +292,11 @@ def test_the_conditional_generator_obeys_its_label(data_root):
     from gan_lib.datasets import load_processed
 
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(data_root), image_size=32, classes="both",
-                                   arch="resize-sn", loss="hinge", xla=True, mixed_precision=False)
+                                   arch="resize-sn", loss="hinge")
     heads, _, _ = load_processed(GANConfig.from_overrides(**{**cfg.to_dict(), "classes": "yes"}).processed_path)
     images = np.concatenate([heads, (heads + 1.0) * 0.3 - 1.0])  # dimmed copies: class 0
     labels = np.concatenate([np.ones(len(heads)), np.zeros(len(heads))]).astype("int32")
-    trainer = GANTrainer(cfg, images, labels=labels)
+    trainer = GANTrainer(cfg, images, labels=labels, engine=Engine(xla="whole"))
     for _ in range(150):
         trainer.compiled_step()
     threshold = (images[labels == 1].mean() + images[labels == 0].mean()) / 2
@@ -315,7 +324,7 @@ def test_r1_is_the_squared_input_gradient_of_d_logit_and_trains_d_through_the_ph
 
     from gan_lib.layers import with_stock_layers
 
-    cfg = GANConfig.from_overrides(image_size=32, xla=False, arch="report-v1", r1_gamma=2.0)  # D without Dropout
+    cfg = GANConfig.from_overrides(image_size=32, arch="report-v1", r1_gamma=2.0)  # D without Dropout
     real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 1)).astype("float32"))
     trainer = GANTrainer(cfg, real.numpy())
     penalty, phase_grads = r1_and_its_weight_gradients(trainer, real)
@@ -343,24 +352,17 @@ def test_r1_is_the_squared_input_gradient_of_d_logit_and_trains_d_through_the_ph
         np.testing.assert_allclose(phase, stock, rtol=1e-3, atol=1e-6)
 
 
-def test_speed_layers_on_a_cpu_stock_layers_on_a_gpu_or_tpu():
-    assert choose_layers(["CPU"])["speed_layers"] is True
-    for devices in (["CPU", "GPU"], ["CPU", "TPU"]):
-        choice = choose_layers(devices)
-        assert choice["speed_layers"] is False and devices[1] in choice["reason"]
-
-
 def test_the_stock_layer_trainer_is_the_same_function_and_the_run_records_its_layers(data_root, tmp_path):
-    cfg = GANConfig.from_overrides(image_size=32, xla=False, augment="", ema_decay=0.0)
+    cfg = GANConfig.from_overrides(image_size=32, augment="", ema_decay=0.0)
     images = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 1)).astype(np.float32)
-    fast, stock = GANTrainer(cfg, images), GANTrainer(cfg, images, speed_layers=False)
+    fast, stock = GANTrainer(cfg, images), GANTrainer(cfg, images, engine=Engine(speed_layers=False))
     assert {type(layer).__name__ for layer in fast.generator.layers} >= {"PhaseConv2DTranspose"}
     assert not {type(layer).__name__ for model in (stock.generator, stock.discriminator) for layer in model.layers} \
         & {"PhaseConv2DTranspose", "PhaseGradConv2D", "NarrowConv2D"}
     noise = np.random.default_rng(1).standard_normal((4, cfg.noise_dim)).astype(np.float32)
     np.testing.assert_allclose(fast.generator(noise, training=False), stock.generator(noise, training=False), atol=1e-5)
-    record = json.loads((train(small_cfg(data_root, tmp_path, epochs=1)) / "config.json").read_text())
-    assert record["effective"]["layers"] == choose_layers(["CPU"])
+    record = json.loads((train(small_cfg(data_root, tmp_path, epochs=1, speed_layers="off")) / "config.json").read_text())
+    assert record["effective"]["engine"]["engine"]["speed_layers"] is False
 
 
 def test_training_prints_compile_time_then_speed_and_eta_before_its_first_epoch_ends(data_root, tmp_path, capsys):
