@@ -42,6 +42,11 @@ class Engine:
             raise ValueError(f"xla={self.xla!r}; one of {XLA_MODES}")
 
 
+def _adam(optimizer):
+    """The Adam inside a LossScaleOptimizer, or the optimiser itself."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 @dataclass
 class StepOutput:
     d_loss: float
@@ -97,8 +102,11 @@ class GANTrainer:
             self.generator_ema = keras.models.clone_model(self.generator)
             self.generator_ema.set_weights(self.generator.get_weights())
         extra = {"generator_ema": self.generator_ema} if self.generator_ema is not None else {}
+        # The Adams themselves, not float16's loss-scaling wrapper around them: a checkpoint then
+        # restores under every precision (a run may resume on another machine). The loss scale
+        # starts again from its initial value after a resume under float16.
         self.checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
-                                              g_opt=self.g_opt, d_opt=self.d_opt, rng=self.rng,
+                                              g_opt=_adam(self.g_opt), d_opt=_adam(self.d_opt), rng=self.rng,
                                               layer_seeds=layer_seeds, step=self.step, wall_time=self.wall_time,
                                               augment_p=self.augment_p, real_accuracy=self.real_accuracy, **extra)
         self._apply_updates = tf.function(self._updates, jit_compile=True) if engine.xla == "updates" else self._updates

@@ -42,7 +42,7 @@ def test_one_step_updates_each_model_through_its_own_optimiser():
 
 
 def test_a_short_run_writes_every_artefact(data_root, tmp_path):
-    cfg = small_cfg(data_root, tmp_path, xla=True, tensorboard=True)
+    cfg = small_cfg(data_root, tmp_path, xla="on", tensorboard=True)
     run_dir = train(cfg)
     record = json.loads((run_dir / "config.json").read_text())
     assert record["config"] == {**cfg.to_dict(), "dataset": "phantom_yes_32px_h0.2_s0"}, "the dataset it trained on"
@@ -216,7 +216,7 @@ def test_a_bfloat16_run_records_its_engine_saves_a_float32_generator_and_resumes
 
 
 def test_augmented_training_compiles_is_reproducible_and_changes_what_d_sees(data_root, tmp_path):
-    policy = dict(epochs=1, augment="translation,cutout,brightness,contrast", xla=True)
+    policy = dict(epochs=1, augment="translation,cutout,brightness,contrast", xla="on")
     a = load_history(train(small_cfg(data_root, tmp_path, run_name="aug_a", **policy)))
     b = load_history(train(small_cfg(data_root, tmp_path, run_name="aug_b", **policy)))
     plain = load_history(train(small_cfg(data_root, tmp_path, run_name="plain", epochs=1)))
@@ -371,3 +371,27 @@ def test_training_prints_compile_time_then_speed_and_eta_before_its_first_epoch_
     assert "compiled the training step and ran it once in" in out
     line = next(l for l in out.splitlines() if l.startswith("speed here:"))
     assert f"({PACE_STEPS} steps timed)" in line and "the whole schedule of 60 steps takes" in line
+
+
+@pytest.mark.parametrize("before, after", [("float32", "mixed_float16"), ("mixed_float16", "mixed_bfloat16")])
+def test_a_checkpoint_restores_under_another_precision(before, after, tmp_path):
+    """A run may resume on a machine whose auto precision differs (a T4's float16, an A100's bfloat16)."""
+    cfg = GANConfig.from_overrides(image_size=32)
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 1)).astype("float32")
+    try:
+        trainer = GANTrainer(cfg, images, engine=Engine(before))
+        trainer.compiled_step()
+        path = trainer.checkpoint.save(str(tmp_path / "ckpt"))
+        resumed = GANTrainer(cfg, images, engine=Engine(after))
+        resumed.checkpoint.restore(path).assert_existing_objects_matched()
+        assert int(resumed.step) == 1 and int(resumed.g_opt.iterations) == 1
+        np.testing.assert_array_equal(resumed.generator.get_weights()[0], trainer.generator.get_weights()[0])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_resumed_run_records_which_engine_computed_which_steps(data_root, tmp_path):
+    train(small_cfg(data_root, tmp_path, run_name="moved", epochs=1), stop_after_steps=4)
+    run_dir = train(small_cfg(data_root, tmp_path, run_name="moved", epochs=1, xla="on"))
+    engines = json.loads((run_dir / "config.json").read_text())["effective"]["engines"]
+    assert [(e["from_step"], e["engine"]["xla"]) for e in engines] == [(0, "none"), (4, "whole")]

@@ -1,21 +1,29 @@
-"""Benchmark: the report's training loop against this project's step, in one process.
+"""Benchmark, per machine: the report's training loop against this project's step computed every
+way gan_lib.speed may choose, in one process, at each image size.
 
-    python -m gan_lib.scripts.bench [--image-size 128] [--batch-size 4] [--steps 8] [--rounds 3] [--out outputs/bench]
+    python -m gan_lib.scripts.bench [--image-size 64 128] [--batch-size 4] [--steps 8] [--rounds 3]
+                                    [--precisions float32 mixed_bfloat16] [--out outputs/bench]
 
-(a) the report's loop: G.predict for the fakes, D.train_on_batch on real and on fake, then the
-stacked model's train_on_batch with D frozen; (b) GANTrainer's compiled step, with and without XLA,
-and with the R1 penalty (whose extra second-order work the FLOP count leaves out, so its GFLOP/s
-column shows what R1 costs).
-Same `report` architecture, batch and image size, timed after warm-up in alternating rounds (the
-median is reported). Float32 matmuls, timed in the same rounds, are the machine's GFLOP/s
-reference; each step's share of it uses FLOPs counted from the layers. Writes JSON under --out
-and prints a table. Not a test: numbers vary by machine and load.
+(a) the report's loop exactly as it ran: float32, stock layers, G.predict for the fakes,
+D.train_on_batch on real and on fake, then the stacked model's train_on_batch with D frozen;
+(b) GANTrainer's step of the default recipe (ADA, minibatch stddev, R1, EMA) on the report's
+models, in each precision (float32, and bfloat16 where the CPU computes it natively) and each
+engine (speed or stock layers; XLA over the whole step or only the weight updates), and the
+engine `precision/xla/speed_layers=auto` picks, i.e. the fastest of (b) in the auto precision.
+All timed after warm-up in alternating rounds (the median is reported), with matmuls of each
+precision as the machine's GFLOP/s references; each step's share of the reference of its own
+precision uses FLOPs counted from the layers (R1's second derivative is not counted, so the
+default recipe's share is an underestimate). Prints the CPU, a table per size and the time of the
+default schedule (epochs x steps_per_epoch); writes JSON under --out, one file per CPU and size.
+Not a test: numbers vary by machine and load.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import re
 import time
 from pathlib import Path
 
@@ -24,10 +32,13 @@ import numpy as np
 import tensorflow as tf
 
 from gan_lib.config import GANConfig
+from gan_lib.hardware import cpu_facts, fast_bfloat16
 from gan_lib.layers import with_stock_layers
 from gan_lib.models import build_models
+from gan_lib.progress import duration
 from gan_lib.run_folder import library_versions
-from gan_lib.trainer import GANTrainer
+from gan_lib.speed import engine_name
+from gan_lib.trainer import XLA_MODES, Engine, GANTrainer
 
 
 def forward_flops(model: keras.Model) -> float:
@@ -56,16 +67,16 @@ def step_flops(cfg: GANConfig) -> float:
     return cfg.batch_size * (4 * forward_flops(g) + 8 * forward_flops(d))
 
 
-def matmul_step(n: int = 1024, repeats: int = 10):
-    """A callable doing `repeats` float32 n x n matmuls, and the FLOPs of one call."""
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
+def matmul_step(dtype: str, n: int = 1024, repeats: int = 10):
+    """A callable doing `repeats` n x n matmuls in `dtype`, and the FLOPs of one call."""
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
 
     @tf.function(autograph=False)
     def run():
         out = a
         for _ in range(repeats):
-            out = tf.linalg.matmul(out, b) * 1e-3  # chained, so none can be skipped
+            out = tf.linalg.matmul(out, b) * tf.cast(1e-3, dtype)  # chained, so none can be skipped
         return out
 
     return run, 2.0 * n**3 * repeats
@@ -115,50 +126,80 @@ def report_loop_step(cfg: GANConfig, images: np.ndarray):
     return step
 
 
+def bench_size(image_size: int, args, precisions: list[str]) -> dict:
+    """Every variant at one image size, timed in the same rounds; the record for the JSON."""
+    report = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size, preset="report")
+    default = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size)
+    images = np.random.default_rng(0).uniform(-1, 1, (113, image_size, image_size, 1)).astype(np.float32)
+    steps = {"report loop (train_on_batch)": report_loop_step(report, images)}
+    engines = {}
+    for precision, speed_layers, xla in itertools.product(precisions, [True, False], XLA_MODES):
+        engine = Engine(precision, speed_layers, xla)
+        engines[engine_name(engine)] = engine
+        steps[engine_name(engine)] = GANTrainer(default, images, engine=engine).compiled_step
+    keras.mixed_precision.set_global_policy("float32")
+    synced = {name: (lambda step=step: tf.nest.map_structure(np.asarray, step())) for name, step in steps.items()}
+    references = {}
+    for precision in precisions:
+        matmul, matmul_flops = matmul_step(precision.removeprefix("mixed_"))
+        references[precision] = matmul_flops
+        synced[f"matmul {precision}"] = lambda matmul=matmul: np.asarray(matmul())
+    rates = time_rounds(synced, args.steps, args.rounds, args.warmup)
+    gflops = {p: rates.pop(f"matmul {p}") * f / 1e9 for p, f in references.items()}
+    flops = step_flops(report)
+    baseline = rates["report loop (train_on_batch)"]
+    results = {}
+    for name, rate in rates.items():
+        precision = engines[name].precision if name in engines else "float32"
+        results[name] = {"steps_per_s": rate, "x_report_loop": rate / baseline, "precision": precision,
+                         "engine": vars(engines[name]) if name in engines else None,
+                         "gflops": rate * flops / 1e9, "share_of_matmul": rate * flops / 1e9 / gflops[precision]}
+    auto_precision = "mixed_bfloat16" if "mixed_bfloat16" in precisions and fast_bfloat16(cpu_facts()) else "float32"
+    chosen = max((n for n, e in engines.items() if e.precision == auto_precision), key=rates.get)
+    schedule = default.epochs * default.steps_per_epoch
+    return {"image_size": image_size, "batch_size": args.batch_size, "step_gflop": flops / 1e9, "matmul_gflops": gflops,
+            "results": results, "auto_choice": chosen,
+            "default_schedule": {"steps": schedule, "seconds_report_loop": schedule / baseline,
+                                 "seconds_auto": schedule / rates[chosen]}}
+
+
+def print_table(record: dict) -> None:
+    print(f"\n{record['image_size']} px, batch {record['batch_size']}: report loop vs the default recipe's step "
+          f"(report models, ADA, minibatch stddev, R1, EMA); {record['step_gflop']:.1f} GFLOP per step counted; matmul "
+          + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in record["matmul_gflops"].items()))
+    print(f"{'variant':52s} {'steps/s':>8s} {'x report':>9s} {'% matmul':>9s}")
+    for name, r in record["results"].items():
+        mark = "  <- auto" if name == record["auto_choice"] else ""
+        print(f"{name:52s} {r['steps_per_s']:8.3f} {r['x_report_loop']:9.2f} {100 * r['share_of_matmul']:8.1f}%{mark}")
+    s = record["default_schedule"]
+    print(f"default schedule ({s['steps']:,} steps): report loop {duration(s['seconds_report_loop'])}, "
+          f"auto choice {duration(s['seconds_auto'])}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per variant per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--precisions", nargs="+", default=None,
+                        help="default: float32, and mixed_bfloat16 on a CPU with AMX or AVX-512-BF16")
     parser.add_argument("--out", default="outputs/bench")
     args = parser.parse_args(argv)
-    cfg = GANConfig.from_overrides(image_size=args.image_size, batch_size=args.batch_size, preset="report")
-    images = np.random.default_rng(0).uniform(-1, 1, (113, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
-    flops = step_flops(cfg)
-    matmul, matmul_flops = matmul_step()
-    candidates = {
-        "report loop (train_on_batch)": report_loop_step(cfg, images),
-        "gan_lib step, no XLA": GANTrainer(GANConfig.from_overrides(**{**cfg.to_dict(), "xla": False}),
-                                           images).compiled_step,
-        "gan_lib step, XLA": GANTrainer(cfg, images).compiled_step,
-        "gan_lib step, XLA, R1": GANTrainer(GANConfig.from_overrides(**{**cfg.to_dict(), "r1_gamma": 1.0}),
-                                            images).compiled_step,
-    }
-    synced = {name: (lambda step=step: tf.nest.map_structure(np.asarray, step())) for name, step in candidates.items()}
-    synced["matmul reference"] = lambda: np.asarray(matmul())
-    rates = time_rounds(synced, args.steps, args.rounds, args.warmup)
-    reference = rates.pop("matmul reference") * matmul_flops / 1e9
-    results = {name: {"steps_per_s": rate, "gflops": rate * flops / 1e9, "share_of_matmul": rate * flops / 1e9 / reference}
-               for name, rate in rates.items()}
-    baseline = results["report loop (train_on_batch)"]["steps_per_s"]
-    for r in results.values():
-        r["speedup_vs_report"] = r["steps_per_s"] / baseline
-    record = {"image_size": cfg.image_size, "batch_size": cfg.batch_size, "steps_per_round": args.steps,
-              "rounds": args.rounds, "warmup_steps": args.warmup, "step_gflop": flops / 1e9, "matmul_gflops": reference,
-              "results": results, "versions": library_versions()}
+    cpu = cpu_facts()
+    precisions = args.precisions or ["float32"] + (["mixed_bfloat16"] if fast_bfloat16(cpu) else [])
+    print(f"CPU: {cpu['model']}, {cpu['cores']} logical cores, features {' '.join(cpu['features']) or 'none known'}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"train_step_{cfg.image_size}px_b{cfg.batch_size}.json"
-    path.write_text(json.dumps(record, indent=2))
-    print(f"\nreport architecture, {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}; "
-          f"{flops / 1e9:.2f} GFLOP per step; matmul reference {reference:.1f} GFLOP/s")
-    print(f"{'variant':32s} {'steps/s':>8s} {'x report':>9s} {'GFLOP/s':>8s} {'% matmul':>9s}")
-    for name, r in results.items():
-        print(f"{name:32s} {r['steps_per_s']:8.3f} {r['speedup_vs_report']:9.2f} {r['gflops']:8.1f} "
-              f"{100 * r['share_of_matmul']:8.1f}%")
-    print(f"wrote {path}")
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu["model"].lower()).strip("-")
+    for image_size in args.image_size:
+        record = {"cpu": cpu, **bench_size(image_size, args, precisions), "steps_per_round": args.steps,
+                  "rounds": args.rounds, "warmup_steps": args.warmup, "versions": library_versions()}
+        print_table(record)
+        path = out / f"train_step_{slug}_{image_size}px_b{args.batch_size}.json"
+        path.write_text(json.dumps(record, indent=2))
+        print(f"wrote {path}")
     return 0
 
 
