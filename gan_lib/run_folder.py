@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from .colab import workspace_root
-from .config import DEFAULT_PRESET, EVALUATION_FIELDS, PRESETS, PROJECT_ROOT, REPORT, GANConfig
+from .config import DEFAULT_PRESET, ENGINE_FIELDS, EVALUATION_FIELDS, PRESETS, PROJECT_ROOT, REPORT, GANConfig
 from .layers import with_stock_layers
 from .progress import say
 
@@ -31,7 +31,9 @@ KEEP_CHECKPOINTS = 3  # the newest ones; a damaged newest leaves two to walk bac
 # Settings a resumed run may change: they do not change what is trained (the data is checked by
 # its hash, `check_same_data`).
 RESUME_FREE = {"preset", "dataset", "epochs", "resume", "output_root", "data_dir", "log_every", "checkpoint_every",
-               "xla", "speed_layers",  # how the step is computed, not what: chosen again on each machine
+               # how the step is computed, not what: chosen again on each machine; effective.engines
+               # in config.json says which engine computed which steps
+               *ENGINE_FIELDS,
                *EVALUATION_FIELDS}
 
 
