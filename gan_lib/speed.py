@@ -83,8 +83,10 @@ def choose_engine(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None 
     record = {"precision": precision, "device": facts}
     if len(candidates) == 1:
         engine = candidates[0]
-        return engine, {**record, "engine": vars(engine), "how": "as set" if facts["accelerators"] == [] else
-                        f"{'/'.join(facts['accelerators'])}: stock layers and XLA (not measured)"}
+        auto = [name for name in ("xla", "speed_layers") if getattr(cfg, name) == "auto"]
+        how = (f"{'/'.join(facts['accelerators'])}: {' and '.join(auto)} by rule (stock layers, whole-step XLA; not "
+               "measured)" if auto else "as set")
+        return engine, {**record, "engine": vars(engine), "how": how}
     key = json.dumps({"cpu": facts["cpu"], "tensorflow": tf.__version__, "precision": precision["policy"],
                       "candidates": [vars(c) for c in candidates], **{k: getattr(cfg, k) for k in STEP_SHAPE}},
                      sort_keys=True)
