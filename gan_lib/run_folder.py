@@ -118,6 +118,18 @@ def recorded_settings(run_dir: Path) -> dict:
     return settings
 
 
+def engines_by_step(run_dir: Path, restored: str | None, step: int, engine: dict) -> list[dict]:
+    """Which engine computed which steps: the run folder's list, extended when a resumed run computes
+    its steps another way (another machine, or other settings); a change of precision is said aloud."""
+    earlier = read_record(run_dir)["effective"].get("engines", []) if restored else []
+    if earlier and earlier[-1]["engine"] == engine:
+        return earlier
+    if earlier and earlier[-1]["engine"]["precision"] != engine["precision"]:
+        print(f"NOTE: steps up to {step} were computed in {earlier[-1]['engine']['precision']}, the rest in "
+              f"{engine['precision']} (config.json, effective.engines).")
+    return earlier + [{"from_step": step, "engine": engine}]
+
+
 def check_resumable(run_dir: Path, cfg: GANConfig) -> None:
     """Refuse to continue a run folder with different settings (only `epochs` may grow); a setting
     newer than the folder counts as it was then (`recorded_settings`)."""

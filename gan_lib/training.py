@@ -24,7 +24,7 @@ from .monitor import HealthLog
 from .phantom import SYNTHETIC_LABEL
 from .progress import PACE_STEPS, Pace, duration, progress_bar
 from .run_folder import (KEEP_CHECKPOINTS, check_resumable, check_same_data, has_checkpoint, recorded_dataset,
-                         read_record, restore_newest_good, run_lock, run_record, save_model, trim_history)
+                         engines_by_step, restore_newest_good, run_lock, run_record, save_model, trim_history)
 from .speed import choose_engine, engine_name
 from .trainer import GANTrainer, StepOutput
 
@@ -85,7 +85,7 @@ def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dic
         z_fixed = np.random.default_rng(cfg.seed).standard_normal((SAMPLE_GRID**2, cfg.noise_dim)).astype(np.float32)
         np.save(z_path, z_fixed)
         save_grid(images[:SAMPLE_GRID**2], run_dir / "samples" / "reals.png", grid_label)
-    effective = {"engine": engine_record, "engines": engines_by_step(run_dir, restored, int(trainer.step), engine),
+    effective = {"engine": engine_record, "engines": engines_by_step(run_dir, restored, int(trainer.step), vars(engine)),
                  "train_images": len(images),
                  "conditional": is_conditional(cfg), "total_steps": cfg.epochs * cfg.steps_per_epoch}
     write_json(run_dir / "config.json", run_record(cfg, manifest, effective, train_sha256))
@@ -152,18 +152,6 @@ def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dic
                 manager.save(checkpoint_number=step)
     save_model(trainer.sampling_generator, run_dir / "generator.keras")
     return run_dir
-
-
-def engines_by_step(run_dir: Path, restored: str | None, step: int, engine) -> list[dict]:
-    """Which engine computed which steps: the run folder's list, extended when a resumed run computes
-    its steps another way (another machine, or other settings); a change of precision is said aloud."""
-    earlier = read_record(run_dir)["effective"].get("engines", []) if restored else []
-    if earlier and earlier[-1]["engine"] == vars(engine):
-        return earlier
-    if earlier and earlier[-1]["engine"]["precision"] != engine.precision:
-        print(f"NOTE: steps up to {step} were computed in {earlier[-1]['engine']['precision']}, the rest in "
-              f"{engine.precision} (config.json, effective.engines).")
-    return earlier + [{"from_step": step, "engine": vars(engine)}]
 
 
 def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:

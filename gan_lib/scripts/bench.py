@@ -37,7 +37,7 @@ from gan_lib.layers import with_stock_layers
 from gan_lib.models import build_models
 from gan_lib.progress import duration
 from gan_lib.run_folder import library_versions
-from gan_lib.speed import engine_name
+from gan_lib.speed import candidate_engines, choose_precision, device_facts, engine_name
 from gan_lib.trainer import XLA_MODES, Engine, GANTrainer
 
 
@@ -154,8 +154,9 @@ def bench_size(image_size: int, args, precisions: list[str]) -> dict:
         results[name] = {"steps_per_s": rate, "x_report_loop": rate / baseline, "precision": precision,
                          "engine": vars(engines[name]) if name in engines else None,
                          "gflops": rate * flops / 1e9, "share_of_matmul": rate * flops / 1e9 / gflops[precision]}
-    auto_precision = "mixed_bfloat16" if "mixed_bfloat16" in precisions and fast_bfloat16(cpu_facts()) else "float32"
-    chosen = max((n for n, e in engines.items() if e.precision == auto_precision), key=rates.get)
+    facts = device_facts()
+    auto = candidate_engines(default, choose_precision("auto", facts)["policy"], facts)
+    chosen = max((engine_name(e) for e in auto if engine_name(e) in rates), key=rates.get)
     schedule = default.epochs * default.steps_per_epoch
     return {"image_size": image_size, "batch_size": args.batch_size, "step_gflop": flops / 1e9, "matmul_gflops": gflops,
             "results": results, "auto_choice": chosen,
