@@ -65,7 +65,16 @@ class GANTrainer:
                  engine: Engine = Engine()):
         if cfg.loss not in LOSSES:
             raise ValueError(f"loss={cfg.loss!r}; known losses: {sorted(LOSSES)}")
+        # Keras reads the global policy when a layer is made: the trainer's models take the engine's,
+        # and the policy goes back after, so models made later (KID features, the classifier) keep theirs.
+        previous = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy(engine.precision)
+        try:
+            self._build(cfg, images, labels, engine)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+
+    def _build(self, cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None, engine: Engine):
         keras.utils.set_random_seed(cfg.seed)  # weight initialisation and Dropout
         self.cfg = cfg
         self.loss = LOSSES[cfg.loss]

@@ -51,6 +51,16 @@ def test_cpu_features_are_read_from_cpuinfo(tmp_path):
     assert cpu["features"] == ["avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]
 
 
+def test_the_trainers_precision_stays_with_its_models():
+    """Models made after a bfloat16 trainer (the health log's features, the evaluation's classifier)
+    compute in float32."""
+    trainer = GANTrainer(GANConfig.from_overrides(image_size=32), np.zeros((2, 32, 32, 1), "float32"),
+                         engine=Engine("mixed_bfloat16"))
+    assert trainer.generator.layers[0].compute_dtype == "bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert keras.layers.Dense(2).compute_dtype == "float32"
+
+
 def test_a_cpu_measures_each_auto_choice_an_accelerator_takes_stock_layers_and_xla():
     cfg = GANConfig.from_overrides(image_size=32)
     assert set(candidate_engines(cfg, "float32", facts())) == {

@@ -6,6 +6,8 @@ side by side, under outputs/quality/.
     python -m gan_lib.scripts.quality ... --only resize-sn     # one preset (run several in parallel), no table
     python -m gan_lib.scripts.quality ... --table-only         # the table from finished runs
     python -m gan_lib.scripts.quality --image-size 128 --steps 37500   # the report's schedule, for a GPU
+    python -m gan_lib.scripts.quality ... --precision float32 --xla on --speed-layers on --out DIR  # another engine
+    python -m gan_lib.scripts.quality --compare DIR1 DIR2 --out DIR  # finished --only runs side by side
 
 Without --data-dir the images come from Kaggle (kagglehub), as in notebook 01.
 
@@ -40,7 +42,8 @@ def preset_config(preset: str, args) -> GANConfig:
         data_source="local" if args.data_dir else "kaggle", data_dir=args.data_dir, classes="yes", image_size=args.image_size, seed=args.seed,
         epochs=args.steps // STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH, batch_size=4, kid_every=STEPS_PER_EPOCH,
         checkpoint_every=STEPS_PER_EPOCH, run_name=preset, output_root=str(Path(args.out) / "runs"),
-        feature_extractor=args.feature_extractor, preset=preset)
+        feature_extractor=args.feature_extractor, preset=preset, precision=args.precision, xla=args.xla,
+        speed_layers=args.speed_layers)
     return dataclasses.replace(cfg, dataset=cfg.dataset_name)  # the data these settings make, not the latest
 
 
@@ -53,32 +56,32 @@ def run_preset(preset: str, args) -> None:
         evaluate_run(cfg)
 
 
-def summarise(presets: list[str], args) -> dict:
-    """quality.json, table.md, kid_vs_steps.png and grids.png from the finished runs."""
-    out = Path(args.out)
+def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
+    """quality.json, table.md, kid_vs_steps.png and grids.png from finished runs, by label."""
     rows, health, grids = {}, {}, {}
-    for preset in presets:
-        cfg = preset_config(preset, args)
-        run_metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
-        record = json.loads((cfg.run_dir / "config.json").read_text())
-        health[preset] = load_history(cfg.run_dir, "health.csv")
-        history = load_history(cfg.run_dir)
+    for label, run_dir in runs.items():
+        run_metrics = json.loads((run_dir / "metrics.json").read_text())
+        record = json.loads((run_dir / "config.json").read_text())
+        health[label] = load_history(run_dir, "health.csv")
+        history = load_history(run_dir)
         fidelity, diverse, memo = run_metrics["fidelity"], run_metrics["diversity"], run_metrics["memorisation"]
-        best = json.loads((cfg.run_dir / "best.json").read_text())
-        rows[preset] = {
+        best = json.loads((run_dir / "best.json").read_text())
+        rows[label] = {
             "steps": int(history[-1]["step"]), "wall_time_min": history[-1]["wall_time_s"] / 60,
             "kid": fidelity["generated_vs_train"]["kid"], "kid_std": fidelity["generated_vs_train"]["kid_std"],
             "kid_baseline_held_out": fidelity.get("baseline_held_out_vs_train", {}).get("kid"),
             "best_training_kid": best["kid"], "best_training_kid_step": best["step"],
             "diversity_ratio": diverse["diversity_ratio"],
             "near_copy_share": memo["generated_near_copy_share"], "real_near_copy_share": memo["baseline_near_copy_share"],
-            "collapse_warnings": int(sum(h["collapse_warning"] for h in health[preset])),
+            "collapse_warnings": int(sum(h["collapse_warning"] for h in health[label])),
             **utility_aucs(run_metrics["utility"]),
             "feature_extractor": fidelity["feature_extractor"], "config": record["config"],
+            "engine": record["effective"].get("engine"),
         }
-        grids[preset] = generate(load_generator(cfg.run_dir), GRID_IMAGES, seed=args.seed)[0]
-    real, _, _ = load_processed(preset_config(presets[0], args).processed_path, "train")
-    grids = {"real (training)": real[np.random.default_rng(args.seed).choice(len(real), GRID_IMAGES, replace=False)],
+        grids[label] = generate(load_generator(run_dir), GRID_IMAGES, seed=seed)[0]
+    first = json.loads((next(iter(runs.values())) / "config.json").read_text())
+    real, _, _ = load_processed(Path(first["data"]["file"]), "train")
+    grids = {"real (training)": real[np.random.default_rng(seed).choice(len(real), GRID_IMAGES, replace=False)],
              **grids}
     result = {"rows": rows, "bars": bars(rows) if "report" in rows and len(rows) > 1 else {}}
     (out / "quality.json").write_text(json.dumps(result, indent=2))
@@ -139,8 +142,13 @@ def main(argv=None) -> int:
     parser.add_argument("--presets", default=",".join(PRESETS))
     parser.add_argument("--only", default="", help="train and evaluate this one preset, no table")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--compare", nargs="+", default=[],
+                        help="the table and figures of finished --only runs, one --out folder each, labelled by folder")
     parser.add_argument("--feature-extractor", default="auto")
     parser.add_argument("--out", default="outputs/quality")
+    parser.add_argument("--precision", default="auto", help="how the step is computed (README, Speed)")
+    parser.add_argument("--xla", default="auto")
+    parser.add_argument("--speed-layers", default="auto")
     args = parser.parse_args(argv)
     if args.steps % STEPS_PER_EPOCH:
         parser.error(f"--steps must be a multiple of {STEPS_PER_EPOCH}")
@@ -149,11 +157,14 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown preset(s) {unknown}; known: {sorted(PRESETS)}")
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    if not args.table_only:
+    if not args.table_only and not args.compare:
         for preset in presets:
             run_preset(preset, args)
-    if not args.only:
-        summarise(presets, args)
+    if args.compare:
+        runs = {Path(folder).name: run_dir for folder in args.compare for run_dir in sorted((Path(folder) / "runs").iterdir())}
+        summarise(runs, Path(args.out), args.seed)
+    elif not args.only:
+        summarise({preset: preset_config(preset, args).run_dir for preset in presets}, Path(args.out), args.seed)
     return 0
 
 
