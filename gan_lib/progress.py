@@ -5,6 +5,7 @@ in Jupyter, Colab and under `make`, messages printed above it, and the run's spe
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 
@@ -38,25 +39,28 @@ def duration(seconds: float) -> str:
 
 class Pace:
     """The speed this session trains at, without the compilation: the first step compiles (its time
-    is reported apart), the next PACE_STEPS are timed, then one line gives steps/s and the ETA."""
+    is reported apart), the next PACE_STEPS are timed one by one, then one line gives steps/s (from
+    their median, so a step that compiles later, e.g. lazy R1's first, does not count) and the ETA."""
 
-    def __init__(self, first_step: int, total: int):
-        self.first_step, self.total = first_step, total
-        self.started = time.perf_counter()
-        self.compiled_at: float | None = None
+    def __init__(self, total: int):
+        self.total = total
+        self.last = time.perf_counter()
+        self.durations: list[float] | None = None
         self.reported = False
 
     def tick(self, step: int) -> None:
         now = time.perf_counter()
         if self.reported:
             return
-        if self.compiled_at is None:
-            self.compiled_at = now
-            say(f"compiled the training step and ran it once in {now - self.started:.1f} s")
-        elif step - self.first_step - 1 == PACE_STEPS or (step == self.total and step - self.first_step > 1):
-            timed = step - self.first_step - 1
-            rate = timed / (now - self.compiled_at)
+        if self.durations is None:
+            self.durations = []
+            say(f"compiled the training step and ran it once in {now - self.last:.1f} s")
+        else:
+            self.durations.append(now - self.last)
+        self.last = now
+        if len(self.durations) == PACE_STEPS or (step == self.total and self.durations):
+            rate = 1.0 / statistics.median(self.durations)
             self.reported = True
-            say(f"speed here: {rate:.2f} steps/s after compilation ({timed} steps timed); the whole schedule of "
-                f"{self.total:,} steps takes {duration(self.total / rate)}, the {self.total - step:,} left "
-                f"{duration((self.total - step) / rate)}")
+            say(f"speed here: {rate:.2f} steps/s after compilation (median of {len(self.durations)} steps timed); the "
+                f"whole schedule of {self.total:,} steps takes {duration(self.total / rate)}, the {self.total - step:,} "
+                f"left {duration((self.total - step) / rate)}")

@@ -10,6 +10,7 @@ GPUs and TPUs use the stock layers and whole-step XLA (not measured here: no acc
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -27,7 +28,7 @@ from .trainer import Engine, GANTrainer
 TUNE_WARMUP, TUNE_STEPS, TUNE_ROUNDS = 2, 3, 2  # per candidate; rounds alternate between candidates
 # Settings that change the step's work, so a measurement for one does not hold for another.
 STEP_SHAPE = ("arch", "image_size", "batch_size", "noise_dim", "classes", "loss", "augment", "minibatch_stddev",
-              "r1_gamma", "ema_decay")
+              "r1_gamma", "r1_every", "reuse_fakes", "ema_decay")
 
 
 def device_facts() -> dict:
@@ -112,9 +113,12 @@ def engine_name(engine: Engine) -> str:
 
 def measure(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None, candidates: list[Engine]) -> dict:
     """Steps/s of each candidate on these images: compiled and warmed up, then timed in rounds
-    that alternate between them (a change in the machine's load hits all alike); the median."""
+    that alternate between them (a change in the machine's load hits all alike); the median. With
+    lazy R1 (r1_every > 1) the step timed is the one without R1, the step nearly all steps take,
+    so each candidate compiles one step, not two."""
     say(f"speed: measuring {len(candidates)} ways to compute the step on this machine (once per machine and settings)")
-    steps = {engine_name(c): GANTrainer(cfg, images, labels, c).compiled_step for c in candidates}
+    timed = cfg if cfg.r1_every == 1 else dataclasses.replace(cfg, r1_gamma=0.0)
+    steps = {engine_name(c): GANTrainer(timed, images, labels, c).compiled_step for c in candidates}
     for step in steps.values():
         for _ in range(TUNE_WARMUP):
             np.asarray(step()["d_loss"])

@@ -1,5 +1,5 @@
 """The GAN training step: both models, both optimisers, the RNG and the step counter in one
-checkpointable object, and the step compiled once (`GANTrainer.compiled_step`).
+checkpointable object, and the step compiled (`GANTrainer.compiled_step`).
 
 The training images live on the device and each step draws its batch with replacement from them
 (as the report sampled), so there is no per-step host-to-device copy at all. G and D each have
@@ -10,6 +10,7 @@ recognize variable` cannot happen. How the step is computed (precision, layers, 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import keras
@@ -119,7 +120,11 @@ class GANTrainer:
                                               layer_seeds=layer_seeds, step=self.step, wall_time=self.wall_time,
                                               augment_p=self.augment_p, real_accuracy=self.real_accuracy, **extra)
         self._apply_updates = tf.function(self._updates, jit_compile=True) if engine.xla == "updates" else self._updates
-        self.compiled_step = tf.function(self._train_step, jit_compile=engine.xla == "whole")
+        # One compiled step with R1 and one without, chosen on the host: a tf.cond between them
+        # inside an XLA-compiled step ran 9x slower (measured on the CPU)
+        self._compiled_steps = {r1: tf.function(functools.partial(self._train_step, r1), jit_compile=engine.xla == "whole")
+                                for r1 in (False, True)}
+        self._next_step = None  # the step counter, kept on the host from the first step on
 
     @staticmethod
     def _optimizer(cfg: GANConfig, precision: str, name: str):
@@ -181,31 +186,32 @@ class GANTrainer:
         change = direction * self.cfg.batch_size / ADA_SPEED_IMAGES
         self.augment_p.assign(tf.clip_by_value(self.augment_p + change, 0.0, 1.0))
 
-    def _train_step(self):
+    def compiled_step(self) -> dict:
+        """One training step, compiled; R1 on the steps `r1_every` divides. The step counter is read
+        from the device once, at the first step (after any checkpoint restore), and counted on the
+        host from then on, so choosing the step never waits for the previous one."""
+        if self._next_step is None:
+            self._next_step = int(self.step)
+        r1 = self.cfg.r1_gamma > 0 and self._next_step % self.cfg.r1_every == 0
+        self._next_step += 1
+        return self._compiled_steps[r1]()
+
+    def _train_step(self, r1: bool):
         batch, n = self.cfg.batch_size, tf.shape(self.images, out_type=tf.int64)[0]
         # Draw a real batch with replacement and noise, from the checkpointed RNG
         index = self.rng.uniform([batch], 0, n, dtype=tf.int64)
         real, real_labels = tf.gather(self.images, index), tf.gather(self.labels, index)
-        noise, fake_labels = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
+        g_tape, fake, fake_labels = self._taped_generate(batch, n)
         # Train the discriminator on real and generated images
-        with tf.GradientTape() as tape:
-            with tf.GradientTape(watch_accessed_variables=False) as input_tape:  # for R1; free when unused
-                input_tape.watch(real)
-                d_real = self._discriminate(real, real_labels)
-            d_fake = self._discriminate(self._generate(noise, fake_labels), fake_labels)
-            d_loss = self.loss.d_loss(d_real, d_fake, self.d_logits)
-            if self.cfg.r1_gamma > 0:
-                d_loss += r1_penalty(input_tape, d_real, real, self.cfg.r1_gamma, self.d_logits,
-                                     self.discriminator.compute_dtype == "float16")
-            d_scaled = self.d_opt.scale_loss(d_loss)
-        self._update(tape, d_scaled, generator=False)
-        # Train the generator through the (now updated) discriminator, on fresh noise
-        noise, fake_labels = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
-        with tf.GradientTape() as tape:
-            d_gen = self._discriminate(self._generate(noise, fake_labels), fake_labels)
+        d_loss, d_real, d_fake = self._train_discriminator(real, real_labels, fake, fake_labels, r1)
+        # Train the generator through the (now updated) discriminator: on these images, or on fresh noise
+        if not self.cfg.reuse_fakes:
+            g_tape, fake, fake_labels = self._taped_generate(batch, n)
+        with g_tape:
+            d_gen = self._discriminate(fake, fake_labels)
             g_loss = self.loss.g_loss(d_gen, self.d_logits)
             g_scaled = self.g_opt.scale_loss(g_loss)
-        self._update(tape, g_scaled, generator=True)
+        self._update(g_tape, g_scaled, generator=True)
         p_real, p_fake = self._probability(d_real), self._probability(d_fake)
         acc_real = tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32))
         if self.augment_policy and self.cfg.ada_target > 0:
@@ -214,6 +220,35 @@ class GANTrainer:
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": tf.reduce_mean(p_real), "d_fake": tf.reduce_mean(p_fake),
                 "d_acc_real": acc_real, "d_acc_fake": tf.reduce_mean(tf.cast(p_fake < 0.5, tf.float32)),
                 "augment_p": tf.identity(self.augment_p)}
+
+    def _taped_generate(self, batch, n):
+        """Fresh noise and labels, and G's images of them, on a tape that G's update can continue
+        (its forward pass then need not be computed again)."""
+        noise, labels = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
+        tape = tf.GradientTape()
+        with tape:
+            fake = self._generate(noise, labels)
+        return tape, fake, labels
+
+    def _train_discriminator(self, real, real_labels, fake, fake_labels, r1: bool):
+        """One update of D; with `r1`, its loss includes the R1 penalty, weighted r1_every times
+        (lazy regularisation). Returns D's loss for the history (R1 at its weight per step, so the
+        curve is comparable whatever r1_every) and D's outputs."""
+        with tf.GradientTape() as tape:
+            with tf.GradientTape(watch_accessed_variables=False) as input_tape:  # for R1; free when unused
+                input_tape.watch(real)
+                d_real = self._discriminate(real, real_labels)
+            d_fake = self._discriminate(fake, fake_labels)
+            d_loss = self.loss.d_loss(d_real, d_fake, self.d_logits)
+            minimised = d_loss
+            if r1:
+                penalty = r1_penalty(input_tape, d_real, real, self.cfg.r1_gamma, self.d_logits,
+                                     self.discriminator.compute_dtype == "float16")
+                d_loss += penalty
+                minimised = d_loss if self.cfg.r1_every == 1 else d_loss + (self.cfg.r1_every - 1) * penalty
+            d_scaled = self.d_opt.scale_loss(minimised)
+        self._update(tape, d_scaled, generator=False)
+        return d_loss, d_real, d_fake
 
     def samples(self, noise: np.ndarray) -> np.ndarray:
         """Images from the sampling generator; a conditional one gets `grid_labels`."""

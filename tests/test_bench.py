@@ -19,3 +19,14 @@ def test_layer_flops_are_two_per_multiply_add():
     transposed = 4 * 4 * 4 * 16 * 2
     dense = 128 * 5
     assert forward_flops(model) == 2 * (conv + transposed + dense)
+
+
+def test_a_step_that_reuses_its_fakes_counts_one_generator_forward_pass_fewer():
+    from gan_lib.config import GANConfig
+    from gan_lib.models import build_models
+    from gan_lib.scripts.bench import step_flops
+
+    fresh = GANConfig.from_overrides(image_size=32, batch_size=4, reuse_fakes=False)
+    reused = GANConfig.from_overrides(image_size=32, batch_size=4, reuse_fakes=True)
+    generator, _ = build_models(fresh)
+    assert step_flops(fresh) - step_flops(reused) == 4 * forward_flops(generator)

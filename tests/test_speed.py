@@ -49,6 +49,13 @@ def test_cpu_features_are_read_from_cpuinfo(tmp_path):
     cpu = cpu_facts(cpuinfo)
     assert cpu["model"] == "Intel(R) Xeon(R) Processor"
     assert cpu["features"] == ["avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"]
+    # oneDNN capped at an ISA level computes as a CPU without the features above it
+    capped = cpu_facts(cpuinfo, isa_cap="AVX2")
+    assert capped["features"] == ["avx2", "fma"] and capped["onednn_max_cpu_isa"] == "AVX2"
+    assert choose_precision("auto", facts(cpu=capped))["policy"] == "float32"
+    assert cpu_facts(cpuinfo, isa_cap="avx512_core_bf16")["features"] == ["avx2", "fma", "avx512f", "avx512_bf16"]
+    with pytest.raises(ValueError, match="ONEDNN_MAX_CPU_ISA=AVX9"):
+        cpu_facts(cpuinfo, isa_cap="AVX9")
 
 
 def test_the_trainers_precision_stays_with_its_models():

@@ -71,13 +71,17 @@ def test_same_seed_same_history_other_seed_other_history(data_root, tmp_path):
     assert losses(a) == losses(b) and losses(a) != losses(c)
 
 
-def test_an_interrupted_run_resumes_to_the_same_history(data_root, tmp_path):
-    whole = load_history(train(small_cfg(data_root, tmp_path, run_name="whole")))
-    cfg = small_cfg(data_root, tmp_path, run_name="parts")
+@pytest.mark.parametrize("recipe", [{}, {"preset": "report-ada-mbstd-r1-lean", "r1_every": 3}])
+def test_an_interrupted_run_resumes_to_the_same_history(recipe, data_root, tmp_path):
+    """Also with lazy R1 (here every 3rd step, so the resumed part has R1 steps of its own) and
+    reused fakes."""
+    whole = load_history(train(small_cfg(data_root, tmp_path, run_name="whole", **recipe)))
+    cfg = small_cfg(data_root, tmp_path, run_name="parts", **recipe)
     train(cfg, stop_after_steps=7)  # dies after step 7; the last checkpoint is at step 4
     resumed = load_history(train(cfg))
     assert [r["step"] for r in resumed] == [r["step"] for r in whole], "no step repeated or lost"
-    np.testing.assert_allclose([r["g_loss"] for r in resumed], [r["g_loss"] for r in whole], rtol=1e-5)
+    for name in ("d_loss", "g_loss"):
+        np.testing.assert_allclose([r[name] for r in resumed], [r[name] for r in whole], rtol=1e-5)
 
 
 def test_a_killed_subprocess_resumes_from_its_checkpoint(data_root, tmp_path):
@@ -138,7 +142,7 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
 
     run_dir = train(small_cfg(data_root, tmp_path, epochs=1))
     record = json.loads((run_dir / "config.json").read_text())
-    for option in ("minibatch_stddev", "r1_gamma", "ema_decay", "augment", "ada_target"):
+    for option in ("minibatch_stddev", "r1_gamma", "r1_every", "ema_decay", "augment", "ada_target", "reuse_fakes"):
         del record["config"][option]
     (run_dir / "config.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="minibatch_stddev"):
@@ -165,7 +169,8 @@ def test_a_run_folder_made_before_the_split_resumes_and_evaluates(data_root, tmp
     subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive, check=True)
     old_data = str(tmp_path / "old_data")  # its datasets were named otherwise
     old = small_cfg(old_data, tmp_path, epochs=1).to_dict()
-    del old["preset"], old["dataset"], old["precision"], old["speed_layers"]
+    for newer in ("preset", "dataset", "precision", "speed_layers", "r1_every", "reuse_fakes"):
+        del old[newer]
     old.update(xla=False, mixed_precision=False)  # the settings as they were then
     script = ("from gan_lib.config import GANConfig; from gan_lib.training import train; "
               "from gan_lib.data import prepare_dataset, save_processed; from gan_lib.sources import fetch_raw; "
@@ -354,6 +359,51 @@ def test_r1_is_the_squared_input_gradient_of_d_logit_and_trains_d_through_the_ph
         np.testing.assert_allclose(phase, stock, rtol=1e-3, atol=1e-6)
 
 
+def _trainer_after(cfg, images, steps, engine=Engine("float32", True, "none")):
+    trainer = GANTrainer(cfg, images, engine=engine)
+    for _ in range(steps):
+        trainer.compiled_step()
+    return trainer
+
+
+def test_lazy_r1_applies_the_penalty_n_times_on_every_nth_step_only(tmp_path):
+    """r1_every=4: step 0 is the step of an every-step R1 four times as strong; step 1 is the step
+    without R1 (from the same state); D's logged loss carries the penalty at its weight per step."""
+    images = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32")
+    settings = dict(image_size=32, arch="report-v1", augment="", ema_decay=0.0)  # no Dropout, no augmentation
+    lazy = _trainer_after(GANConfig.from_overrides(r1_gamma=0.5, r1_every=4, **settings), images, 1)
+    every_step = _trainer_after(GANConfig.from_overrides(r1_gamma=2.0, r1_every=1, **settings), images, 1)
+    # Adam's first step moves each weight by about the learning rate (2e-4) whatever its gradient's
+    # size: the two losses' rounding apart ((d + p) + 3p against d + 4p) moves it by under 1 % of that
+    for a, b in zip(lazy.discriminator.get_weights() + lazy.generator.get_weights(),
+                    every_step.discriminator.get_weights() + every_step.generator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-6)
+    lazy.checkpoint.write(str(tmp_path / "after_step_0"))
+    without = GANTrainer(GANConfig.from_overrides(r1_gamma=0.0, **settings), images, engine=lazy.engine)
+    without.checkpoint.read(str(tmp_path / "after_step_0")).assert_consumed()
+    lazy_out, without_out = lazy.compiled_step(), without.compiled_step()
+    for name in ("d_loss", "g_loss", "d_real", "d_fake"):
+        np.testing.assert_allclose(float(lazy_out[name]), float(without_out[name]), rtol=1e-6)
+    for a, b in zip(lazy.discriminator.get_weights(), without.discriminator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=2e-6)
+
+
+def test_reusing_the_fakes_changes_only_the_generators_update():
+    """G's update goes through the images D just trained on instead of fresh ones: D's update is
+    the same, G's differs; and G's loss is then D's (updated) verdict on exactly those images."""
+    images = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32")
+    settings = dict(image_size=32, arch="report-v1", augment="", ema_decay=0.0, r1_gamma=0.0, batch_size=1)
+    fresh = _trainer_after(GANConfig.from_overrides(reuse_fakes=False, **settings), images, 1)
+    reused = _trainer_after(GANConfig.from_overrides(reuse_fakes=True, **settings), images, 1)
+    for a, b in zip(fresh.discriminator.get_weights(), reused.discriminator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert any((a != b).any() for a, b in zip(fresh.generator.get_weights(), reused.generator.get_weights()))
+    # With D's learning rate too small to move it, D's verdict on the reused image is the one it gave in D's update
+    tiny = GANConfig.from_overrides(reuse_fakes=True, learning_rate=1e-12, **settings)
+    out = GANTrainer(tiny, images, engine=Engine("float32", True, "none")).compiled_step()
+    np.testing.assert_allclose(float(out["g_loss"]), -np.log(float(out["d_fake"])), rtol=1e-4)
+
+
 def test_the_stock_layer_trainer_is_the_same_function_and_the_run_records_its_layers(data_root, tmp_path):
     cfg = GANConfig.from_overrides(image_size=32, augment="", ema_decay=0.0)
     images = np.random.default_rng(0).uniform(-1, 1, (16, 32, 32, 1)).astype(np.float32)
@@ -372,7 +422,7 @@ def test_training_prints_compile_time_then_speed_and_eta_before_its_first_epoch_
     out = capsys.readouterr().out
     assert "compiled the training step and ran it once in" in out
     line = next(l for l in out.splitlines() if l.startswith("speed here:"))
-    assert f"({PACE_STEPS} steps timed)" in line and "the whole schedule of 60 steps takes" in line
+    assert f"(median of {PACE_STEPS} steps timed)" in line and "the whole schedule of 60 steps takes" in line
 
 
 @pytest.mark.parametrize("before, after", [("float32", "mixed_float16"), ("mixed_float16", "mixed_bfloat16")])

@@ -1,19 +1,20 @@
 """Benchmark, per machine: the report's training loop against this project's step computed every
 way gan_lib.speed may choose, in one process, at each image size.
 
-    python -m gan_lib.scripts.bench [--image-size 64 128] [--batch-size 4] [--steps 8] [--rounds 3]
-                                    [--precisions float32 mixed_bfloat16] [--out outputs/bench]
+    python -m gan_lib.scripts.bench [--image-size 64 128] [--batch-size 4] [--steps 16] [--rounds 3]
+                                    [--precisions float32 mixed_bfloat16] [--presets P ...] [--out outputs/bench]
 
 (a) the report's loop exactly as it ran: float32, stock layers, G.predict for the fakes,
 D.train_on_batch on real and on fake, then the stacked model's train_on_batch with D frozen;
-(b) GANTrainer's step of the default recipe (ADA, minibatch stddev, R1, EMA) on the report's
-models, in each precision (float32, and bfloat16 where the CPU computes it natively) and each
-engine (speed or stock layers; XLA over the whole step or only the weight updates), and the
-engine `precision/xla/speed_layers=auto` picks, i.e. the fastest of (b) in the auto precision.
+(b) GANTrainer's step of the default recipe (the default preset: ADA, minibatch stddev, R1, EMA
+on the report's models) in each precision (float32, and bfloat16 where the CPU computes it
+natively) and each engine (speed or stock layers; XLA over the whole step or only the weight
+updates), and the engine `precision/xla/speed_layers=auto` picks, i.e. the fastest of (b) in the
+auto precision; (c) the step of each of --presets in the engines auto may choose.
 All timed after warm-up in alternating rounds (the median is reported), with matmuls of each
 precision as the machine's GFLOP/s references; each step's share of the reference of its own
-precision uses FLOPs counted from the layers (R1's second derivative is not counted, so the
-default recipe's share is an underestimate). Prints the CPU, a table per size and the time of the
+precision uses FLOPs counted from the layers for its own recipe (R1's second derivative is not
+counted, so an R1 recipe's share is an underestimate). Prints the CPU, a table per size and the time of the
 default schedule (epochs x steps_per_epoch); writes JSON under --out, one file per CPU and size.
 Not a test: numbers vary by machine and load.
 """
@@ -57,14 +58,14 @@ def forward_flops(model: keras.Model) -> float:
 
 
 def step_flops(cfg: GANConfig) -> float:
-    """One GAN step per batch, both loops alike: D update (G fwd, D fwd and bwd on real and fake)
-    and G update (G fwd, D fwd, D input-gradients only, G bwd).
+    """One GAN step per batch: D update (G fwd, D fwd and bwd on real and fake) and G update (G fwd
+    unless `reuse_fakes` reuses the D update's, D fwd, D input-gradients only, G bwd).
 
     With a full backward = 2 x forward and an input-only backward = 1 x: D update = G + 6 D,
-    G update = 3 G + 2 D, per sample.
+    G update = 3 G + 2 D (2 G with reused fakes), per sample. R1's second derivative is not counted.
     """
     g, d = build_models(cfg)
-    return cfg.batch_size * (4 * forward_flops(g) + 8 * forward_flops(d))
+    return cfg.batch_size * ((3 if cfg.reuse_fakes else 4) * forward_flops(g) + 8 * forward_flops(d))
 
 
 def matmul_step(dtype: str, n: int = 1024, repeats: int = 10):
@@ -131,12 +132,20 @@ def bench_size(image_size: int, args, precisions: list[str]) -> dict:
     report = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size, preset="report")
     default = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size)
     images = np.random.default_rng(0).uniform(-1, 1, (113, image_size, image_size, 1)).astype(np.float32)
+    facts = device_facts()
+    auto = candidate_engines(default, choose_precision("auto", facts)["policy"], facts)
     steps = {"report loop (train_on_batch)": report_loop_step(report, images)}
-    engines = {}
+    variants = {"report loop (train_on_batch)": (report, None)}
     for precision, speed_layers, xla in itertools.product(precisions, [True, False], XLA_MODES):
         engine = Engine(precision, speed_layers, xla)
-        engines[engine_name(engine)] = engine
-        steps[engine_name(engine)] = GANTrainer(default, images, engine=engine).compiled_step
+        variants[engine_name(engine)] = (default, engine)
+    for preset in args.presets:  # other recipes, in each engine auto may choose (the fastest is quoted)
+        for engine in auto:
+            other = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size, preset=preset)
+            variants[f"{preset}: {engine_name(engine)}"] = (other, engine)
+    for name, (cfg, engine) in variants.items():
+        if engine is not None:
+            steps[name] = GANTrainer(cfg, images, engine=engine).compiled_step
     keras.mixed_precision.set_global_policy("float32")
     synced = {name: (lambda step=step: tf.nest.map_structure(np.asarray, step())) for name, step in steps.items()}
     references = {}
@@ -146,32 +155,31 @@ def bench_size(image_size: int, args, precisions: list[str]) -> dict:
         synced[f"matmul {precision}"] = lambda matmul=matmul: np.asarray(matmul())
     rates = time_rounds(synced, args.steps, args.rounds, args.warmup)
     gflops = {p: rates.pop(f"matmul {p}") * f / 1e9 for p, f in references.items()}
-    flops = step_flops(report)
     baseline = rates["report loop (train_on_batch)"]
     results = {}
     for name, rate in rates.items():
-        precision = engines[name].precision if name in engines else "float32"
+        cfg, engine = variants[name]
+        precision = engine.precision if engine else "float32"
+        flops = step_flops(cfg)
         results[name] = {"steps_per_s": rate, "x_report_loop": rate / baseline, "precision": precision,
-                         "engine": vars(engines[name]) if name in engines else None,
+                         "preset": cfg.preset, "engine": vars(engine) if engine else None, "step_gflop": flops / 1e9,
                          "gflops": rate * flops / 1e9, "share_of_matmul": rate * flops / 1e9 / gflops[precision]}
-    facts = device_facts()
-    auto = candidate_engines(default, choose_precision("auto", facts)["policy"], facts)
     chosen = max((engine_name(e) for e in auto if engine_name(e) in rates), key=rates.get)
     schedule = default.epochs * default.steps_per_epoch
-    return {"image_size": image_size, "batch_size": args.batch_size, "step_gflop": flops / 1e9, "matmul_gflops": gflops,
-            "results": results, "auto_choice": chosen,
+    return {"image_size": image_size, "batch_size": args.batch_size, "default_preset": default.preset,
+            "step_gflop": step_flops(default) / 1e9, "matmul_gflops": gflops, "results": results, "auto_choice": chosen,
             "default_schedule": {"steps": schedule, "seconds_report_loop": schedule / baseline,
                                  "seconds_auto": schedule / rates[chosen]}}
 
 
 def print_table(record: dict) -> None:
     print(f"\n{record['image_size']} px, batch {record['batch_size']}: report loop vs the default recipe's step "
-          f"(report models, ADA, minibatch stddev, R1, EMA); {record['step_gflop']:.1f} GFLOP per step counted; matmul "
+          f"({record['default_preset']}); {record['step_gflop']:.1f} GFLOP per step counted; matmul "
           + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in record["matmul_gflops"].items()))
-    print(f"{'variant':52s} {'steps/s':>8s} {'x report':>9s} {'% matmul':>9s}")
+    print(f"{'variant':66s} {'steps/s':>8s} {'x report':>9s} {'% matmul':>9s}")
     for name, r in record["results"].items():
         mark = "  <- auto" if name == record["auto_choice"] else ""
-        print(f"{name:52s} {r['steps_per_s']:8.3f} {r['x_report_loop']:9.2f} {100 * r['share_of_matmul']:8.1f}%{mark}")
+        print(f"{name:66s} {r['steps_per_s']:8.3f} {r['x_report_loop']:9.2f} {100 * r['share_of_matmul']:8.1f}%{mark}")
     s = record["default_schedule"]
     print(f"default schedule ({s['steps']:,} steps): report loop {duration(s['seconds_report_loop'])}, "
           f"auto choice {duration(s['seconds_auto'])}")
@@ -181,11 +189,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image-size", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per variant per round")
+    parser.add_argument("--steps", type=int, default=16, help="timed steps per variant per round (16: one lazy-R1 step each)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=None,
                         help="default: float32, and mixed_bfloat16 on a CPU with AMX or AVX-512-BF16")
+    parser.add_argument("--presets", nargs="*", default=["report-ada-mbstd-r1"],
+                        help="other recipes to time, in the engines auto may choose")
     parser.add_argument("--out", default="outputs/bench")
     args = parser.parse_args(argv)
     cpu = cpu_facts()

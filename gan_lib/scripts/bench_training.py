@@ -1,0 +1,75 @@
+"""Benchmark, end to end: how long `train` takes for a short run of `make quality`'s kind (real
+images, a KID check and a checkpoint every 500 steps), per recipe and engine, in one process.
+
+    python -m gan_lib.scripts.bench_training --data-dir DIR [--steps 1000] [--image-size 64]
+                                             [--out outputs/bench]
+
+Times, one after the other: the recipe and engine used before `auto` (report-ada-mbstd-r1 in
+float32 with the speed layers and whole-step XLA), the same recipe with `auto`, and the default
+preset with `auto`. Each `auto` run starts from an empty speed-choice cache, so it pays for its
+first-run measurement as a first run on a machine does. The whole `train` call is timed: engine
+choice, compilation, the steps, KID checks, checkpoints and the saved generator. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from gan_lib.config import DEFAULT_PRESET
+from gan_lib.datasets import ensure_processed
+from gan_lib.hardware import cpu_facts
+from gan_lib.run_folder import library_versions
+from gan_lib.scripts.quality import preset_config
+from gan_lib.training import train
+
+# label -> (preset, precision, xla, speed_layers)
+RUNS = {"before auto: report-ada-mbstd-r1, float32, speed layers, XLA whole": ("report-ada-mbstd-r1", "float32", "on", "on"),
+        "report-ada-mbstd-r1, auto": ("report-ada-mbstd-r1", "auto", "auto", "auto"),
+        f"{DEFAULT_PRESET} (default), auto": (DEFAULT_PRESET, "auto", "auto", "auto")}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True, help="folder with yes/ and no/")
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--out", default="outputs/bench")
+    args = parser.parse_args(argv)
+    cpu = cpu_facts()
+    print(f"CPU: {cpu['model']}, {cpu['cores']} logical cores, features {' '.join(cpu['features']) or 'none known'}")
+    seconds = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for i, (label, (preset, precision, xla, speed_layers)) in enumerate(RUNS.items()):
+            os.environ["XDG_CACHE_HOME"] = str(Path(scratch) / f"cache{i}")  # no earlier speed measurement
+            run_args = argparse.Namespace(data_dir=args.data_dir, image_size=args.image_size, seed=0, steps=args.steps,
+                                          out=str(Path(scratch) / f"run{i}"), feature_extractor="random_cnn",
+                                          precision=precision, xla=xla, speed_layers=speed_layers)
+            cfg = preset_config(preset, run_args)
+            ensure_processed(cfg)
+            start = time.perf_counter()
+            train(cfg)
+            seconds[label] = time.perf_counter() - start
+            print(f"{label}: {seconds[label]:.0f} s", flush=True)
+    first = next(iter(seconds.values()))
+    print(f"\n{args.steps} steps at {args.image_size} px, batch 4, end to end")
+    for label, s in seconds.items():
+        print(f"{label:75s} {s:7.0f} s  {first / s:5.2f}x")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu["model"].lower()).strip("-")
+    path = out / f"train_end_to_end_{slug}_{args.image_size}px_{args.steps}steps.json"
+    path.write_text(json.dumps({"cpu": cpu, "steps": args.steps, "image_size": args.image_size, "seconds": seconds,
+                                "x_before_auto": {k: first / s for k, s in seconds.items()},
+                                "versions": library_versions()}, indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
