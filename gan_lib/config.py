@@ -240,6 +240,11 @@ class GANConfig:
     def run_dir(self) -> Path:
         return self.path(self.output_root) / self.run_name
 
+    @property
+    def lazy_r1(self) -> bool:
+        """R1 on some steps only: the step then comes compiled twice, with R1 and without."""
+        return self.r1_gamma > 0 and self.r1_every > 1
+
     def save(self, path: str | Path) -> None:
         write_json(Path(path), self.to_dict())
 

@@ -117,7 +117,7 @@ def measure(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None, candi
     lazy R1 (r1_every > 1) the step timed is the one without R1, the step nearly all steps take,
     so each candidate compiles one step, not two."""
     say(f"speed: measuring {len(candidates)} ways to compute the step on this machine (once per machine and settings)")
-    timed = cfg if cfg.r1_every == 1 else dataclasses.replace(cfg, r1_gamma=0.0)
+    timed = dataclasses.replace(cfg, r1_gamma=0.0) if cfg.lazy_r1 else cfg
     steps = {engine_name(c): GANTrainer(timed, images, labels, c).compiled_step for c in candidates}
     for step in steps.values():
         for _ in range(TUNE_WARMUP):

@@ -162,7 +162,7 @@ def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:
     engine, _ = choose_engine(cfg, images)
     trainer = GANTrainer(cfg, images, engine=engine)
     start = time.perf_counter()
-    for _ in range(2 if cfg.r1_gamma > 0 and cfg.r1_every > 1 else 1):  # lazy R1: a step with it, one without
+    for _ in range(2 if cfg.lazy_r1 else 1):  # lazy R1: a step with it, one without
         np.asarray(trainer.compiled_step()["d_loss"])
     compiled = time.perf_counter() - start
     start = time.perf_counter()
