@@ -196,8 +196,8 @@ def test_each_mixed_precision_trains_with_float32_weights(precision, r1_gamma):
     images = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32")
     try:
         trainer = GANTrainer(cfg, images, engine=Engine(precision))
-        assert trainer.generator.layers[0].compute_dtype == precision.removeprefix("mixed_")
-        assert trainer.generator.layers[0].kernel.dtype == "float32"
+        assert trainer.generator.layers[-1].compute_dtype == precision.removeprefix("mixed_")
+        assert trainer.generator.layers[-1].kernel.dtype == "float32"
         before = trainer.generator.get_weights()[0].copy()
         out = trainer.compiled_step()
         assert all(np.isfinite(float(v)) for v in out.values())

@@ -2,7 +2,8 @@
 way gan_lib.speed may choose, in one process, at each image size.
 
     python -m gan_lib.scripts.bench [--image-size 64 128] [--batch-size 4] [--steps 16] [--rounds 3]
-                                    [--precisions float32 mixed_bfloat16] [--presets P ...] [--out outputs/bench]
+                                    [--precisions float32 mixed_bfloat16] [--presets P ...]
+                                    [--variants all|auto] [--out outputs/bench]
 
 (a) the report's loop exactly as it ran: float32, stock layers, G.predict for the fakes,
 D.train_on_batch on real and on fake, then the stacked model's train_on_batch with D frozen;
@@ -10,7 +11,8 @@ D.train_on_batch on real and on fake, then the stacked model's train_on_batch wi
 on the report's models) in each precision (float32, and bfloat16 where the CPU computes it
 natively) and each engine (speed or stock layers; XLA over the whole step or only the weight
 updates), and the engine `precision/xla/speed_layers=auto` picks, i.e. the fastest of (b) in the
-auto precision; (c) the step of each of --presets in the engines auto may choose.
+auto precision; (c) the step of each of --presets in the engines auto may choose. With
+--variants auto, (a) and only the engines auto may choose.
 All timed after warm-up in alternating rounds (the median is reported), with matmuls of each
 precision as the machine's GFLOP/s references; each step's share of the reference of its own
 precision uses FLOPs counted from the layers for its own recipe (R1's second derivative is not
@@ -136,10 +138,10 @@ def bench_size(image_size: int, args, precisions: list[str]) -> dict:
     auto = candidate_engines(default, choose_precision("auto", facts)["policy"], facts)
     steps = {"report loop (train_on_batch)": report_loop_step(report, images)}
     variants = {"report loop (train_on_batch)": (report, None)}
-    for precision, speed_layers, xla in itertools.product(precisions, [True, False], XLA_MODES):
-        engine = Engine(precision, speed_layers, xla)
+    every = [Engine(*choice) for choice in itertools.product(precisions, [True, False], XLA_MODES)]
+    for engine in auto if args.variants == "auto" else every:
         variants[engine_name(engine)] = (default, engine)
-    for preset in args.presets:  # other recipes, in each engine auto may choose (the fastest is quoted)
+    for preset in args.presets if args.variants == "all" else []:  # other recipes, in each engine auto may choose
         for engine in auto:
             other = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size, preset=preset)
             variants[f"{preset}: {engine_name(engine)}"] = (other, engine)
@@ -149,7 +151,7 @@ def bench_size(image_size: int, args, precisions: list[str]) -> dict:
     keras.mixed_precision.set_global_policy("float32")
     synced = {name: (lambda step=step: tf.nest.map_structure(np.asarray, step())) for name, step in steps.items()}
     references = {}
-    for precision in precisions:
+    for precision in dict.fromkeys(["float32", *precisions]):  # the report loop's float32 is always one
         matmul, matmul_flops = matmul_step(precision.removeprefix("mixed_"))
         references[precision] = matmul_flops
         synced[f"matmul {precision}"] = lambda matmul=matmul: np.asarray(matmul())
@@ -196,6 +198,9 @@ def main(argv=None) -> int:
                         help="default: float32, and mixed_bfloat16 on a CPU with AMX or AVX-512-BF16")
     parser.add_argument("--presets", nargs="*", default=["report-ada-mbstd-r1"],
                         help="other recipes to time, in the engines auto may choose")
+    parser.add_argument("--variants", choices=["all", "auto"], default="all",
+                        help="auto: only the report loop and the engines auto may choose for the default recipe (on the "
+                             "AMX machine at 128 px the auto step ran 11 %% slower in the rotation of all 17 than of 5)")
     parser.add_argument("--out", default="outputs/bench")
     args = parser.parse_args(argv)
     cpu = cpu_facts()
@@ -205,10 +210,12 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", cpu["model"].lower()).strip("-")
     for image_size in args.image_size:
-        record = {"cpu": cpu, **bench_size(image_size, args, precisions), "steps_per_round": args.steps,
+        record = {"cpu": cpu, **bench_size(image_size, args, precisions), "variants": args.variants,
+                  "steps_per_round": args.steps,
                   "rounds": args.rounds, "warmup_steps": args.warmup, "versions": library_versions()}
         print_table(record)
-        path = out / f"train_step_{slug}_{image_size}px_b{args.batch_size}.json"
+        variants = "" if args.variants == "all" else f"_{args.variants}_only"
+        path = out / f"train_step_{slug}_{image_size}px_b{args.batch_size}{variants}.json"
         path.write_text(json.dumps(record, indent=2))
         print(f"wrote {path}")
     return 0
