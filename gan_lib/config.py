@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,12 @@ SWITCHES = ("auto", "on", "off")  # xla, speed_layers
 ENGINE_FIELDS = ("precision", "xla", "speed_layers")
 # The settings that make a dataset what it is: its name covers them (with `seed`), and a run
 # trains on a dataset's, whatever its own say.
-DATASET_FIELDS = ("data_source", "data_dir", "classes", "image_size", "n_images", "holdout")
+DATASET_FIELDS = ("data_source", "data_dir", "kaggle_dataset", "class_map", "test_folder", "classes", "image_size",
+                  "n_images", "holdout")
+# Pinned (owner/name/versions/N) so every run reads the same bytes, and a populated kagglehub cache works offline.
+KAGGLE_DATASET = "navoneel/brain-mri-images-for-brain-tumor-detection/versions/1"
+KAGGLE_HANDLE = re.compile(r"[\w.-]+/[\w.-]+/versions/\d+")
+FOUR_CLASS_MAP = "yes=glioma,meningioma,pituitary;no=notumor"  # Kaggle's 7,000-image four-class set, as two classes
 HEADLESS_ENV = "GAN_LIB_HEADLESS"  # set by gan_lib.scripts.run_notebooks for the kernels papermill starts
 
 
@@ -75,7 +81,10 @@ HEADLESS_ENV = "GAN_LIB_HEADLESS"  # set by gan_lib.scripts.run_notebooks for th
 class GANConfig:
     # --- data (notebooks 01 and 02) ---
     data_source: str = "kaggle"  # kaggle | drive | local | phantom (synthetic, offline)
-    data_dir: str = ""  # folder holding yes/ and no/ (local), or a path under MyDrive (drive)
+    data_dir: str = ""  # folder holding the class folders (local), or a path under MyDrive (drive)
+    kaggle_dataset: str = KAGGLE_DATASET  # kaggle: the dataset's handle, pinned to a version (owner/name/versions/N)
+    class_map: str = ""  # class folders per label, e.g. FOUR_CLASS_MAP; "" = folders named yes/ (tumour) and no/
+    test_folder: str = ""  # "" = hold out `holdout` of each class; a folder name (e.g. Testing): the dataset's own test split
     data_root: str = "data"  # where raw/ and processed/ live; relative: under the repo, or the Colab workspace
     image_size: int = 128  # side of the square training images in pixels (64 works too)
     classes: str = "yes"  # yes (tumour, as in the report) | no | both (labels kept)
@@ -160,6 +169,12 @@ class GANConfig:
             raise ValueError(f"preset={self.preset!r}; choose one of {sorted(PRESETS)}")
         if self.data_source not in DATA_SOURCES:
             raise ValueError(f"data_source={self.data_source!r}; choose one of {DATA_SOURCES}")
+        parse_class_map(self.class_map)
+        if not KAGGLE_HANDLE.fullmatch(self.kaggle_dataset):
+            raise ValueError(f"kaggle_dataset={self.kaggle_dataset!r}: owner/name/versions/N, pinned to a version "
+                             f"(e.g. {KAGGLE_DATASET}), so every run reads the same files")
+        if "/" in self.test_folder or "\\" in self.test_folder or self.test_folder in (".", ".."):
+            raise ValueError(f"test_folder={self.test_folder!r}: the name of one folder (e.g. Testing), not a path")
         if self.classes not in CLASS_CHOICES:
             raise ValueError(f"classes={self.classes!r}; choose one of {CLASS_CHOICES}")
         if self.image_size < 32 or self.image_size % 16:
@@ -219,12 +234,17 @@ class GANConfig:
     @property
     def dataset_name(self) -> str:
         """The name of the dataset these data settings make: it covers every setting that changes
-        its contents (a local or Drive folder by a digest of its path), so none overwrites another."""
+        its contents (a local or Drive folder by a digest of its path, another layout than the
+        report's set by a digest of its settings), so none overwrites another."""
         folder = ""
         if self.data_source in ("local", "drive"):
             where = str(self.path(self.data_dir).resolve()) if self.data_source == "local" else self.data_dir.strip("/")
             folder = "-" + hashlib.sha256(where.encode()).hexdigest()[:8]
         subset = f"_n{self.n_images}" if self.n_images else ""
+        layout = {"kaggle_dataset": self.kaggle_dataset if self.data_source == "kaggle" else KAGGLE_DATASET,
+                  "class_folders": parse_class_map(self.class_map), "test_folder": self.test_folder.lower()}
+        if layout != {"kaggle_dataset": KAGGLE_DATASET, "class_folders": parse_class_map(""), "test_folder": ""}:
+            folder += "-" + hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:8]
         return (f"{self.data_source}{folder}_{self.classes}_{self.image_size}px{subset}"
                 f"_h{self.holdout:g}_s{self.seed}")
 
@@ -247,6 +267,29 @@ class GANConfig:
 
     def save(self, path: str | Path) -> None:
         write_json(Path(path), self.to_dict())
+
+
+def parse_class_map(text: str) -> dict[str, str]:
+    """Class folder name (lower case) -> "yes" (tumour) or "no", from "yes=a,b;no=c"; "" maps the
+    folders yes/ and no/ themselves. A malformed map, a folder under both labels or a label with no
+    folder raises, naming the setting."""
+    if not text.strip():
+        return {"yes": "yes", "no": "no"}
+    folders: dict[str, str] = {}
+    for part in filter(str.strip, text.split(";")):
+        label, equals, names = part.partition("=")
+        label = label.strip().lower()
+        if not equals or label not in ("yes", "no"):
+            raise ValueError(f"class_map={text!r}: write label=folder,folder;label=folder with the labels yes "
+                             f"(tumour) and no, e.g. {FOUR_CLASS_MAP!r}")
+        for name in filter(None, (n.strip().lower() for n in names.split(","))):
+            if folders.setdefault(name, label) != label:
+                raise ValueError(f"class_map={text!r}: folder {name!r} is under both yes and no")
+    missing = sorted({"yes", "no"} - set(folders.values()))
+    if missing:
+        raise ValueError(f"class_map={text!r}: no folder for {' or '.join(missing)}; both classes need one, "
+                         f"e.g. {FOUR_CLASS_MAP!r}")
+    return folders
 
 
 def write_json(path: Path, content: dict) -> None:

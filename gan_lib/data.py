@@ -1,10 +1,12 @@
-"""From a folder of raw class folders (`yes/`, `no/`, at any depth) to one training-set file.
+"""From a folder of raw class folders (`yes/`, `no/`, or those `class_map` names, at any depth) to one
+training-set file.
 
 Steps: find class folders, hash every file and drop byte-identical duplicates (the Kaggle download
 holds each image twice, and the set has duplicates of its own), decode by content rather than by
 extension, convert to grey, crop to the head, pad to square, resize (gan_lib.scans), scale to [-1, 1], choose an
-optional seeded subset and a seeded per-class hold-out split. Every file ends up either in the
-training set or in the manifest's `skipped` list with a reason; nothing is dropped silently.
+optional seeded subset and a seeded per-class hold-out split (or the dataset's own: `test_folder`).
+Every file ends up either in the training set or in the manifest's `skipped` list with a reason;
+nothing is dropped silently.
 `gan_lib.datasets` stores the result and reads it back.
 """
 
@@ -21,7 +23,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import GANConfig
+from .config import FOUR_CLASS_MAP, GANConfig, parse_class_map
 from .images import CLASS_LABELS, to_unit_range
 from .scans import crop_pad_resize, decode_image, head_box
 from .sources import RawSource
@@ -39,7 +41,7 @@ NEAR_DUPLICATE_MAD = 6.5
 @dataclass
 class ImageFile:
     path: Path
-    label: str  # "yes" or "no", from the class folder's name
+    label: str  # "yes" or "no", from the class folder's name (through class_map)
     sha256: str = ""
     not_regular: str = ""  # a FIFO, socket, device or broken link: never opened
 
@@ -57,13 +59,15 @@ class PrepareResult:
 # Finding files
 
 
-def find_class_files(root: Path) -> list[ImageFile]:
-    """Every file directly inside a folder named yes/ or no/ (any case) anywhere under `root`."""
+def find_class_files(root: Path, class_map: str = "") -> list[ImageFile]:
+    """Every file directly inside a class folder (any case) anywhere under `root`: yes/ and no/, or
+    the folders `class_map` names (gan_lib.config.parse_class_map)."""
+    folders = parse_class_map(class_map)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        label = Path(dirpath).name.lower()
-        if label in CLASS_LABELS and Path(dirpath) != root:
+        label = folders.get(Path(dirpath).name.lower())
+        if label and Path(dirpath) != root:
             found += [ImageFile(Path(dirpath) / f, label, not_regular=_not_regular(Path(dirpath) / f))
                       for f in sorted(filenames)]
     return found
@@ -81,16 +85,19 @@ def _not_regular(path: Path) -> str:
     return "not a regular file (" + next((name for test, name in kinds.items() if test(mode)), "special") + ")"
 
 
-def require_class_folders(root: Path, files: list[ImageFile], classes: str) -> None:
+def require_class_folders(root: Path, files: list[ImageFile], classes: str, class_map: str = "") -> None:
     """Fail before any work when the requested classes have no files at all."""
     wanted = ("yes", "no") if classes == "both" else (classes,)
     have = Counter(f.label for f in files)
+    folders = parse_class_map(class_map)
     if not files:
         listing = sorted(p.name for p in root.iterdir())[:20]
-        raise DataError(f"No yes/ or no/ folder with files under {root} (it holds: {listing}).")
+        raise DataError(f"No class folder ({', '.join(f'{name}/' for name in folders)}) with files under {root} "
+                        f"(it holds: {listing}). Another layout: class_map, e.g. class_map={FOUR_CLASS_MAP!r}.")
     missing = [c for c in wanted if not have[c]]
     if missing:
-        raise DataError(f"No files in a {'/'.join(missing)}/ folder under {root}; found {dict(have)}.")
+        names = [f"{name}/" for name, label in folders.items() if label in missing]
+        raise DataError(f"No files in a {' or '.join(names)} folder under {root}; found {dict(have)}.")
 
 
 def dedupe(files: list[ImageFile], root: Path) -> tuple[list[ImageFile], list[dict]]:
@@ -129,9 +136,9 @@ def dedupe(files: list[ImageFile], root: Path) -> tuple[list[ImageFile], list[di
     return unique, skipped
 
 
-def describe_raw(root: Path) -> dict:
-    """Files and unique (by content) images per class folder, before any decoding."""
-    files = find_class_files(Path(root))
+def describe_raw(root: Path, class_map: str = "") -> dict:
+    """Files and unique (by content) images per class, before any decoding."""
+    files = find_class_files(Path(root), class_map)
     unique, _ = dedupe(files, Path(root))
     return {label: {"files": sum(f.label == label for f in files),
                     "unique": sum(f.label == label for f in unique)} for label in CLASS_LABELS}
@@ -141,12 +148,14 @@ def describe_raw(root: Path) -> dict:
 # The whole step
 
 
-def choose_subset_and_split(labels: np.ndarray, n_images: int, holdout: float, seed: int):
+def choose_subset_and_split(labels: np.ndarray, n_images: int, holdout: float, seed: int,
+                            given: np.ndarray | None = None):
     """Seeded subset (0 = all) and per-class hold-out; returns (kept indices, split array).
 
     Each class draws its hold-out from its own seeded generator, so a class's split is the same
     whether the file holds that class alone or both: a GAN trained on `classes=yes` never sees
-    the tumour images that the evaluation's classifier (on `classes=both`) is tested on.
+    the tumour images that the evaluation's classifier (on `classes=both`) is tested on. `given`
+    (a split per image, from the dataset's own test folder) replaces the drawn hold-out.
     """
     keep = np.arange(len(labels))
     if n_images > len(labels):
@@ -154,6 +163,12 @@ def choose_subset_and_split(labels: np.ndarray, n_images: int, holdout: float, s
                         f"{len(labels)}, or 0 for all.")
     if 0 < n_images < len(labels):
         keep = np.sort(np.random.default_rng(seed).choice(keep, size=n_images, replace=False))
+    if given is not None:
+        split = given[keep]
+        for label in np.unique(labels[keep]):
+            if not (split[labels[keep] == label] == "train").any():
+                raise DataError(f"Every image of class {int(label)} is in the test folder: none to train on.")
+        return keep, split
     split = np.full(len(keep), "train", dtype="<U5")
     for label in np.unique(labels[keep]):
         members = np.flatnonzero(labels[keep] == label)
@@ -167,8 +182,8 @@ def choose_subset_and_split(labels: np.ndarray, n_images: int, holdout: float, s
 
 def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False) -> PrepareResult:
     """Turn `raw` into the training set described by `cfg`; nothing is written (gan_lib.datasets.save_processed)."""
-    files = find_class_files(raw.root)
-    require_class_folders(raw.root, files, cfg.classes)
+    files = find_class_files(raw.root, cfg.class_map)
+    require_class_folders(raw.root, files, cfg.classes, cfg.class_map)
     wanted = {"yes", "no"} if cfg.classes == "both" else {cfg.classes}
     # Both classes are read whatever `classes` says, so a scan filed under both is caught and a
     # class's images are the same in a one-class and a two-class dataset.
@@ -202,7 +217,8 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
                         f"reasons: {dict(Counter(s['reason'].split(' (')[0] for s in skipped))}")
 
     labels_arr = np.array(labels, np.int8)
-    keep, split = choose_subset_and_split(labels_arr, cfg.n_images, cfg.holdout, cfg.seed)
+    given = given_split([e["source_path"] for e in entries], cfg.test_folder, raw.root) if cfg.test_folder else None
+    keep, split = choose_subset_and_split(labels_arr, cfg.n_images, cfg.holdout, cfg.seed, given)
     entries = [dict(entries[i], split=str(s)) for i, s in zip(keep, split)]
     images = to_unit_range(np.stack([pixels[i] for i in keep]))[..., None]
     manifest = {
@@ -220,7 +236,10 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
             "per_class": dict(Counter(e["label"] for e in entries)),
             "per_split": dict(Counter(e["split"] for e in entries)),
             "seed": cfg.seed,
-            "holdout": cfg.holdout,
+            "holdout": cfg.holdout if not cfg.test_folder else None,
+            "split_by": f"the dataset's own folder {cfg.test_folder}/" if cfg.test_folder else
+                        f"a seeded hold-out of {cfg.holdout:g} per class",
+            "class_folders": parse_class_map(cfg.class_map),
             "subset": cfg.n_images,
         },
         "config": cfg.to_dict(),
@@ -229,6 +248,18 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
     }
     return PrepareResult(images, labels_arr[keep], split, [originals[i] for i in keep] if keep_originals else [],
                          manifest)
+
+
+def given_split(paths: list[str], test_folder: str, root: Path) -> np.ndarray:
+    """"test" for each file below a folder named `test_folder` (any case), else "train": the split
+    a dataset ships with (e.g. Kaggle's four-class set: Training/ and Testing/)."""
+    name = test_folder.lower()
+    split = np.array(["test" if name in (p.lower() for p in Path(path).parts[:-1]) else "train" for path in paths],
+                     dtype="<U5")
+    if not (split == "test").any():
+        raise DataError(f"test_folder={test_folder!r}, but no usable image is below a folder of that name under "
+                        f"{root}: name the dataset's test folder, or test_folder='' to hold out a share of each class.")
+    return split
 
 
 def drop_near_duplicates(pixels: list[np.ndarray], entries: list[dict]) -> tuple[list[int], list[dict]]:

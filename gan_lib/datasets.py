@@ -95,7 +95,7 @@ def choose_dataset(cfg: GANConfig) -> Path:
 def with_dataset(cfg: GANConfig, path: Path, manifest: dict) -> GANConfig:
     """`cfg` with the data settings of the dataset at `path` (a run trains at its size and on its
     classes); a data setting `cfg` was given that differs from the dataset's is refused."""
-    made = {name: manifest["config"][name] for name in DATASET_FIELDS}
+    made = {name: manifest["config"].get(name, getattr(GANConfig(), name)) for name in DATASET_FIELDS}  # older: defaults
     given = cfg.overridden()
     conflicts = {name: (given[name], made[name]) for name in DATASET_FIELDS if name in given and given[name] != made[name]}
     if conflicts:
@@ -121,7 +121,8 @@ def summarise(manifest: dict) -> str:
     lines = [
         f"{kind} data from {d['source_root']}",
         f"{d['files_found']} files found; {d['unique_usable']} unique usable images; kept {d['n_images']} "
-        f"at {d['image_size']}x{d['image_size']}: per class {d['per_class']}, per split {d['per_split']}",
+        f"at {d['image_size']}x{d['image_size']}: per class {d['per_class']}, per split {d['per_split']} "
+        f"({d['split_by']})",
     ]
     reasons = Counter(s["reason"].split(" of ")[0].split(" (")[0] for s in manifest["skipped"])
     if reasons:

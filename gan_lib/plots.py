@@ -50,9 +50,9 @@ def image_grid(images, titles=None, ncols: int = 8, tile: int = 128, fill: int =
     return label_synthetic(fig, synthetic)
 
 
-def raw_examples(root: Path, per_class: int = 8, synthetic: bool = False):
+def raw_examples(root: Path, per_class: int = 8, synthetic: bool = False, class_map: str = ""):
     """A row of raw files per class, as stored (size in the title), before any cropping."""
-    files = find_class_files(Path(root))
+    files = find_class_files(Path(root), class_map)
     images, titles = [], []
     for label in CLASS_LABELS:
         for f in [f for f in files if f.label == label][:per_class]:

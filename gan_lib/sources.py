@@ -1,6 +1,7 @@
 """Where the raw images come from: Kaggle (via kagglehub), Google Drive, a local folder, or the
-built-in synthetic phantom. Each route ends in one folder that holds `yes/` and `no/` somewhere
-below it; reading and cleaning the images is `gan_lib.data`'s job, not this module's.
+built-in synthetic phantom. Each route ends in one folder that holds the class folders (`yes/` and
+`no/`, or those `class_map` names) somewhere below it; reading and cleaning the images is
+`gan_lib.data`'s job, not this module's.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from pathlib import Path
 from .config import GANConfig
 from .phantom import PHANTOM_NOTICE, PhantomSpec, write_phantom_dataset
 
-# Pinned so every run reads the same bytes, and so a populated kagglehub cache works offline.
-KAGGLE_DATASET = "navoneel/brain-mri-images-for-brain-tumor-detection/versions/1"
 DRIVE_MOUNT = Path("/content/drive")
 
 
@@ -25,7 +24,7 @@ class DataSourceError(RuntimeError):
 
 @dataclass(frozen=True)
 class RawSource:
-    root: Path  # a folder with yes/ and no/ somewhere below it
+    root: Path  # a folder with the class folders somewhere below it
     source: str  # the route actually taken (drive off Colab is recorded as local)
     synthetic: bool
     detail: str  # handle, mount or notice, for the manifest and the run config
@@ -37,11 +36,12 @@ class RawSource:
 def fetch_raw(cfg: GANConfig) -> RawSource:
     """Get the raw images for `cfg.data_source` and say where they are (no decoding here)."""
     if cfg.data_source in ("local", "drive") and not cfg.data_dir:
-        raise DataSourceError(f"data_source={cfg.data_source!r} needs data_dir (a folder with yes/ and no/).")
+        raise DataSourceError(f"data_source={cfg.data_source!r} needs data_dir (a folder with yes/ and no/, or the "
+                              "class folders class_map names).")
     if cfg.data_source == "phantom":
         return _phantom(cfg)
     if cfg.data_source == "kaggle":
-        return _kaggle()
+        return _kaggle(cfg.kaggle_dataset)
     if cfg.data_source == "drive":
         return _drive(cfg)
     return _local(cfg.path(cfg.data_dir), "local", f"folder {cfg.data_dir}")
@@ -58,7 +58,7 @@ def _phantom(cfg: GANConfig) -> RawSource:
     return RawSource(out, "phantom", True, PHANTOM_NOTICE)
 
 
-def _kaggle() -> RawSource:
+def _kaggle(handle: str) -> RawSource:
     """Download the pinned Kaggle version, or read it from the kagglehub cache when offline."""
     import kagglehub
     import requests
@@ -66,11 +66,11 @@ def _kaggle() -> RawSource:
 
     cache = os.environ.get("KAGGLEHUB_CACHE", "~/.cache/kagglehub")
     try:
-        path = kagglehub.dataset_download(KAGGLE_DATASET)
+        path = kagglehub.dataset_download(handle)
     except (requests.exceptions.RequestException, OSError, kh.BackendError, kh.NotFoundError,
             kh.DataCorruptionError, kh.UnauthenticatedError, kh.CredentialError) as err:
         raise DataSourceError(
-            f"Could not download Kaggle dataset {KAGGLE_DATASET} and it is not in the kagglehub "
+            f"Could not download Kaggle dataset {handle} and it is not in the kagglehub "
             f"cache ({cache}): {type(err).__name__}: {str(err)[:200]}\n"
             "If Kaggle refused access (401/403), sign in: on Colab, add the secrets KAGGLE_USERNAME and "
             "KAGGLE_KEY (kaggle.com > Settings > API) and let this notebook use them, or run "
@@ -79,7 +79,7 @@ def _kaggle() -> RawSource:
             "data_source='local' with data_dir pointing at such a folder, data_source='phantom' (built-in "
             "synthetic data, no network), or KAGGLEHUB_CACHE set to a cache that already holds this dataset version."
         ) from None
-    return RawSource(Path(path), "kaggle", False, f"kagglehub {KAGGLE_DATASET}")
+    return RawSource(Path(path), "kaggle", False, f"kagglehub {handle}")
 
 
 def _drive(cfg: GANConfig) -> RawSource:

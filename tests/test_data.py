@@ -133,7 +133,7 @@ def test_seeded_subset_and_per_class_holdout(raw_root):
 
 def test_missing_class_folders_fail_before_any_work(tmp_path):
     write(tmp_path / "raw" / "images" / "a.png", encode(head_image()))
-    with pytest.raises(DataError, match="No yes/ or no/ folder"):
+    with pytest.raises(DataError, match=r"No class folder \(yes/, no/\) with files"):
         prepare(tmp_path / "raw")
     (tmp_path / "raw2" / "yes").mkdir(parents=True)
     write(tmp_path / "raw2" / "no" / "a.png", encode(head_image()))

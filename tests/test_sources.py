@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import encode, head_image, write
-from gan_lib.config import GANConfig
+from gan_lib.config import KAGGLE_DATASET, GANConfig
 from gan_lib.data import prepare_dataset
-from gan_lib.sources import KAGGLE_DATASET, DataSourceError, fetch_raw
+from gan_lib.sources import DataSourceError, fetch_raw
 
 OWNER, SLUG, _, VERSION = KAGGLE_DATASET.split("/")
 

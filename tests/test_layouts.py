@@ -1,0 +1,153 @@
+"""Other folder layouts: class folders mapped to the two labels (`class_map`), a dataset's own test
+split (`test_folder`), another pinned Kaggle handle; Kaggle's four-class set (Training/ and Testing/,
+each with glioma/ meningioma/ pituitary/ notumor/) built here from phantom images, end to end."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from gan_lib.config import FOUR_CLASS_MAP, KAGGLE_DATASET, GANConfig, parse_class_map
+from gan_lib.data import DataError, prepare_dataset
+from gan_lib.datasets import load_processed, save_processed
+from gan_lib.evaluate import evaluate_run
+from gan_lib.phantom import PhantomSpec, write_phantom_dataset
+from gan_lib.sources import fetch_raw
+from gan_lib.training import train
+
+TUMOUR_FOLDERS = ("glioma", "meningioma", "pituitary")
+
+
+def four_class_layout(root, n_yes=30, n_no=20, test_every=5):
+    """Phantom tumour images spread over the three tumour folders, normal ones in notumor/; every
+    `test_every`-th image of each class under Testing/, the rest under Training/. Returns
+    {relative path: expected label}."""
+    phantom = root.parent / f"{root.name}-phantom"
+    write_phantom_dataset(phantom, PhantomSpec(n_yes=n_yes, n_no=n_no, duplicate_fraction=0.0))
+    expected = {}
+    for label in ("yes", "no"):
+        for i, source in enumerate(sorted((phantom / label).iterdir())):
+            split = "Testing" if i % test_every == 0 else "Training"
+            folder = TUMOUR_FOLDERS[i % 3] if label == "yes" else "notumor"
+            target = root / split / folder / source.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
+            expected[str(target.relative_to(root))] = label
+    shutil.rmtree(phantom)
+    return expected
+
+
+def test_a_class_map_names_the_folders_of_each_label():
+    assert parse_class_map("") == {"yes": "yes", "no": "no"}
+    assert parse_class_map(FOUR_CLASS_MAP) == {"glioma": "yes", "meningioma": "yes", "pituitary": "yes",
+                                               "notumor": "no"}
+    assert parse_class_map(" YES = Tumour ; no=Healthy;") == {"tumour": "yes", "healthy": "no"}
+
+
+@pytest.mark.parametrize("bad, reason", [
+    ("glioma,notumor", "label=folder"),
+    ("tumour=glioma;no=notumor", "label=folder"),
+    ("yes=glioma;no=glioma", "under both"),
+    ("yes=glioma,meningioma", "no folder for no"),
+])
+def test_a_malformed_class_map_is_refused_before_any_work(bad, reason):
+    with pytest.raises(ValueError, match=reason):
+        GANConfig.from_overrides(class_map=bad)
+
+
+def test_the_kaggle_handle_must_be_pinned_and_the_test_folder_a_name():
+    with pytest.raises(ValueError, match="pinned to a version"):
+        GANConfig.from_overrides(kaggle_dataset="masoudnickparvar/brain-tumor-mri-dataset")
+    with pytest.raises(ValueError, match="not a path"):
+        GANConfig.from_overrides(test_folder="a/Testing")
+
+
+def test_the_layout_settings_name_a_dataset_of_their_own(tmp_path):
+    report = GANConfig.from_overrides(data_source="local", data_dir=str(tmp_path))
+    four = GANConfig.from_overrides(data_source="local", data_dir=str(tmp_path), class_map=FOUR_CLASS_MAP)
+    given = GANConfig.from_overrides(data_source="local", data_dir=str(tmp_path), class_map=FOUR_CLASS_MAP,
+                                     test_folder="Testing")
+    assert len({report.dataset_name, four.dataset_name, given.dataset_name}) == 3
+    assert GANConfig().dataset_name == "kaggle_yes_128px_h0.2_s0", "the report's dataset keeps its name"
+
+
+def test_the_four_class_layout_maps_its_folders_and_keeps_its_own_split(tmp_path):
+    root = tmp_path / "brain-tumor-mri-dataset"
+    expected = four_class_layout(root)
+    # the same scan in both splits (the real set has such copies): kept once, so on one side only
+    duplicate = root / "Training" / "glioma" / "copy-of-a-test-scan.png"
+    first_test_scan = next(p for p, label in expected.items() if p.startswith("Testing/glioma"))
+    shutil.copy(root / first_test_scan, duplicate)
+    cfg = GANConfig.from_overrides(data_source="local", data_dir=str(root), data_root=str(tmp_path / "data"),
+                                   image_size=32, classes="both", class_map=FOUR_CLASS_MAP, test_folder="Testing")
+    result = prepare_dataset(cfg, fetch_raw(cfg))
+    entries = result.manifest["images"]
+    assert {e["source_path"]: e["label"] for e in entries} == expected
+    assert all(e["split"] == ("test" if e["source_path"].startswith("Testing/") else "train") for e in entries)
+    assert (result.split == "test").sum() == 10 and result.manifest["dataset"]["per_split"] == {"train": 40, "test": 10}
+    assert result.manifest["dataset"]["split_by"] == "the dataset's own folder Testing/"
+    assert result.manifest["dataset"]["class_folders"]["notumor"] == "no"
+    skipped = {s["path"]: s["reason"] for s in result.manifest["skipped"]}
+    assert skipped == {"Training/glioma/copy-of-a-test-scan.png": f"duplicate of {first_test_scan}"}
+
+
+def test_a_test_folder_the_data_lacks_is_a_clear_error(tmp_path):
+    root = tmp_path / "four"
+    four_class_layout(root, n_yes=6, n_no=3)
+    cfg = GANConfig.from_overrides(data_source="local", data_dir=str(root), image_size=32, class_map=FOUR_CLASS_MAP,
+                                   test_folder="Validation")
+    with pytest.raises(DataError, match="no usable image is below a folder of that name"):
+        prepare_dataset(cfg, fetch_raw(cfg))
+    report_names = GANConfig.from_overrides(data_source="local", data_dir=str(root), image_size=32)
+    with pytest.raises(DataError, match=r"No class folder \(yes/, no/\).*class_map="):
+        prepare_dataset(report_names, fetch_raw(report_names))
+
+
+def test_another_pinned_kaggle_dataset_comes_from_the_kagglehub_cache(tmp_path, monkeypatch, offline):
+    handle = "masoudnickparvar/brain-tumor-mri-dataset/versions/1"
+    owner, slug, _, version = handle.split("/")
+    cache = tmp_path / "kagglehub"
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(cache))
+    version_dir = cache / "datasets" / owner / slug / "versions" / version
+    four_class_layout(version_dir, n_yes=6, n_no=3)
+    (cache / "datasets" / owner / slug / f"{version}.complete").write_bytes(b"")  # kagglehub's completion marker
+    cfg = GANConfig.from_overrides(data_source="kaggle", kaggle_dataset=handle, data_root=str(tmp_path / "data"),
+                                   image_size=32, classes="both", class_map=FOUR_CLASS_MAP)
+    raw = fetch_raw(cfg)
+    assert raw.root == version_dir and raw.detail == f"kagglehub {handle}" and handle != KAGGLE_DATASET
+    result = prepare_dataset(cfg, raw)
+    assert result.manifest["dataset"]["per_class"] == {"yes": 6, "no": 3}
+    assert result.manifest["dataset"]["split_by"] == "a seeded hold-out of 0.2 per class"
+
+
+def test_the_four_class_layout_prepares_trains_and_evaluates_end_to_end(tmp_path):
+    """Tumour slices from the four-class layout, the dataset's own test split: 02, a few steps of
+    04 and 06's evaluation, whose classifier is tested on the Testing/ images only."""
+    root = tmp_path / "brain-tumor-mri-dataset"
+    four_class_layout(root, n_yes=40, n_no=30)
+    cfg = GANConfig.from_overrides(data_source="local", data_dir=str(root), data_root=str(tmp_path / "data"),
+                                   class_map=FOUR_CLASS_MAP, test_folder="Testing", image_size=32,
+                                   output_root=str(tmp_path / "runs"), run_name="four", epochs=1, steps_per_epoch=6,
+                                   checkpoint_every=6, log_every=2, kid_every=0, precision="float32", xla="off",
+                                   speed_layers="on", n_generated=40, kid_subset_size=10, kid_subsets=3,
+                                   diversity_pairs=50, classifier_seeds=1, classifier_epochs=1,
+                                   feature_extractor="random_cnn")
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    train(cfg)
+    record = json.loads((cfg.run_dir / "config.json").read_text())
+    assert record["config"]["class_map"] == FOUR_CLASS_MAP and record["config"]["test_folder"] == "Testing"
+    evaluate_run(GANConfig.from_overrides(run_name="four", output_root=cfg.output_root, n_generated=40,
+                                          kid_subset_size=10, kid_subsets=3, diversity_pairs=50, classifier_seeds=1,
+                                          classifier_epochs=1, feature_extractor="random_cnn"))
+    metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
+    assert np.isfinite(metrics["fidelity"]["generated_vs_train"]["kid"])
+    _, _, manifest = load_processed(cfg.processed_path, "train")
+    assert all(e["source_path"].startswith("Training/") for e in manifest["images"] if e["split"] == "train")
+    both = [p for p in (tmp_path / "data" / "processed").glob("*_both_*.json")]
+    assert both, "the evaluation prepared the two-class dataset of the same layout"
+    both_manifest = json.loads(both[0].read_text())
+    assert both_manifest["dataset"]["split_by"] == "the dataset's own folder Testing/"
+    assert both_manifest["dataset"]["per_split"]["test"] == 14  # 8 tumour + 6 normal Testing/ images
