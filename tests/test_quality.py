@@ -36,3 +36,17 @@ def test_report_is_a_preset_and_each_preset_names_an_architecture():
     from gan_lib.models import ARCHITECTURES
 
     assert "report" in PRESETS and all(p["arch"] in ARCHITECTURES for p in PRESETS.values())
+
+
+def test_a_setting_given_over_the_preset_is_typed_and_reaches_the_config():
+    import argparse
+
+    from gan_lib.scripts.quality import preset_config, setting
+
+    assert setting("reuse_fakes=False") == ("reuse_fakes", False)
+    assert setting("r1_every=4") == ("r1_every", 4) and setting("augment=translation") == ("augment", "translation")
+    args = argparse.Namespace(data_dir="", image_size=64, seed=1, steps=1000, out="q", feature_extractor="random_cnn",
+                              precision="auto", xla="auto", speed_layers="auto", set=[setting("reuse_fakes=False")])
+    cfg = preset_config("report-ada-mbstd-r1-lean", args)
+    assert cfg.reuse_fakes is False and cfg.r1_every == PRESETS["report-ada-mbstd-r1-lean"]["r1_every"]
+    assert cfg.overridden()["reuse_fakes"] is False

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
             os.environ["XDG_CACHE_HOME"] = str(Path(scratch) / f"cache{cache}")
             run_args = argparse.Namespace(data_dir=args.data_dir, image_size=args.image_size, seed=0, steps=args.steps,
                                           out=str(Path(scratch) / f"run{i}"), feature_extractor="random_cnn",
-                                          precision=precision, xla=xla, speed_layers=speed_layers)
+                                          precision=precision, xla=xla, speed_layers=speed_layers, set=[])
             cfg = preset_config(preset, run_args)
             ensure_processed(cfg)
             start = time.perf_counter()

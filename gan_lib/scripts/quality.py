@@ -7,6 +7,7 @@ side by side, under outputs/quality/.
     python -m gan_lib.scripts.quality ... --table-only         # the table from finished runs
     python -m gan_lib.scripts.quality --image-size 128 --steps 37500   # the report's schedule, for a GPU
     python -m gan_lib.scripts.quality ... --precision float32 --xla on --speed-layers on --out DIR  # another engine
+    python -m gan_lib.scripts.quality ... --only P --set reuse_fakes=False --out DIR  # a preset with one setting changed
     python -m gan_lib.scripts.quality --compare DIR1 DIR2 --out DIR  # finished --only runs side by side
 
 Without --data-dir the images come from Kaggle (kagglehub), as in notebook 01.
@@ -18,6 +19,7 @@ continued by running the same command again.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 from pathlib import Path
@@ -37,13 +39,24 @@ STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
 GRID_IMAGES = 16
 
 
+def setting(text: str) -> tuple[str, object]:
+    """NAME=VALUE, the value read as a Python literal (16, 0.5, False) or else as text."""
+    name, equals, value = text.partition("=")
+    if not equals:
+        raise argparse.ArgumentTypeError(f"{text!r}: write NAME=VALUE")
+    try:
+        return name.strip(), ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name.strip(), value
+
+
 def preset_config(preset: str, args) -> GANConfig:
     cfg = GANConfig.from_overrides(
         data_source="local" if args.data_dir else "kaggle", data_dir=args.data_dir, classes="yes", image_size=args.image_size, seed=args.seed,
         epochs=args.steps // STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH, batch_size=4, kid_every=STEPS_PER_EPOCH,
         checkpoint_every=STEPS_PER_EPOCH, run_name=preset, output_root=str(Path(args.out) / "runs"),
         feature_extractor=args.feature_extractor, preset=preset, precision=args.precision, xla=args.xla,
-        speed_layers=args.speed_layers)
+        speed_layers=args.speed_layers, **dict(args.set))
     return dataclasses.replace(cfg, dataset=cfg.dataset_name)  # the data these settings make, not the latest
 
 
@@ -149,6 +162,8 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", default="auto", help="how the step is computed (README, Speed)")
     parser.add_argument("--xla", default="auto")
     parser.add_argument("--speed-layers", default="auto")
+    parser.add_argument("--set", type=setting, action="append", default=[], metavar="NAME=VALUE",
+                        help="a training setting over the preset's, e.g. --set reuse_fakes=False (config.json records it)")
     args = parser.parse_args(argv)
     if args.steps % STEPS_PER_EPOCH:
         parser.error(f"--steps must be a multiple of {STEPS_PER_EPOCH}")
