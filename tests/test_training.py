@@ -169,7 +169,8 @@ def test_a_run_folder_made_before_the_split_resumes_and_evaluates(data_root, tmp
     subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive, check=True)
     old_data = str(tmp_path / "old_data")  # its datasets were named otherwise
     old = small_cfg(old_data, tmp_path, epochs=1).to_dict()
-    for newer in ("preset", "dataset", "precision", "speed_layers", "r1_every", "reuse_fakes"):
+    for newer in ("preset", "dataset", "precision", "speed_layers", "r1_every", "reuse_fakes", "kaggle_dataset",
+                  "class_map", "test_folder"):
         del old[newer]
     old.update(xla=False, mixed_precision=False)  # the settings as they were then
     script = ("from gan_lib.config import GANConfig; from gan_lib.training import train; "
