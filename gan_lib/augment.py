@@ -34,22 +34,37 @@ def _chosen(rng: tf.random.Generator, n, p) -> tf.Tensor:
     return tf.cast(rng.uniform([n, 1, 1, 1]) < p, tf.float32)
 
 
-def brightness(x, rng, p):
-    return x + _chosen(rng, tf.shape(x)[0], p) * (rng.uniform([tf.shape(x)[0], 1, 1, 1]) - 0.5)
+# Each operation in two halves: its random numbers for n images of side h (drawn first, in this
+# order), then the images changed by them. Drawn apart, the numbers of a whole batch can be split
+# between replicas (gan_lib.trainer), which then augment exactly as one device would.
+def _draw_shift(rng, n, p, h):
+    chosen = _chosen(rng, n, p)
+    return {"chosen": chosen, "amount": rng.uniform([n, 1, 1, 1]) - 0.5}
 
 
-def contrast(x, rng, p):
+def brightness(x, draws):
+    return x + draws["chosen"] * draws["amount"]
+
+
+def contrast(x, draws):
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-    factor = 1.0 + _chosen(rng, tf.shape(x)[0], p) * (rng.uniform([tf.shape(x)[0], 1, 1, 1]) - 0.5)
-    return mean + (x - mean) * factor
+    return mean + (x - mean) * (1.0 + draws["chosen"] * draws["amount"])
 
 
-def translation(x, rng, p):
-    """Shift each chosen image by whole pixels (up to TRANSLATION of the side), background filling in."""
-    n, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
-    pad = max(1, int(h * TRANSLATION))
+def _translation_pad(h) -> int:
+    return max(1, int(h * TRANSLATION))
+
+
+def _draw_translation(rng, n, p, h):
+    pad = _translation_pad(h)
     chosen = tf.cast(_chosen(rng, n, p)[:, 0, 0, 0], tf.int32)
-    shift = rng.uniform([n, 2], -pad, pad + 1, dtype=tf.int32) * chosen[:, None]
+    return {"shift": rng.uniform([n, 2], -pad, pad + 1, dtype=tf.int32) * chosen[:, None]}
+
+
+def translation(x, draws):
+    """Shift each chosen image by whole pixels (up to TRANSLATION of the side), background filling in."""
+    h, w, shift = x.shape[1], x.shape[2], draws["shift"]
+    pad = _translation_pad(h)
     padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], constant_values=-1.0)
     rows = tf.range(h)[None, :] + pad - shift[:, :1]  # (N, H)
     cols = tf.range(w)[None, :] + pad - shift[:, 1:]  # (N, W)
@@ -57,26 +72,46 @@ def translation(x, rng, p):
     return tf.gather(picked, cols, axis=2, batch_dims=1)
 
 
-def cutout(x, rng, p):
-    """Erase a random square (CUTOUT of the side) of each chosen image to background."""
-    n, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
-    size = max(1, int(h * CUTOUT))
+def _cutout_size(h) -> int:
+    return max(1, int(h * CUTOUT))
+
+
+def _draw_cutout(rng, n, p, h):
+    size = _cutout_size(h)
     chosen = _chosen(rng, n, p)
     top = rng.uniform([n, 1], 0, h - size + 1, dtype=tf.int32)
-    left = rng.uniform([n, 1], 0, w - size + 1, dtype=tf.int32)
+    return {"chosen": chosen, "top": top, "left": rng.uniform([n, 1], 0, h - size + 1, dtype=tf.int32)}
+
+
+def cutout(x, draws):
+    """Erase a random square (CUTOUT of the side) of each chosen image to background."""
+    h, w, size = x.shape[1], x.shape[2], _cutout_size(x.shape[1])
+    top, left = draws["top"], draws["left"]
     in_rows = (tf.range(h)[None] >= top) & (tf.range(h)[None] < top + size)  # (N, H)
     in_cols = (tf.range(w)[None] >= left) & (tf.range(w)[None] < left + size)  # (N, W)
-    hole = tf.cast(in_rows[:, :, None] & in_cols[:, None, :], tf.float32)[..., None] * chosen
+    hole = tf.cast(in_rows[:, :, None] & in_cols[:, None, :], tf.float32)[..., None] * draws["chosen"]
     return x * (1.0 - hole) - hole
 
 
-FUNCTIONS = {"translation": translation, "cutout": cutout, "brightness": brightness, "contrast": contrast}
+FUNCTIONS = {"translation": (_draw_translation, translation), "cutout": (_draw_cutout, cutout),
+             "brightness": (_draw_shift, brightness), "contrast": (_draw_shift, contrast)}
+
+
+def draw(rng: tf.random.Generator, n, side: int, p, policy: tuple[str, ...]) -> dict:
+    """The random numbers `augment_with` takes for n square images of `side` px: per operation, in a
+    fixed order; each operation applies to each image with probability p."""
+    return {name: FUNCTIONS[name][0](rng, n, p, side) for name in OPERATIONS if name in policy}
+
+
+def augment_with(x, draws: dict):
+    """The images changed by the operations `draws` holds (a slice of them holds a slice of the batch)."""
+    x = tf.cast(x, tf.float32)  # float16 generator outputs under mixed precision; D casts back
+    for name in OPERATIONS:
+        if name in draws:
+            x = FUNCTIONS[name][1](x, draws[name])
+    return x
 
 
 def augment(x, rng: tf.random.Generator, p, policy: tuple[str, ...]):
     """Apply the policy's operations in a fixed order, each to each image with probability p."""
-    x = tf.cast(x, tf.float32)  # float16 generator outputs under mixed precision; D casts back
-    for name in OPERATIONS:
-        if name in policy:
-            x = FUNCTIONS[name](x, rng, p)
-    return x
+    return augment_with(x, draw(rng, tf.shape(x)[0], x.shape[1], p, policy))

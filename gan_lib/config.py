@@ -66,6 +66,9 @@ FEATURE_EXTRACTORS = ("auto", "inception", "random_cnn")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SWITCHES = ("auto", "on", "off")  # xla, speed_layers
 ENGINE_FIELDS = ("precision", "xla", "speed_layers")
+# Where the step runs: one device, or replicas under a tf.distribute strategy (gan_lib.distribute).
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+DISTRIBUTE_FIELDS = ("strategy", "logical_devices", "devices")
 # The settings that make a dataset what it is: its name covers them (with `seed`), and a run
 # trains on a dataset's, whatever its own say.
 DATASET_FIELDS = ("data_source", "data_dir", "kaggle_dataset", "class_map", "test_folder", "classes", "image_size",
@@ -122,6 +125,9 @@ class GANConfig:
     precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16; auto: by the hardware (README, Speed)
     xla: str = "auto"  # auto | on | off: compile the step with XLA; auto: on a GPU/TPU, measured on a CPU
     speed_layers: str = "auto"  # auto | on | off: the CPU speed layers (gan_lib.layers); auto: measured on a CPU
+    strategy: str = "default"  # default (one device) | mirrored (every local GPU, or `devices`) | multiworker (TF_CONFIG) | tpu
+    logical_devices: int = 0  # >1: split the CPU into this many logical devices (mirrored replicas on a machine without several accelerators)
+    devices: str = ""  # mirrored: the devices to use, e.g. "GPU:0,GPU:1"; "" = every GPU (or the logical CPUs)
     tensorboard: bool = False  # also write losses to <run folder>/tensorboard for TensorBoard
 
     # --- evaluation of a finished run (notebooks 05 and 06; `make report RUN=<run_name>`) ---
@@ -205,6 +211,18 @@ class GANConfig:
             raise ValueError(f"ema_decay={self.ema_decay}: use 0 (off) or a decay in (0, 1), e.g. 0.999")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r}; choose one of {PRECISIONS}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy={self.strategy!r}; choose one of {STRATEGIES}")
+        if self.logical_devices < 0 or self.logical_devices == 1:
+            raise ValueError(f"logical_devices={self.logical_devices}: 0 (the CPU as one device) or at least 2")
+        if (self.logical_devices or self.devices) and self.strategy not in ("mirrored", "multiworker"):
+            raise ValueError(f"logical_devices={self.logical_devices}, devices={self.devices!r}: for "
+                             f"strategy='mirrored' (or 'multiworker'), not {self.strategy!r}")
+        # known here for mirrored; gan_lib.distribute checks every strategy's count once it is made
+        replicas = len(self.devices.split(",")) if self.devices else self.logical_devices
+        if self.strategy == "mirrored" and replicas and self.batch_size % replicas:
+            raise ValueError(f"batch_size={self.batch_size} must divide by the {replicas} replicas: each takes an "
+                             f"equal share of the global batch")
         for name in ("xla", "speed_layers"):
             if getattr(self, name) not in SWITCHES:
                 raise ValueError(f"{name}={getattr(self, name)!r}; choose one of {SWITCHES}")

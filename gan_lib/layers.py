@@ -2,7 +2,9 @@
 (`PhaseConv2DTranspose`, `PhaseGradConv2D`, `NarrowConv2D`: the stock layers' function and weights,
 computed faster on a CPU), spectral normalisation, and `MinibatchStddev`. `with_stock_layers` swaps
 the speed layers back, for saved models that load without gan_lib and for devices where the speed
-layers were not measured faster.
+layers were not measured faster. `MinibatchStddev`, `ReplicaDropout` and `synchronize_batch_norm`
+compute over the global batch when a tf.distribute strategy splits it between replicas, so a model
+computes the same function on one device or several.
 """
 
 from __future__ import annotations
@@ -210,10 +212,38 @@ class MinibatchStddev(layers.Layer):
     is the signal a plain D lacks when G collapses. Without weights, so checkpoints are unchanged."""
 
     def call(self, x):
+        batch = tf.cast(x, tf.float32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:  # the spread of the global batch
+            batch = context.all_gather(batch, axis=0)
         # variance + a small constant: the square root's gradient is infinite at 0 (a batch of copies)
-        variance = tf.math.reduce_variance(tf.cast(x, tf.float32), axis=0)
+        variance = tf.math.reduce_variance(batch, axis=0)
         spread = tf.reduce_mean(tf.sqrt(variance + 1e-8))
         return tf.concat([x, tf.ones_like(x[..., :1]) * tf.cast(spread, x.dtype)], axis=-1)
+
+
+class ReplicaDropout(layers.Dropout):
+    """Dropout that drops, split over replicas (gan_lib.distribute), what one device would drop:
+    each replica draws the mask of the global batch and keeps its own rows. Keras's Dropout would
+    give every replica the same mask (one seed), tying images across replicas together."""
+
+    def call(self, inputs, training=False):
+        context = tf.distribute.get_replica_context()
+        if not training or self.rate == 0 or context is None or context.num_replicas_in_sync == 1:
+            return super().call(inputs, training=training)
+        share = tf.shape(inputs)[0]
+        whole = tf.concat([[share * context.num_replicas_in_sync], tf.shape(inputs)[1:]], axis=0)
+        mask = keras.random.dropout(tf.ones(whole, inputs.dtype), self.rate, seed=self.seed_generator)
+        start = context.replica_id_in_sync_group * share
+        return inputs * mask[start:start + share]
+
+
+def synchronize_batch_norm(model: keras.Model) -> None:
+    """BatchNormalization over the global batch, not each replica's share (Keras's `synchronized`
+    statistics), so splitting a batch between replicas does not change what the model computes."""
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.synchronized = True
 
 
 STOCK_LAYERS = {PhaseConv2DTranspose: layers.Conv2DTranspose, PhaseGradConv2D: layers.Conv2D,

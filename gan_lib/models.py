@@ -18,8 +18,8 @@ from keras import layers
 
 from .config import GANConfig
 from .images import CLASS_LABELS
-from .layers import (MinibatchStddev, NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, SNConv2D, SNDense,
-                     SNNarrowConv2D)
+from .layers import (MinibatchStddev, NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, ReplicaDropout, SNConv2D,
+                     SNDense, SNNarrowConv2D)
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def report_discriminator(cfg: GANConfig) -> keras.Model:
         layers.LeakyReLU(0.2),
         *_batch_spread(cfg),
         layers.Flatten(),
-        layers.Dropout(0.4),
+        ReplicaDropout(0.4),
         layers.Dense(1, activation="sigmoid"),
     ], name="discriminator_report")
 

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from .colab import workspace_root
-from .config import DEFAULT_PRESET, ENGINE_FIELDS, EVALUATION_FIELDS, PRESETS, PROJECT_ROOT, REPORT, GANConfig
+from .config import DEFAULT_PRESET, DISTRIBUTE_FIELDS, ENGINE_FIELDS, EVALUATION_FIELDS, PRESETS, PROJECT_ROOT, REPORT, GANConfig
 from .layers import with_stock_layers
 from .progress import say
 
@@ -34,6 +34,8 @@ RESUME_FREE = {"preset", "dataset", "epochs", "resume", "output_root", "data_dir
                # how the step is computed, not what: chosen again on each machine; effective.engines
                # in config.json says which engine computed which steps
                *ENGINE_FIELDS,
+               # where it runs: a run may resume on another replica count with the same global batch
+               *DISTRIBUTE_FIELDS,
                *EVALUATION_FIELDS}
 
 

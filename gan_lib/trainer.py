@@ -10,6 +10,7 @@ recognize variable` cannot happen. How the step is computed (precision, layers, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 
@@ -17,10 +18,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .augment import ADA_SPEED_IMAGES, augment, parse_policy
+from .augment import ADA_SPEED_IMAGES, augment_with, parse_policy
+from .augment import draw as augment_draws
 from .config import GANConfig
 from .images import grid_labels
-from .layers import with_stock_layers
+from .layers import synchronize_batch_norm, with_stock_layers
 from .losses import LOSSES, r1_penalty
 from .models import ARCHITECTURES, build_models, is_conditional
 
@@ -63,15 +65,31 @@ class GANTrainer:
     """Both models, both optimisers, the RNG and the step counter, checkpointed together."""
 
     def __init__(self, cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None = None,
-                 engine: Engine = Engine()):
+                 engine: Engine = Engine(), strategy: tf.distribute.Strategy | None = None):
+        """`strategy` (gan_lib.distribute): the models, optimisers and counters are made in its scope
+        and each step runs on its replicas; None: one device."""
         if cfg.loss not in LOSSES:
             raise ValueError(f"loss={cfg.loss!r}; known losses: {sorted(LOSSES)}")
+        if strategy is not None and engine.xla != "none" and not isinstance(strategy, tf.distribute.TPUStrategy):
+            raise ValueError(f"xla={engine.xla!r} under {type(strategy).__name__}: the optimisers' all-reduce runs "
+                             "outside XLA here; use xla='off' (a TPU compiles everything anyway)")
+        self.strategy = strategy
+        # The loop's state, made outside any strategy's scope: one copy, on the host. The RNG's draws
+        # for a batch are split between replicas; ADA's p and D's running accuracy on reals come
+        # from the whole batch.
+        self.augment_policy = parse_policy(cfg.augment)
+        self.rng = tf.random.Generator.from_seed(cfg.seed)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time_s")
+        self.augment_p = tf.Variable(cfg.augment_p if self.augment_policy else 0.0, dtype=tf.float32, trainable=False, name="augment_p")
+        self.real_accuracy = tf.Variable(0.5, dtype=tf.float32, trainable=False, name="real_accuracy")
         # Keras reads the global policy when a layer is made: the trainer's models take the engine's,
         # and the policy goes back after, so models made later (KID features, the classifier) keep theirs.
         previous = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy(engine.precision)
         try:
-            self._build(cfg, images, labels, engine)
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                self._build(cfg, images, labels, engine)
         finally:
             keras.mixed_precision.set_global_policy(previous)
 
@@ -79,10 +97,13 @@ class GANTrainer:
         keras.utils.set_random_seed(cfg.seed)  # weight initialisation and Dropout
         self.cfg = cfg
         self.loss = LOSSES[cfg.loss]
-        self.augment_policy = parse_policy(cfg.augment)
         self.generator, self.discriminator = build_models(cfg)  # an unknown arch raises here
         if not engine.speed_layers:
             self.generator, self.discriminator = with_stock_layers(self.generator), with_stock_layers(self.discriminator)
+        if self.strategy is not None and self.strategy.num_replicas_in_sync > 1:
+            # the report's G normalises over its batch of 4: split, each replica would see 2
+            synchronize_batch_norm(self.generator)
+            synchronize_batch_norm(self.discriminator)
         self.d_logits = ARCHITECTURES[cfg.arch].d_logits
         if cfg.loss == "hinge" and not self.d_logits:
             raise ValueError(f"loss='hinge' needs a discriminator that outputs logits; arch={cfg.arch!r} "
@@ -92,12 +113,6 @@ class GANTrainer:
         self.d_opt = self._optimizer(cfg, engine.precision, "d_adam")
         self.g_opt.build(self.generator.trainable_variables)
         self.d_opt.build(self.discriminator.trainable_variables)
-        self.rng = tf.random.Generator.from_seed(cfg.seed)
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time_s")
-        # Augmentation probability (moved by ADA when ada_target > 0) and D's running accuracy on reals
-        self.augment_p = tf.Variable(cfg.augment_p if self.augment_policy else 0.0, dtype=tf.float32, trainable=False, name="augment_p")
-        self.real_accuracy = tf.Variable(0.5, dtype=tf.float32, trainable=False, name="real_accuracy")
         self.images = tf.constant(images, dtype=tf.float32)
         self.conditional = is_conditional(cfg)
         if self.conditional and labels is None:
@@ -122,7 +137,8 @@ class GANTrainer:
         self._apply_updates = tf.function(self._updates, jit_compile=True) if engine.xla == "updates" else self._updates
         # One compiled step with R1 and one without, chosen on the host: a tf.cond between them
         # inside an XLA-compiled step ran 9x slower (measured on the CPU)
-        self._compiled_steps = {r1: tf.function(functools.partial(self._train_step, r1), jit_compile=engine.xla == "whole")
+        self._compiled_steps = {r1: tf.function(functools.partial(self._train_step, r1),
+                                                jit_compile=engine.xla == "whole" and self.strategy is None)
                                 for r1 in (False, True)}
         self._next_step = None  # the step counter, kept on the host from the first step on
 
@@ -142,7 +158,7 @@ class GANTrainer:
         """One optimiser step of G (then its EMA) or D: the weight updates `Engine.xla` may compile."""
         model, optimizer = (self.generator, self.g_opt) if generator else (self.discriminator, self.d_opt)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        if generator and self.generator_ema is not None:
+        if generator and self.generator_ema is not None and self.strategy is None:  # else once, after the replicas
             self._update_ema()
 
     @property
@@ -163,10 +179,11 @@ class GANTrainer:
     def _generate(self, noise, labels):
         return self.generator([noise, labels] if self.conditional else noise, training=True)
 
-    def _discriminate(self, images, labels):
-        """D's output on the images, augmented first (the same way for real and generated) if asked."""
-        if self.augment_policy:
-            images = augment(images, self.rng, self.augment_p, self.augment_policy)
+    def _discriminate(self, images, labels, augmentation: dict):
+        """D's output on the images, augmented first by `augmentation` (gan_lib.augment's draws; the
+        same operations for real and generated images) if there is any."""
+        if augmentation:
+            images = augment_with(images, augmentation)
         d = self.discriminator([images, labels] if self.conditional else images, training=True)
         return tf.cast(d, tf.float32)
 
@@ -197,48 +214,88 @@ class GANTrainer:
         return self._compiled_steps[r1]()
 
     def _train_step(self, r1: bool):
-        batch, n = self.cfg.batch_size, tf.shape(self.images, out_type=tf.int64)[0]
-        # Draw a real batch with replacement and noise, from the checkpointed RNG
+        """One step: the batch's random numbers drawn whole, the updates on one device or on each
+        replica's share (its losses averaged over the global batch), then ADA and the counter."""
+        draws = self._draws()
+        if self.strategy is None:
+            out = self._replica_step(draws, r1)
+        else:
+            per_replica = self.strategy.run(self._replica_step, args=(draws, r1))
+            out = {name: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+                   for name, value in per_replica.items()}
+            if self.generator_ema is not None:  # once, on the replicas' common weights
+                self._update_ema()
+        if self.augment_policy and self.cfg.ada_target > 0:
+            self._adapt_augment_p(out["d_acc_real"])
+        self.step.assign_add(1)
+        return {**out, "augment_p": tf.identity(self.augment_p)}
+
+    def _draws(self) -> dict:
+        """Every random number of one step, for the whole batch, in the order one device always drew
+        them (so its histories are unchanged); each replica takes its rows (`_replica_share`), so the
+        replicas draw different images and noise, and together exactly what one device would."""
+        batch, n, side = self.cfg.batch_size, tf.shape(self.images, out_type=tf.int64)[0], self.images.shape[1]
         index = self.rng.uniform([batch], 0, n, dtype=tf.int64)
-        real, real_labels = tf.gather(self.images, index), tf.gather(self.labels, index)
-        g_tape, fake, fake_labels = self._taped_generate(batch, n)
-        # Train the discriminator on real and generated images
-        d_loss, d_real, d_fake = self._train_discriminator(real, real_labels, fake, fake_labels, r1)
+        draws = {"real": tf.gather(self.images, index), "real_labels": tf.gather(self.labels, index)}
+        draws["noise"], draws["fake_labels"] = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
+        draws["augment_real"] = augment_draws(self.rng, batch, side, self.augment_p, self.augment_policy)
+        draws["augment_fake"] = augment_draws(self.rng, batch, side, self.augment_p, self.augment_policy)
+        if not self.cfg.reuse_fakes:  # G's update on fresh noise
+            draws["g_noise"], draws["g_labels"] = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
+        draws["augment_g"] = augment_draws(self.rng, batch, side, self.augment_p, self.augment_policy)
+        return draws
+
+    def _replica_share(self, draws: dict) -> dict:
+        """This replica's rows of the batch's draws."""
+        context = tf.distribute.get_replica_context()
+        share = self.cfg.batch_size // context.num_replicas_in_sync
+        start = context.replica_id_in_sync_group * share
+        return tf.nest.map_structure(lambda t: t[start:start + share], draws)
+
+    def _replica_step(self, draws: dict, r1: bool) -> dict:
+        """D's update, then G's, on the batch (one device) or this replica's share of it."""
+        if self.strategy is not None:
+            draws = self._replica_share(draws)
+        g_tape, fake = self._taped_generate(draws["noise"], draws["fake_labels"])
+        d_loss, d_real, d_fake = self._train_discriminator(draws, fake, r1)
         # Train the generator through the (now updated) discriminator: on these images, or on fresh noise
+        fake_labels = draws["fake_labels"]
         if not self.cfg.reuse_fakes:
-            g_tape, fake, fake_labels = self._taped_generate(batch, n)
+            g_tape, fake = self._taped_generate(draws["g_noise"], draws["g_labels"])
+            fake_labels = draws["g_labels"]
         with g_tape:
-            d_gen = self._discriminate(fake, fake_labels)
+            d_gen = self._discriminate(fake, fake_labels, draws["augment_g"])
             g_loss = self.loss.g_loss(d_gen, self.d_logits)
-            g_scaled = self.g_opt.scale_loss(g_loss)
+            g_scaled = self.g_opt.scale_loss(self._replica_part(g_loss))
         self._update(g_tape, g_scaled, generator=True)
         p_real, p_fake = self._probability(d_real), self._probability(d_fake)
-        acc_real = tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32))
-        if self.augment_policy and self.cfg.ada_target > 0:
-            self._adapt_augment_p(acc_real)
-        self.step.assign_add(1)
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": tf.reduce_mean(p_real), "d_fake": tf.reduce_mean(p_fake),
-                "d_acc_real": acc_real, "d_acc_fake": tf.reduce_mean(tf.cast(p_fake < 0.5, tf.float32)),
-                "augment_p": tf.identity(self.augment_p)}
+                "d_acc_real": tf.reduce_mean(tf.cast(p_real > 0.5, tf.float32)),
+                "d_acc_fake": tf.reduce_mean(tf.cast(p_fake < 0.5, tf.float32))}
 
-    def _taped_generate(self, batch, n):
-        """Fresh noise and labels, and G's images of them, on a tape that G's update can continue
-        (its forward pass then need not be computed again)."""
-        noise, labels = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
+    def _replica_part(self, loss):
+        """A replica's share of the loss whose gradient the optimiser takes: the optimisers sum the
+        replicas' gradients, so each loss (a mean over its share) counts 1/replicas."""
+        return loss if self.strategy is None else loss / self.strategy.num_replicas_in_sync
+
+    def _taped_generate(self, noise, labels):
+        """G's images of the noise, on a tape that G's update can continue (its forward pass then
+        need not be computed again)."""
         tape = tf.GradientTape()
         with tape:
             fake = self._generate(noise, labels)
-        return tape, fake, labels
+        return tape, fake
 
-    def _train_discriminator(self, real, real_labels, fake, fake_labels, r1: bool):
+    def _train_discriminator(self, draws: dict, fake, r1: bool):
         """One update of D; with `r1`, its loss includes the R1 penalty, weighted r1_every times
         (lazy regularisation). Returns D's loss for the history (R1 at its weight per step, so the
         curve is comparable whatever r1_every) and D's outputs."""
+        real = draws["real"]
         with tf.GradientTape() as tape:
             with tf.GradientTape(watch_accessed_variables=False) as input_tape:  # for R1; free when unused
                 input_tape.watch(real)
-                d_real = self._discriminate(real, real_labels)
-            d_fake = self._discriminate(fake, fake_labels)
+                d_real = self._discriminate(real, draws["real_labels"], draws["augment_real"])
+            d_fake = self._discriminate(fake, draws["fake_labels"], draws["augment_fake"])
             d_loss = self.loss.d_loss(d_real, d_fake, self.d_logits)
             minimised = d_loss
             if r1:
@@ -246,7 +303,7 @@ class GANTrainer:
                                      self.discriminator.compute_dtype == "float16")
                 d_loss += penalty
                 minimised = d_loss if self.cfg.r1_every == 1 else d_loss + (self.cfg.r1_every - 1) * penalty
-            d_scaled = self.d_opt.scale_loss(minimised)
+            d_scaled = self.d_opt.scale_loss(self._replica_part(minimised))
         self._update(tape, d_scaled, generator=False)
         return d_loss, d_real, d_fake
 

@@ -322,7 +322,7 @@ def r1_and_its_weight_gradients(trainer, real):
     with tf.GradientTape() as tape:
         with tf.GradientTape(watch_accessed_variables=False) as input_tape:
             input_tape.watch(real)
-            d_real = trainer._discriminate(real, None)
+            d_real = trainer._discriminate(real, None, {})
         penalty = r1_penalty(input_tape, d_real, real, trainer.cfg.r1_gamma, trainer.d_logits, float16=False)
     return float(penalty), tape.gradient(penalty, trainer.discriminator.trainable_variables)
 

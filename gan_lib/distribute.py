@@ -1,0 +1,96 @@
+"""Where the training step runs: one device (`strategy="default"`, today's path), or replicas under
+one of TensorFlow's own `tf.distribute` strategies: `mirrored` (the GPUs of one machine, or a CPU
+split into logical devices so the path runs anywhere), `multiworker` (several machines or processes,
+from `TF_CONFIG`) and `tpu` (a Colab or Kaggle TPU runtime).
+
+A strategy is made once per process (TensorFlow allows a multi-worker or TPU set-up only once), and
+logical devices must be set before TensorFlow starts its devices: a notebook kernel that already
+ran TensorFlow work is told to restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from .config import GANConfig
+
+_MADE: dict[tuple, tf.distribute.Strategy] = {}
+
+
+def split_cpu(count: int) -> list[str]:
+    """The CPU as `count` logical devices (names returned), so a mirrored strategy has replicas on a
+    machine without several accelerators; the same split again is a no-op."""
+    cpus = tf.config.list_physical_devices("CPU")
+    wanted = [tf.config.LogicalDeviceConfiguration()] * count
+    if tf.config.get_logical_device_configuration(cpus[0]) != wanted:
+        try:
+            tf.config.set_logical_device_configuration(cpus[0], wanted)
+        except RuntimeError:
+            raise RuntimeError(f"logical_devices={count}: TensorFlow started its devices already in this process "
+                               "(as one CPU, or split otherwise). Restart the kernel (or process) and run this "
+                               "first.") from None
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+def make_strategy(cfg: GANConfig) -> tf.distribute.Strategy | None:
+    """`cfg.strategy`'s strategy (None for "default": one device, no strategy); made once per
+    process. Its replica count must divide `batch_size` (the global batch)."""
+    if cfg.strategy == "default":
+        return None
+    key = (cfg.strategy, cfg.logical_devices, cfg.devices)
+    if key not in _MADE:
+        if _MADE:
+            raise RuntimeError(f"strategy={cfg.strategy!r} ({key}): this process made {next(iter(_MADE))} already, "
+                               "and TensorFlow sets devices up once per process. Restart the kernel (or process).")
+        _MADE[key] = _new_strategy(cfg)
+    strategy = _MADE[key]
+    if cfg.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"batch_size={cfg.batch_size} must divide by the {strategy.num_replicas_in_sync} replicas of "
+                         f"strategy={cfg.strategy!r}: each takes an equal share of the global batch")
+    return strategy
+
+
+def _new_strategy(cfg: GANConfig) -> tf.distribute.Strategy:
+    logical = split_cpu(cfg.logical_devices) if cfg.logical_devices else []
+    if cfg.strategy == "mirrored":
+        devices = [name if name.startswith("/") else f"/{name}" for name in filter(None, cfg.devices.split(","))]
+        gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+        return tf.distribute.MirroredStrategy(devices or gpus or logical or None)
+    if cfg.strategy == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise RuntimeError("strategy='multiworker' reads the cluster from the TF_CONFIG environment variable "
+                               "(https://www.tensorflow.org/guide/distributed_training#TF_CONFIG); it is not set.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    try:  # tpu
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.NotFoundError) as err:
+        raise RuntimeError(f"strategy='tpu' found no TPU ({err}). On Colab: Runtime > Change runtime type > TPU.") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def is_chief(strategy: tf.distribute.Strategy | None) -> bool:
+    """Whether this process writes the run folder: always, except a non-chief multi-worker worker
+    (the chief is the task named "chief", else worker 0)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def describe(cfg: GANConfig, strategy: tf.distribute.Strategy | None) -> dict:
+    """What config.json records of where the step ran."""
+    if strategy is None:
+        return {"strategy": "default", "replicas": 1}
+    devices = list(getattr(strategy.extended, "worker_devices", ()))
+    return {"strategy": cfg.strategy, "class": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
+            "devices": devices, "per_replica_batch": cfg.batch_size // strategy.num_replicas_in_sync,
+            "batch_norm": "synchronised across replicas" if strategy.num_replicas_in_sync > 1 else "one replica",
+            **({"logical_devices": cfg.logical_devices} if cfg.logical_devices else {})}
