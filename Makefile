@@ -12,7 +12,9 @@ NOTEBOOKS := $(DATA_NOTEBOOKS) 03_build_models 04_train $(REPORT_NOTEBOOKS)
 # NAME=VALUE pairs given on the make command line, handed to the notebooks as parameters: each pair
 # single-quoted for the shell, and its text taken as typed ($(value)), so no value is ever run by
 # make or the shell. They are also kept out of the recipes' environment, where make would expand them.
-MAKE_ONLY := RUN DRY_RUN
+MAKE_ONLY := RUN DRY_RUN NOTEBOOK_OUT
+# Where `make data` and `make train` keep the executed notebooks.
+NOTEBOOK_OUT ?= outputs/notebooks
 CLI_NAMES := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $v)),$(v)))
 quote = '$(subst ','\'',$(1))'
 NB_PARAMS := $(foreach v,$(filter-out $(MAKE_ONLY),$(CLI_NAMES)),$(call quote,$(v)=$(value $(v))))
@@ -28,6 +30,7 @@ help:
 	@echo "make demo    the whole pipeline on the built-in SYNTHETIC phantom data (offline)"
 	@echo "make data    notebooks 01+02 (default: Kaggle); e.g. DATA_SOURCE=local DATA_DIR=... CLASSES=both [CLASS_MAP=... TEST_FOLDER=...]"
 	@echo "make train   notebook 04 (the report's schedule, preset report-ada-mbstd-r1-lean); PRESET=report: the report's GAN as it was; e.g. EPOCHS=2 RUN_NAME=x"
+	@echo "            STRATEGY=mirrored (every GPU; LOGICAL_DEVICES=2 splits a CPU) | multiworker (TF_CONFIG) | tpu"
 	@echo "make report  notebooks 05+06 on a finished run: RUN=<run_name> (executed copies go into the run folder)"
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
 	@echo "make quality every training preset on the real tumour images, evaluated (outputs/quality/);"
@@ -46,10 +49,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 data: $(STAMP)
-	$(RUN_NOTEBOOKS) $(DATA_NOTEBOOKS) --out outputs/notebooks $(NB_PARAMS)
+	$(RUN_NOTEBOOKS) $(DATA_NOTEBOOKS) --out $(call quote,$(value NOTEBOOK_OUT)) $(NB_PARAMS)
 
 train: $(STAMP)
-	$(RUN_NOTEBOOKS) 04_train --out outputs/notebooks $(NB_PARAMS)
+	$(RUN_NOTEBOOKS) 04_train --out $(call quote,$(value NOTEBOOK_OUT)) $(NB_PARAMS)
 
 # The executed notebooks are kept in the run folder, next to metrics.json.
 report: $(STAMP)

@@ -89,8 +89,11 @@ def describe(cfg: GANConfig, strategy: tf.distribute.Strategy | None) -> dict:
     """What config.json records of where the step ran."""
     if strategy is None:
         return {"strategy": "default", "replicas": 1}
-    devices = list(getattr(strategy.extended, "worker_devices", ()))
-    return {"strategy": cfg.strategy, "class": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
-            "devices": devices, "per_replica_batch": cfg.batch_size // strategy.num_replicas_in_sync,
-            "batch_norm": "synchronised across replicas" if strategy.num_replicas_in_sync > 1 else "one replica",
+    devices = list(getattr(strategy.extended, "worker_devices", ()))  # this process's
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}) if cfg.strategy == "multiworker" else {}
+    replicas = strategy.num_replicas_in_sync
+    return {"strategy": cfg.strategy, "replicas": replicas, "devices": devices,
+            **({"workers": sum(map(len, cluster.values()))} if cluster else {}),
+            "per_replica_batch": cfg.batch_size // replicas,
+            "batch_norm": "synchronised across replicas" if replicas > 1 else "one replica",
             **({"logical_devices": cfg.logical_devices} if cfg.logical_devices else {})}

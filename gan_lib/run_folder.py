@@ -198,11 +198,12 @@ def run_lock(run_dir: Path):
         handle.close()  # releases the lock
 
 
-def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path) -> str | None:
+def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path, tidy: bool = True) -> str | None:
     """Restore the newest checkpoint that restores, walking back past corrupt ones (each named, with
-    why, and deleted), and remove temp folders that interrupted saves left; the checkpoint index
-    then lists the good ones only. None if there is none; RunFolderError if none restores."""
-    for temp in ckpt_dir.glob("*_temp"):
+    why, and with `tidy` deleted), and with `tidy` remove temp folders that interrupted saves left;
+    the checkpoint index then lists the good ones only. None if there is none; RunFolderError if
+    none restores. A process that does not own the folder (a non-chief worker) reads, not tidies."""
+    for temp in ckpt_dir.glob("*_temp") if tidy else ():
         shutil.rmtree(temp, ignore_errors=True)
         say(f"removed {temp.name}/, left by an interrupted checkpoint save")
     state = tf.train.get_checkpoint_state(str(ckpt_dir))
@@ -223,10 +224,10 @@ def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path) -> str 
     if candidates and not good:
         raise RunFolderError(f"No checkpoint in {ckpt_dir} restores (all {len(candidates)} damaged); move the run "
                              "folder away to start over.")
-    for path in skipped:
+    for path in skipped if tidy else ():
         for part in ckpt_dir.glob(f"{Path(path).name}.*"):
             part.unlink()
-    if skipped:
+    if skipped and tidy:
         tf.compat.v1.train.update_checkpoint_state(str(ckpt_dir), good[-1], all_model_checkpoint_paths=good)
     return good[-1] if good else None
 

@@ -5,7 +5,8 @@ The same step runs 0.7x to 2.3x the report's loop on one machine depending on th
 fastest choice differs between CPUs (README, Speed), so on a CPU each "auto" setting is decided by
 timing the candidates for a few steps at start-up. The result is cached per machine and settings
 (`speed_choices.json` under the user's cache folder), so only the first run of a kind pays for it.
-GPUs and TPUs use the stock layers and whole-step XLA (not measured here: no accelerator).
+GPUs and TPUs use the stock layers and whole-step XLA (not measured here: no accelerator). Under a
+tf.distribute strategy (gan_lib.distribute) see `candidate_engines`.
 """
 
 from __future__ import annotations
@@ -61,12 +62,23 @@ def choose_precision(requested: str, facts: dict) -> dict:
     return {"policy": "float32", "reason": "auto: CPU without native bfloat16 (no AMX or AVX-512-BF16)"}
 
 
-def candidate_engines(cfg: GANConfig, precision: str, facts: dict) -> list[Engine]:
+def candidate_engines(cfg: GANConfig, precision: str, facts: dict, strategy=None) -> list[Engine]:
     """The engines the settings allow: one if nothing is "auto" or on a GPU/TPU, else each
-    combination of the "auto" choices, to be measured."""
+    combination of the "auto" choices, to be measured. Under a strategy the step is not XLA-compiled
+    (its all-reduce runs outside XLA; a TPU compiles everything itself), and a multi-worker run
+    takes the stock layers by rule: its workers must not measure their way to different steps."""
     accelerated = bool(facts["accelerators"])
-    layers = {"on": [True], "off": [False], "auto": [False] if accelerated else [True, False]}[cfg.speed_layers]
-    xla = {"on": ["whole"], "off": ["none"], "auto": ["whole"] if accelerated else ["whole", "updates"]}[cfg.xla]
+    by_rule = accelerated or cfg.strategy == "multiworker"
+    layers = {"on": [True], "off": [False], "auto": [False] if by_rule else [True, False]}[cfg.speed_layers]
+    if strategy is None:
+        xla = {"on": ["whole"], "off": ["none"], "auto": ["whole"] if accelerated else ["whole", "updates"]}[cfg.xla]
+    elif cfg.strategy == "tpu":
+        xla = ["whole"]
+    elif cfg.xla == "on":
+        raise ValueError(f"xla='on' with strategy={cfg.strategy!r}: the step's all-reduce runs outside XLA here; "
+                         "use xla='auto' or 'off'")
+    else:
+        xla = ["none"]
     return [Engine(precision, speed, mode) for speed, mode in itertools.product(layers, xla)]
 
 
@@ -74,27 +86,33 @@ def cache_path() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gan_lib" / "speed_choices.json"
 
 
-def choose_engine(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None = None) -> tuple[Engine, dict]:
-    """This machine's engine for `cfg`'s step, and the record of why (for config.json): the
-    precision by hardware, then the fastest of the candidate engines, measured once per machine and
-    settings and cached."""
+def choose_engine(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None = None,
+                  strategy: tf.distribute.Strategy | None = None) -> tuple[Engine, dict]:
+    """This machine's engine for `cfg`'s step (on `strategy`'s replicas, if given), and the record
+    of why (for config.json): the precision by hardware, then the fastest of the candidate engines,
+    measured once per machine and settings and cached."""
     facts = device_facts()
+    if cfg.strategy == "tpu":  # a Colab TPU node's cores are not devices of this machine's own
+        facts["accelerators"] = sorted({*facts["accelerators"], "TPU"})
     precision = choose_precision(cfg.precision, facts)
-    candidates = candidate_engines(cfg, precision["policy"], facts)
+    candidates = candidate_engines(cfg, precision["policy"], facts, strategy)
     record = {"precision": precision, "device": facts}
     if len(candidates) == 1:
         engine = candidates[0]
         auto = [name for name in ("xla", "speed_layers") if getattr(cfg, name) == "auto"]
-        how = (f"{'/'.join(facts['accelerators'])}: {' and '.join(auto)} by rule (stock layers, whole-step XLA; not "
-               "measured)" if auto else "as set")
+        where = "/".join(facts["accelerators"]) or cfg.strategy
+        how = (f"{where}: {' and '.join(auto)} by rule ({'speed' if engine.speed_layers else 'stock'} layers, XLA "
+               f"{engine.xla}; not measured)" if auto else "as set")
         return engine, {**record, "engine": vars(engine), "how": how}
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     key = json.dumps({"cpu": facts["cpu"], "tensorflow": tf.__version__, "precision": precision["policy"],
-                      "candidates": [vars(c) for c in candidates], **{k: getattr(cfg, k) for k in STEP_SHAPE}},
+                      "candidates": [vars(c) for c in candidates], **{k: getattr(cfg, k) for k in STEP_SHAPE},
+                      **({"strategy": cfg.strategy, "replicas": replicas} if strategy is not None else {})},
                      sort_keys=True)
     path = cache_path()
     cache = json.loads(path.read_text()) if path.exists() else {}
     if key not in cache:
-        cache[key] = measure(cfg, images, labels, candidates)
+        cache[key] = measure(cfg, images, labels, candidates, strategy)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, cache)
         how = "measured now"
@@ -111,14 +129,15 @@ def engine_name(engine: Engine) -> str:
     return f"{engine.precision}, {'speed' if engine.speed_layers else 'stock'} layers, XLA {engine.xla}"
 
 
-def measure(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None, candidates: list[Engine]) -> dict:
+def measure(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None, candidates: list[Engine],
+            strategy: tf.distribute.Strategy | None = None) -> dict:
     """Steps/s of each candidate on these images: compiled and warmed up, then timed in rounds
     that alternate between them (a change in the machine's load hits all alike); the median. With
     lazy R1 (r1_every > 1) the step timed is the one without R1, the step nearly all steps take,
     so each candidate compiles one step, not two."""
     say(f"speed: measuring {len(candidates)} ways to compute the step on this machine (once per machine and settings)")
     timed = dataclasses.replace(cfg, r1_gamma=0.0) if cfg.lazy_r1 else cfg
-    steps = {engine_name(c): GANTrainer(timed, images, labels, c).compiled_step for c in candidates}
+    steps = {engine_name(c): GANTrainer(timed, images, labels, c, strategy).compiled_step for c in candidates}
     for step in steps.values():
         for _ in range(TUNE_WARMUP):
             np.asarray(step()["d_loss"])

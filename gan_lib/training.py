@@ -10,6 +10,7 @@ schedule is 3750-step epochs, and a Colab runtime can die mid-epoch; resuming at
 from __future__ import annotations
 
 import csv
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,10 +20,11 @@ import tensorflow as tf
 from .config import PRESETS, GANConfig, write_json
 from .datasets import choose_dataset, load_processed, split_sha256, with_dataset
 from .images import SAMPLE_GRID, save_grid
+from .distribute import describe, is_chief, make_strategy
 from .models import is_conditional
 from .monitor import HealthLog
 from .phantom import SYNTHETIC_LABEL
-from .progress import PACE_STEPS, Pace, duration, progress_bar
+from .progress import PACE_STEPS, Pace, duration, progress_bar, say
 from .run_folder import (KEEP_CHECKPOINTS, check_resumable, check_same_data, has_checkpoint, recorded_dataset,
                          engines_by_step, restore_newest_good, run_lock, run_record, save_model, trim_history)
 from .speed import choose_engine, engine_name
@@ -42,6 +44,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
     `stop_after_steps` ends the call early after that many new steps (as a dying runtime would)
     without any final save: tests use it to check resumption.
     """
+    strategy = make_strategy(cfg)  # first: logical devices are set before TensorFlow starts its devices
     run_dir = cfg.run_dir
     resuming = has_checkpoint(run_dir)
     if (run_dir / "config.json").exists() and not cfg.resume:
@@ -58,24 +61,43 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
         check_same_data(run_dir, path, train_sha256, manifest)
     elif (run_dir / "config.json").exists():
         print(f"{run_dir} holds no checkpoint: starting it over.")
+    if not is_chief(strategy):  # a multi-worker run's other workers compute, the chief writes
+        with tempfile.TemporaryDirectory(prefix="gan_lib_worker_") as scratch:
+            _train(cfg, images, labels, manifest, train_sha256, stop_after_steps, strategy, Path(scratch))
+        return run_dir
     with run_lock(run_dir):
-        return _train(cfg, images, labels, manifest, train_sha256, stop_after_steps)
+        return _train(cfg, images, labels, manifest, train_sha256, stop_after_steps, strategy)
 
 
 def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dict, train_sha256: str,
-           stop_after_steps: int | None) -> Path:
-    """The loop of `train`, holding the run folder's lock."""
+           stop_after_steps: int | None, strategy: tf.distribute.Strategy | None = None,
+           worker_scratch: Path | None = None) -> Path:
+    """The loop of `train`, holding the run folder's lock; or, given `worker_scratch`, a non-chief
+    worker's share of a multi-worker run: the same steps, its checkpoints (which every worker must
+    save) in the scratch folder, nothing written to the run folder."""
+    chief = worker_scratch is None
     run_dir, ckpt_dir = cfg.run_dir, cfg.run_dir / "checkpoints"
     changed = {k: v for k, v in cfg.overridden().items() if k in PRESETS[cfg.preset]}
     print(f"{cfg.run_name}: preset {cfg.preset}" + "".join(f", {k}={v!r}" for k, v in changed.items())
           + f"; dataset {cfg.dataset} ({len(images)} training images, {cfg.image_size} px)")
-    engine, engine_record = choose_engine(cfg, images, labels)
-    trainer = GANTrainer(cfg, images, labels, engine)
+    where = describe(cfg, strategy)
+    if strategy is not None:
+        say(f"strategy {cfg.strategy}: {where['replicas']} replicas ({', '.join(where['devices'])}), "
+            f"{where['per_replica_batch']} images each; BatchNorm {where['batch_norm']}")
+    engine, engine_record = choose_engine(cfg, images, labels, strategy)
+    trainer = GANTrainer(cfg, images, labels, engine, strategy)
     grid_label = SYNTHETIC_LABEL if manifest["dataset"]["synthetic"] else ""
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    ckpt_dir.mkdir(exist_ok=True)
-    restored = restore_newest_good(trainer.checkpoint, ckpt_dir)
-    manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir), max_to_keep=KEEP_CHECKPOINTS)
+    if chief:
+        (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        ckpt_dir.mkdir(exist_ok=True)
+    restored = restore_newest_good(trainer.checkpoint, ckpt_dir, tidy=chief) if ckpt_dir.exists() else None
+    manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir if chief else worker_scratch),
+                                         max_to_keep=KEEP_CHECKPOINTS)
+    if not chief:
+        if restored:
+            print(f"Resuming {run_dir.name} from step {int(trainer.step)} ({restored}).")
+        _worker_loop(cfg, trainer, manager, stop_after_steps)
+        return run_dir
 
     z_path = run_dir / "samples" / "z_fixed.npy"
     if restored:
@@ -85,7 +107,9 @@ def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dic
         z_fixed = np.random.default_rng(cfg.seed).standard_normal((SAMPLE_GRID**2, cfg.noise_dim)).astype(np.float32)
         np.save(z_path, z_fixed)
         save_grid(images[:SAMPLE_GRID**2], run_dir / "samples" / "reals.png", grid_label)
-    effective = {"engine": engine_record, "engines": engines_by_step(run_dir, restored, int(trainer.step), vars(engine)),
+    engine_used = {**vars(engine), **({"replicas": where["replicas"]} if strategy is not None else {})}
+    effective = {"engine": engine_record, "strategy": where,
+                 "engines": engines_by_step(run_dir, restored, int(trainer.step), engine_used),
                  "train_images": len(images),
                  "conditional": is_conditional(cfg), "total_steps": cfg.epochs * cfg.steps_per_epoch}
     write_json(run_dir / "config.json", run_record(cfg, manifest, effective, train_sha256))
@@ -154,13 +178,29 @@ def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dic
     return run_dir
 
 
+def _worker_loop(cfg: GANConfig, trainer: GANTrainer, manager: tf.train.CheckpointManager,
+                 stop_after_steps: int | None) -> None:
+    """A non-chief worker's loop: the chief's steps and checkpoint saves, in the same order (every
+    step and save is collective), and nothing else."""
+    step, done_now, total = int(trainer.step), 0, cfg.epochs * cfg.steps_per_epoch
+    while step < total:
+        out = trainer.compiled_step()
+        step, done_now = step + 1, done_now + 1
+        if step % cfg.checkpoint_every == 0 or step % cfg.steps_per_epoch == 0:
+            float(out["d_loss"])
+            manager.save(checkpoint_number=step)
+        if stop_after_steps is not None and done_now >= stop_after_steps:
+            return
+
+
 def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:
     """What 04_train will do per second on this runtime: `cfg`'s step (its precision, XLA and the
     layers chosen for this device) on random images, compiled, then `steps` steps timed; printed
     with the time of cfg's whole schedule. A minute on a GPU runtime, before committing to hours."""
+    strategy = make_strategy(cfg)
     images = np.random.default_rng(0).uniform(-1, 1, (64, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
-    engine, _ = choose_engine(cfg, images)
-    trainer = GANTrainer(cfg, images, engine=engine)
+    engine, _ = choose_engine(cfg, images, strategy=strategy)
+    trainer = GANTrainer(cfg, images, engine=engine, strategy=strategy)
     start = time.perf_counter()
     for _ in range(2 if cfg.lazy_r1 else 1):  # lazy R1: a step with it, one without
         np.asarray(trainer.compiled_step()["d_loss"])

@@ -23,7 +23,7 @@ LAYERS = [
     {"layers", "augment", "losses", "metrics", "classifier", "progress"},
     {"models", "features", "generate", "run_folder"},
     {"trainer", "monitor"},  # the compiled step; the health log
-    {"speed"},  # how this machine computes the step (precision, layers, XLA), measured
+    {"speed", "distribute"},  # how this machine computes the step (precision, layers, XLA), measured; on which replicas
     {"training", "evaluate"},  # dataset -> run folder; run folder -> metrics.json
     {"plots"},  # matplotlib figures of all of it
     {"__main__"},

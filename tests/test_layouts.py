@@ -12,7 +12,7 @@ import pytest
 
 from gan_lib.config import FOUR_CLASS_MAP, KAGGLE_DATASET, GANConfig, parse_class_map
 from gan_lib.data import DataError, prepare_dataset
-from gan_lib.datasets import load_processed, save_processed
+from gan_lib.datasets import load_processed, save_processed, with_dataset
 from gan_lib.evaluate import evaluate_run
 from gan_lib.phantom import PhantomSpec, write_phantom_dataset
 from gan_lib.sources import fetch_raw
@@ -72,6 +72,19 @@ def test_the_layout_settings_name_a_dataset_of_their_own(tmp_path):
                                      test_folder="Testing")
     assert len({report.dataset_name, four.dataset_name, given.dataset_name}) == 3
     assert GANConfig().dataset_name == "kaggle_yes_128px_h0.2_s0", "the report's dataset keeps its name"
+
+
+def test_a_manifest_from_before_the_layout_settings_reads_them_as_the_report_layout(tmp_path):
+    """A dataset written before kaggle_dataset, class_map and test_folder existed: its manifest lacks
+    them, and a run on it gets their defaults (the layout that dataset had), not an error."""
+    made = GANConfig.from_overrides(data_source="phantom", image_size=32).to_dict()
+    for newer in ("kaggle_dataset", "class_map", "test_folder"):
+        del made[newer]
+    cfg = with_dataset(GANConfig.from_overrides(), tmp_path / "phantom_yes_32px_h0.2_s0.npz", {"config": made})
+    assert (cfg.kaggle_dataset, cfg.class_map, cfg.test_folder) == (KAGGLE_DATASET, "", "")
+    assert (cfg.dataset, cfg.image_size, cfg.data_source) == ("phantom_yes_32px_h0.2_s0", 32, "phantom")
+    with pytest.raises(ValueError, match="class_map"):  # given explicitly, a different layout is still refused
+        with_dataset(GANConfig.from_overrides(class_map=FOUR_CLASS_MAP), tmp_path / "x.npz", {"config": made})
 
 
 def test_the_four_class_layout_maps_its_folders_and_keeps_its_own_split(tmp_path):
