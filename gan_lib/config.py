@@ -95,6 +95,7 @@ class GANConfig:
     holdout: float = 0.2  # share of each class held out for evaluation, never shown to the GAN
     seed: int = 0  # seeds the phantom, the subset, the hold-out split and training
     dataset: str = ""  # training: the dataset to train on, by the name 02 printed; "" = the one 02 last wrote
+    memory_budget_mb: float = 2048.0  # a training split over this (float32 pixels, MB) is written as shards (02) and streamed (04)
 
     # --- models and training (notebooks 03 and 04): the report's models and schedule, trained with
     # the preset DEFAULT_PRESET, whose table above gives the defaults of the settings marked (preset) ---
@@ -190,6 +191,8 @@ class GANConfig:
         for name, value in self.to_dict().items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{name}={value}: must be a finite number")
+        if not self.memory_budget_mb > 0:
+            raise ValueError(f"memory_budget_mb={self.memory_budget_mb}: a positive number of megabytes")
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"holdout={self.holdout}: use a fraction in [0, 1)")
         if not 0.0 < self.learning_rate < 1.0 or not 0.0 <= self.beta_1 < 1.0:

@@ -1,6 +1,7 @@
 """Datasets on disk: each a named `.npz` under data_root/processed with its manifest, written whole
 or not at all and never overwritten by different data; which one a run trains on (by name, or the
-one 02 last wrote), and the data settings that come with it.
+one 02 last wrote), and the data settings that come with it. A training split larger than the
+memory budget is also written as shards (`<name>.shards/`), which training streams (gan_lib.streaming).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from .data import DataError, PrepareResult, prepare_dataset
 from .sources import fetch_raw
 
 LATEST = "latest.json"  # in processed/: the dataset 02 last wrote, which training uses if not told
+SHARD_MB = 64  # pixels per shard file; each record is the label then the pixels, float32
 
 
 def manifest_path(processed_path: Path) -> Path:
@@ -33,10 +36,11 @@ def split_sha256(images: np.ndarray, labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def save_processed(result: PrepareResult, path: Path, latest: bool = True) -> Path:
+def save_processed(result: PrepareResult, path: Path, latest: bool = True, memory_budget_mb: float = np.inf) -> Path:
     """Write the arrays (one .npz) and the manifest next to it, each whole or not at all, and (with
-    `latest`) make it the dataset training uses when not told which. A different dataset already
-    under the same name is never overwritten: runs may have trained on it."""
+    `latest`) make it the dataset training uses when not told which; a training split larger than
+    `memory_budget_mb` is also written as shards. A different dataset already under the same name is
+    never overwritten: runs may have trained on it."""
     train = result.split == "train"
     content = {"content_sha256": split_sha256(result.images, result.labels),
                "train_sha256": split_sha256(result.images[train], result.labels[train])}
@@ -53,19 +57,96 @@ def save_processed(result: PrepareResult, path: Path, latest: bool = True) -> Pa
     result.manifest["dataset"].update(file=path.name, file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                                       **content)
     write_json(manifest_path(path), result.manifest)
+    if split_mb(result.manifest) > memory_budget_mb:
+        write_shards(path, result.images[train], result.labels[train])
     if latest:
         write_json(path.parent / LATEST, {"dataset": path.stem})
     return path
 
 
-def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray, dict]:
-    """Images and labels of one split ("train", "test", or None for all) and the manifest."""
+def split_mb(manifest: dict, split: str = "train") -> float:
+    """Megabytes a split's images take in memory as float32."""
+    d = manifest["dataset"]
+    return d["per_split"].get(split, 0) * d["image_size"] ** 2 * 4 / 1e6
+
+
+def shard_folder(path: Path) -> Path:
+    return path.with_suffix(".shards")
+
+
+def write_shards(path: Path, images: np.ndarray, labels: np.ndarray) -> list[Path]:
+    """The training split of the dataset at `path` as shard files of about SHARD_MB each, in its
+    order, written whole or not at all (a folder renamed into place), and listed in the manifest."""
+    side = images.shape[1]
+    per_shard = max(1, int(SHARD_MB * 1e6 // ((side * side + 1) * 4)))
+    folder, tmp = shard_folder(path), path.with_suffix(".shards.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    names = []
+    for number, start in enumerate(range(0, len(images), per_shard)):
+        part = images[start:start + per_shard].reshape(-1, side * side)
+        records = np.concatenate([labels[start:start + per_shard, None].astype(np.float32), part], axis=1)
+        names.append(f"train-{number:05d}.f32")
+        np.ascontiguousarray(records, np.float32).tofile(tmp / names[-1])
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    manifest = json.loads(manifest_path(path).read_text())
+    manifest["dataset"]["shards"] = {"folder": folder.name, "files": names, "images": len(images), "side": side}
+    write_json(manifest_path(path), manifest)
+    print(f"wrote the training split ({len(images)} images) as {len(names)} shard(s) in {folder}")
+    return [folder / name for name in names]
+
+
+def shard_files(path: Path, manifest: dict) -> list[Path]:
+    """The dataset's shard files; writing them first (from the .npz, once, said aloud) if missing."""
+    shards = manifest["dataset"].get("shards")
+    files = [shard_folder(path) / name for name in shards["files"]] if shards else []
+    if not files or not all(f.exists() for f in files):
+        print(f"{path.stem} has no shards yet: writing them from {path.name} (once; 02_preprocess writes them when "
+              "the training split is over memory_budget_mb)")
+        images, labels, _ = load_processed(path, "train")
+        files = write_shards(path, images, labels)
+    return files
+
+
+def read_shards(files: list[Path], side: int, limit: int | None = None):
+    """(images, labels) of the shards in order, reading one file at a time; the first `limit` only
+    if given. Yields per file, so a caller can keep a hash or a sample without holding them all."""
+    taken = 0
+    for file in files:
+        records = np.fromfile(file, np.float32).reshape(-1, side * side + 1)
+        if limit is not None:
+            records = records[:limit - taken]
+        taken += len(records)
+        yield records[:, 1:].reshape(-1, side, side, 1), records[:, 0].astype(np.int8)
+        if limit is not None and taken >= limit:
+            return
+
+
+def shards_sha256(files: list[Path], side: int) -> tuple[str, np.ndarray]:
+    """`split_sha256` of the images and labels the shards hold (one file in memory at a time), and
+    the labels."""
+    digest, labels = hashlib.sha256(), []
+    for images, part in read_shards(files, side):
+        digest.update(np.ascontiguousarray(images, np.float32).tobytes())
+        labels.append(part)
+    labels = np.concatenate(labels)
+    digest.update(np.ascontiguousarray(labels, np.int8).tobytes())
+    return digest.hexdigest(), labels
+
+
+def read_manifest(path: Path) -> dict:
     if not path.exists():
         raise DataError(f"{path} does not exist: run 02_preprocess first (or `make data`), with the same data_source, "
                         "classes, image_size and n_images (on Colab: the same workspace).")
+    return json.loads(manifest_path(path).read_text())
+
+
+def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray, dict]:
+    """Images and labels of one split ("train", "test", or None for all) and the manifest."""
+    manifest = read_manifest(path)
     with np.load(path) as arrays:
         images, labels, splits = arrays["images"], arrays["labels"], arrays["split"]
-    manifest = json.loads(manifest_path(path).read_text())
     chosen = np.ones(len(labels), bool) if split is None else splits == split
     return images[chosen], labels[chosen], manifest
 

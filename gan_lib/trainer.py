@@ -2,7 +2,8 @@
 checkpointable object, and the step compiled (`GANTrainer.compiled_step`).
 
 The training images live on the device and each step draws its batch with replacement from them
-(as the report sampled), so there is no per-step host-to-device copy at all. G and D each have
+(as the report sampled), so there is no per-step host-to-device copy at all; a training split over
+the memory budget streams from its shard files instead (gan_lib.streaming), a batch per step. G and D each have
 their own Adam, built once on their own variables, so the report's `KeyError: optimizer cannot
 recognize variable` cannot happen. How the step is computed (precision, layers, XLA) is its
 `Engine`, chosen per machine by gan_lib.speed.
@@ -64,10 +65,12 @@ class StepOutput:
 class GANTrainer:
     """Both models, both optimisers, the RNG and the step counter, checkpointed together."""
 
-    def __init__(self, cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None = None,
-                 engine: Engine = Engine(), strategy: tf.distribute.Strategy | None = None):
+    def __init__(self, cfg: GANConfig, images: np.ndarray | None, labels: np.ndarray | None = None,
+                 engine: Engine = Engine(), strategy: tf.distribute.Strategy | None = None,
+                 stream: tf.data.Dataset | None = None):
         """`strategy` (gan_lib.distribute): the models, optimisers and counters are made in its scope
-        and each step runs on its replicas; None: one device."""
+        and each step runs on its replicas; None: one device. `stream`: batches of (images, labels)
+        to train on instead of `images` (None then), with every training label in `labels`."""
         if cfg.loss not in LOSSES:
             raise ValueError(f"loss={cfg.loss!r}; known losses: {sorted(LOSSES)}")
         if strategy is not None and engine.xla != "none" and not isinstance(strategy, tf.distribute.TPUStrategy):
@@ -83,6 +86,7 @@ class GANTrainer:
         self.wall_time = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="wall_time_s")
         self.augment_p = tf.Variable(cfg.augment_p if self.augment_policy else 0.0, dtype=tf.float32, trainable=False, name="augment_p")
         self.real_accuracy = tf.Variable(0.5, dtype=tf.float32, trainable=False, name="real_accuracy")
+        self.batches = iter(stream) if stream is not None else None
         # Keras reads the global policy when a layer is made: the trainer's models take the engine's,
         # and the policy goes back after, so models made later (KID features, the classifier) keep theirs.
         previous = keras.mixed_precision.global_policy()
@@ -113,11 +117,12 @@ class GANTrainer:
         self.d_opt = self._optimizer(cfg, engine.precision, "d_adam")
         self.g_opt.build(self.generator.trainable_variables)
         self.d_opt.build(self.discriminator.trainable_variables)
-        self.images = tf.constant(images, dtype=tf.float32)
+        self.images = tf.constant(images, dtype=tf.float32) if self.batches is None else None
         self.conditional = is_conditional(cfg)
-        if self.conditional and labels is None:
-            raise ValueError(f"arch={cfg.arch!r} with classes='both' is class-conditional: pass the labels")
-        self.labels = tf.constant(labels if self.conditional else np.zeros(len(images)), dtype=tf.int32)
+        if (self.conditional or self.batches is not None) and labels is None:
+            raise ValueError(f"arch={cfg.arch!r} with classes={cfg.classes!r}, or streamed images: pass the labels")
+        count = len(images) if labels is None else len(labels)
+        self.labels = tf.constant(labels if self.conditional else np.zeros(count), dtype=tf.int32)
         # Dropout's seed state is not among the model's weights: save it so a resume repeats no draw.
         layer_seeds = [layer.seed_generator.state for model in (self.generator, self.discriminator)
                        for layer in model.layers if hasattr(layer, "seed_generator")]
@@ -133,7 +138,8 @@ class GANTrainer:
         self.checkpoint = tf.train.Checkpoint(generator=self.generator, discriminator=self.discriminator,
                                               g_opt=_adam(self.g_opt), d_opt=_adam(self.d_opt), rng=self.rng,
                                               layer_seeds=layer_seeds, step=self.step, wall_time=self.wall_time,
-                                              augment_p=self.augment_p, real_accuracy=self.real_accuracy, **extra)
+                                              augment_p=self.augment_p, real_accuracy=self.real_accuracy, **extra,
+                                              **({"batches": self.batches} if self.batches is not None else {}))
         self._apply_updates = tf.function(self._updates, jit_compile=True) if engine.xla == "updates" else self._updates
         # One compiled step with R1 and one without, chosen on the host: a tf.cond between them
         # inside an XLA-compiled step ran 9x slower (measured on the CPU)
@@ -211,12 +217,13 @@ class GANTrainer:
             self._next_step = int(self.step)
         r1 = self.cfg.r1_gamma > 0 and self._next_step % self.cfg.r1_every == 0
         self._next_step += 1
-        return self._compiled_steps[r1]()
+        return self._compiled_steps[r1](*(next(self.batches) if self.batches is not None else ()))
 
-    def _train_step(self, r1: bool):
-        """One step: the batch's random numbers drawn whole, the updates on one device or on each
-        replica's share (its losses averaged over the global batch), then ADA and the counter."""
-        draws = self._draws()
+    def _train_step(self, r1: bool, real=None, real_labels=None):
+        """One step (on `real` images, if streamed): the batch's random numbers drawn whole, the
+        updates on one device or on each replica's share (its losses averaged over the global
+        batch), then ADA and the counter."""
+        draws = self._draws(real, real_labels)
         if self.strategy is None:
             out = self._replica_step(draws, r1)
         else:
@@ -230,13 +237,16 @@ class GANTrainer:
         self.step.assign_add(1)
         return {**out, "augment_p": tf.identity(self.augment_p)}
 
-    def _draws(self) -> dict:
+    def _draws(self, real=None, real_labels=None) -> dict:
         """Every random number of one step, for the whole batch, in the order one device always drew
         them (so its histories are unchanged); each replica takes its rows (`_replica_share`), so the
-        replicas draw different images and noise, and together exactly what one device would."""
-        batch, n, side = self.cfg.batch_size, tf.shape(self.images, out_type=tf.int64)[0], self.images.shape[1]
-        index = self.rng.uniform([batch], 0, n, dtype=tf.int64)
-        draws = {"real": tf.gather(self.images, index), "real_labels": tf.gather(self.labels, index)}
+        replicas draw different images and noise, and together exactly what one device would. The
+        real images are drawn with replacement, unless streamed ones are given."""
+        batch, n, side = self.cfg.batch_size, tf.shape(self.labels, out_type=tf.int64)[0], self.cfg.image_size
+        if real is None:
+            index = self.rng.uniform([batch], 0, n, dtype=tf.int64)
+            real, real_labels = tf.gather(self.images, index), tf.gather(self.labels, index)
+        draws = {"real": real, "real_labels": real_labels}
         draws["noise"], draws["fake_labels"] = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
         draws["augment_real"] = augment_draws(self.rng, batch, side, self.augment_p, self.augment_policy)
         draws["augment_fake"] = augment_draws(self.rng, batch, side, self.augment_p, self.augment_policy)

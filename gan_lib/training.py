@@ -12,13 +12,16 @@ from __future__ import annotations
 import csv
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from .config import PRESETS, GANConfig, write_json
-from .datasets import choose_dataset, load_processed, split_sha256, with_dataset
+from . import streaming
+from .datasets import (choose_dataset, load_processed, read_manifest, read_shards, shard_files, shards_sha256, split_mb,
+                       split_sha256, with_dataset)
 from .images import SAMPLE_GRID, save_grid
 from .distribute import describe, is_chief, make_strategy
 from .models import is_conditional
@@ -30,6 +33,7 @@ from .run_folder import (KEEP_CHECKPOINTS, check_resumable, check_same_data, has
 from .speed import choose_engine, engine_name
 from .trainer import GANTrainer, StepOutput
 
+STREAM_SAMPLE = 1000  # training images kept in memory when streaming: previews, quality checks, speed measurement
 HISTORY_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "augment_p",
                   "wall_time_s"]
 
@@ -53,39 +57,68 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
         path = cfg.dataset_file(cfg.dataset) if cfg.dataset else recorded_dataset(run_dir, cfg)
     else:
         path = choose_dataset(cfg)
-    images, labels, manifest = load_processed(path, "train")
-    cfg = with_dataset(cfg, path, manifest)
-    train_sha256 = split_sha256(images, labels)
+    data = training_data(cfg, path)
+    cfg = with_dataset(cfg, path, data.manifest)
     if resuming:
         check_resumable(run_dir, cfg)
-        check_same_data(run_dir, path, train_sha256, manifest)
+        check_same_data(run_dir, path, data.sha256, data.manifest)
     elif (run_dir / "config.json").exists():
         print(f"{run_dir} holds no checkpoint: starting it over.")
     if not is_chief(strategy):  # a multi-worker run's other workers compute, the chief writes
         with tempfile.TemporaryDirectory(prefix="gan_lib_worker_") as scratch:
-            _train(cfg, images, labels, manifest, train_sha256, stop_after_steps, strategy, Path(scratch))
+            _train(cfg, data, stop_after_steps, strategy, Path(scratch))
         return run_dir
     with run_lock(run_dir):
-        return _train(cfg, images, labels, manifest, train_sha256, stop_after_steps, strategy)
+        return _train(cfg, data, stop_after_steps, strategy)
 
 
-def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dict, train_sha256: str,
-           stop_after_steps: int | None, strategy: tf.distribute.Strategy | None = None,
-           worker_scratch: Path | None = None) -> Path:
+@dataclass
+class TrainingData:
+    """What a run trains on: the training images (all of them, or when streamed a sample for the
+    previews, the quality checks and the speed measurement), every training label, the manifest,
+    the split's hash, and the shard files it streams from (None: in memory)."""
+    images: np.ndarray
+    labels: np.ndarray
+    manifest: dict
+    sha256: str
+    shards: list[Path] | None
+
+
+def training_data(cfg: GANConfig, path: Path) -> TrainingData:
+    """The training split of the dataset at `path`: in memory, or over `cfg.memory_budget_mb` a
+    sample of its images (STREAM_SAMPLE) and the shards to stream, hashed one file at a time."""
+    manifest = read_manifest(path)
+    size = split_mb(manifest)
+    if size <= cfg.memory_budget_mb:
+        images, labels, manifest = load_processed(path, "train")
+        return TrainingData(images, labels, manifest, split_sha256(images, labels), None)
+    files = shard_files(path, manifest)
+    side = manifest["dataset"]["image_size"]
+    sha256, labels = shards_sha256(files, side)
+    images = np.concatenate([part for part, _ in read_shards(files, side, STREAM_SAMPLE)])
+    say(f"streaming the training split ({len(labels)} images, {size:.0f} MB > memory_budget_mb={cfg.memory_budget_mb:g}) "
+        f"from {len(files)} shard(s); previews, quality checks and the speed measurement use its first {len(images)}")
+    return TrainingData(images, labels, read_manifest(path), sha256, files)
+
+
+def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
+           strategy: tf.distribute.Strategy | None = None, worker_scratch: Path | None = None) -> Path:
     """The loop of `train`, holding the run folder's lock; or, given `worker_scratch`, a non-chief
     worker's share of a multi-worker run: the same steps, its checkpoints (which every worker must
     save) in the scratch folder, nothing written to the run folder."""
     chief = worker_scratch is None
+    images, labels, manifest, train_sha256 = data.images, data.labels, data.manifest, data.sha256
     run_dir, ckpt_dir = cfg.run_dir, cfg.run_dir / "checkpoints"
     changed = {k: v for k, v in cfg.overridden().items() if k in PRESETS[cfg.preset]}
     print(f"{cfg.run_name}: preset {cfg.preset}" + "".join(f", {k}={v!r}" for k, v in changed.items())
-          + f"; dataset {cfg.dataset} ({len(images)} training images, {cfg.image_size} px)")
+          + f"; dataset {cfg.dataset} ({len(labels)} training images, {cfg.image_size} px)")
     where = describe(cfg, strategy)
     if strategy is not None:
         say(f"strategy {cfg.strategy}: {where['replicas']} replicas ({', '.join(where['devices'])}), "
             f"{where['per_replica_batch']} images each; BatchNorm {where['batch_norm']}")
-    engine, engine_record = choose_engine(cfg, images, labels, strategy)
-    trainer = GANTrainer(cfg, images, labels, engine, strategy)
+    engine, engine_record = choose_engine(cfg, images, labels[:len(images)], strategy)
+    stream = streaming.batches(data.shards, cfg.image_size, cfg.batch_size, cfg.seed) if data.shards else None
+    trainer = GANTrainer(cfg, None if stream else images, labels, engine, strategy, stream)
     grid_label = SYNTHETIC_LABEL if manifest["dataset"]["synthetic"] else ""
     if chief:
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
@@ -110,7 +143,10 @@ def _train(cfg: GANConfig, images: np.ndarray, labels: np.ndarray, manifest: dic
     engine_used = {**vars(engine), **({"replicas": where["replicas"]} if strategy is not None else {})}
     effective = {"engine": engine_record, "strategy": where,
                  "engines": engines_by_step(run_dir, restored, int(trainer.step), engine_used),
-                 "train_images": len(images),
+                 "train_images": len(labels),
+                 "training_data": (f"streamed from {len(data.shards)} shard(s) (memory_budget_mb="
+                                   f"{cfg.memory_budget_mb:g}); quality checks against its first {len(images)} images"
+                                   if data.shards else "in memory, batches drawn with replacement"),
                  "conditional": is_conditional(cfg), "total_steps": cfg.epochs * cfg.steps_per_epoch}
     write_json(run_dir / "config.json", run_record(cfg, manifest, effective, train_sha256))
     history_path = run_dir / "history.csv"

@@ -85,6 +85,13 @@ def data_root(tmp_path_factory):
     return root
 
 
+def data_copy(data_root, folder: Path) -> Path:
+    """A copy of a shared data root, for a run that writes into its dataset's folder (shards)."""
+    import shutil
+
+    return Path(shutil.copytree(data_root, folder / "data"))
+
+
 def small_cfg(data_root, tmp_path, **overrides):
     """A 12-step run of the report's GAN on `data_root`'s 32 px dataset, checkpointed every 4 steps."""
     from gan_lib.config import GANConfig

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import small_cfg
+from conftest import data_copy, small_cfg
 from gan_lib.analysis import load_history
 from gan_lib.config import PROJECT_ROOT, GANConfig
 from gan_lib.training import train
@@ -31,9 +31,11 @@ SCRIPT = Path(__file__).with_name("distributed_train.py")
 LOSS_RTOL, LOSS_ATOL = 0.02, 0.002
 LOSSES = ("d_loss", "g_loss", "d_real", "d_fake")
 # The default preset (its D has Dropout; minibatch stddev, lazy R1 every 3rd step, EMA) with
-# augmentation on from the start; and the report's first models, whose G has BatchNorm.
-RECIPES = {"default": dict(preset="report-ada-mbstd-r1-lean", r1_every=3, augment_p=0.5),
-           "batchnorm": dict(preset="report-ada-mbstd-r1", arch="report-v1", augment_p=0.5)}
+# augmentation on from the start; the report's first models, whose G has BatchNorm; and the default
+# preset on images streamed from shards (gan_lib.streaming), the host's batch split between replicas.
+DEFAULT = dict(preset="report-ada-mbstd-r1-lean", r1_every=3, augment_p=0.5)
+RECIPES = {"default": DEFAULT, "batchnorm": dict(preset="report-ada-mbstd-r1", arch="report-v1", augment_p=0.5),
+           "streamed": dict(**DEFAULT, memory_budget_mb=0.1)}
 WORKER_TIMEOUT_S = 300
 
 
@@ -62,10 +64,11 @@ def mirrored_runs(data_root, tmp_path_factory):
     """Under `mirrored` on two logical CPUs, in one process: each recipe for 20 steps; and the
     default one again, stopped after step 7 (its last checkpoint at step 5) and resumed."""
     out = tmp_path_factory.mktemp("mirrored")
+    root = data_copy(data_root, out)
     two = dict(strategy="mirrored", logical_devices=2)
-    jobs = [{"config": distributed_cfg(data_root, out, name, **two, **recipe).to_dict()}
+    jobs = [{"config": distributed_cfg(root, out, name, **two, **recipe).to_dict()}
             for name, recipe in RECIPES.items()]
-    parts = distributed_cfg(data_root, out, "parts", **two, **RECIPES["default"]).to_dict()
+    parts = distributed_cfg(root, out, "parts", **two, **RECIPES["default"]).to_dict()
     jobs += [{"config": parts, "stop_after_steps": 7}, {"config": parts}]
     run_process(jobs)
     return out
@@ -73,7 +76,7 @@ def mirrored_runs(data_root, tmp_path_factory):
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_two_logical_cpus_train_the_same_losses_as_one_device(recipe, data_root, mirrored_runs, tmp_path):
-    one = load_history(train(distributed_cfg(data_root, tmp_path, recipe, **RECIPES[recipe])))
+    one = load_history(train(distributed_cfg(data_copy(data_root, tmp_path), tmp_path, recipe, **RECIPES[recipe])))
     run_dir = mirrored_runs / "runs" / recipe
     assert_same_losses(load_history(run_dir), one)
     record = json.loads((run_dir / "config.json").read_text())
@@ -82,6 +85,7 @@ def test_two_logical_cpus_train_the_same_losses_as_one_device(recipe, data_root,
     assert strategy["replicas"] == 2 and strategy["per_replica_batch"] == 2
     assert strategy["batch_norm"] == "synchronised across replicas"
     assert record["effective"]["engines"][0]["engine"]["replicas"] == 2
+    assert record["effective"]["training_data"].startswith("streamed" if recipe == "streamed" else "in memory")
 
 
 def test_a_mirrored_run_stopped_and_resumed_matches_an_uninterrupted_one(mirrored_runs):

@@ -20,7 +20,7 @@ LAYERS = [
     {"sources", "scans"},  # raw files: Kaggle, Drive, a local folder, the phantom; one file -> a head image
     {"data"},  # raw files -> dataset
     {"datasets"},  # datasets on disk: stored, named, chosen
-    {"layers", "augment", "losses", "metrics", "classifier", "progress"},
+    {"layers", "augment", "losses", "metrics", "classifier", "progress", "streaming"},
     {"models", "features", "generate", "run_folder"},
     {"trainer", "monitor"},  # the compiled step; the health log
     {"speed", "distribute"},  # how this machine computes the step (precision, layers, XLA), measured; on which replicas

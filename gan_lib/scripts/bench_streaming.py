@@ -1,0 +1,108 @@
+"""`python -m gan_lib.scripts.bench_streaming`: a large phantom training set (20,000 slices at 64 px
+by default: 328 MB as float32) trained from memory and streamed from its shards, each in a fresh
+process: peak resident memory and steps/s. JSON in outputs/bench/streaming_<cpu>.json.
+
+    python -m gan_lib.scripts.bench_streaming [--images 20000] [--steps 1000] [--budget-mb 64]
+
+The phantom set is written and prepared once under --out (about 10 min on 2 cores) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gan_lib.config import PROJECT_ROOT, GANConfig, write_json
+from gan_lib.hardware import cpu_facts
+
+RATE_FROM_STEP = 100  # steps/s from the history after this step: compilation and warm-up excluded
+
+
+def data_cfg(args) -> GANConfig:
+    return GANConfig.from_overrides(data_source="local", data_dir=str(args.out / "raw"), data_root=str(args.out / "data"),
+                                    image_size=args.image_size, holdout=0.02, memory_budget_mb=args.budget_mb)
+
+
+def prepare(args) -> None:
+    """The phantom's files, then the dataset (its training split over the budget, so also shards)."""
+    from gan_lib.data import prepare_dataset
+    from gan_lib.datasets import save_processed
+    from gan_lib.phantom import PhantomSpec, write_phantom_dataset
+    from gan_lib.sources import fetch_raw
+
+    cfg = data_cfg(args)
+    if cfg.processed_path.exists():
+        return
+    if not (args.out / "raw" / "phantom.json").exists():
+        print(f"writing {args.images} SYNTHETIC phantom slices to {args.out / 'raw'} ...", flush=True)
+        write_phantom_dataset(args.out / "raw", PhantomSpec(n_yes=args.images, n_no=20, duplicate_fraction=0.0))
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path, memory_budget_mb=args.budget_mb)
+
+
+def train_child(args, mode: str) -> dict:
+    """Train in this process (`--child`): the run's steps/s from its history, and its peak RSS."""
+    from gan_lib.analysis import load_history
+    from gan_lib.training import train
+
+    cfg = GANConfig.from_overrides(**{**data_cfg(args).to_dict(), "run_name": mode, "output_root": str(args.out / "runs"),
+                                      "epochs": 1, "steps_per_epoch": args.steps, "checkpoint_every": args.steps,
+                                      "kid_every": 0, "log_every": 10, "resume": False,
+                                      "memory_budget_mb": args.budget_mb if mode == "streamed" else 1e6})
+    run_dir = train(cfg)
+    rows = [r for r in load_history(run_dir) if r["step"] >= RATE_FROM_STEP]
+    rate = (rows[-1]["step"] - rows[0]["step"]) / (rows[-1]["wall_time_s"] - rows[0]["wall_time_s"])
+    record = json.loads((run_dir / "config.json").read_text())
+    return {"steps_per_s": rate, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "training_data": record["effective"]["training_data"], "train_images": record["effective"]["train_images"],
+            "engine": record["effective"]["engine"]["engine"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=20000)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--budget-mb", type=float, default=64.0, help="memory budget of the streamed run")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "outputs" / "bench_streaming")
+    parser.add_argument("--prepare-only", action="store_true", help="write and prepare the phantom set, train nothing")
+    parser.add_argument("--child", choices=["memory", "streamed"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print("RESULT " + json.dumps(train_child(args, args.child)), flush=True)
+        return 0
+    prepare(args)
+    if args.prepare_only:
+        return 0
+    shutil.rmtree(args.out / "runs", ignore_errors=True)
+    results = {}
+    for mode in ("memory", "streamed"):  # each in a fresh process: peak RSS is per process
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "gan_lib.scripts.bench_streaming", "--child", mode,
+                               *sum(([f"--{k.replace('_', '-')}", str(v)] for k, v in vars(args).items()
+                                     if k not in ("child", "prepare_only")), [])], capture_output=True, text=True, check=True)
+        results[mode] = {**json.loads(done.stdout.split("RESULT ", 1)[1]), "seconds": time.perf_counter() - started}
+    cpu = cpu_facts()
+    dataset_mb = args.images * args.image_size**2 * 4 / 1e6
+    summary = {"cpu": cpu, "images": args.images, "image_size": args.image_size, "dataset_mb_float32": dataset_mb,
+               "steps": args.steps, "budget_mb": args.budget_mb, "runs": results,
+               "speed_ratio_streamed_to_memory": results["streamed"]["steps_per_s"] / results["memory"]["steps_per_s"]}
+    path = PROJECT_ROOT / "outputs" / "bench" / f"streaming_{re.sub(r'[^A-Za-z0-9]+', '_', cpu['model']).strip('_')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, summary)
+    print(f"{cpu['model']}; {args.images} training images at {args.image_size} px ({dataset_mb:.0f} MB float32)")
+    print("| run | steps/s | peak RSS MB | how |\n|---|---|---|---|")
+    for mode, r in results.items():
+        print(f"| {mode} | {r['steps_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['training_data']} |")
+    print(f"streamed / in memory: {summary['speed_ratio_streamed_to_memory']:.2f}x steps/s; JSON: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
