@@ -44,8 +44,8 @@ PRESETS: dict[str, dict] = {
     "resize-sn": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge"},
 }
 # What GANConfig's defaults (and so the notebooks') train: the preset that met issue 5's bars,
-# computed leaner (not separated from it over four runs, its mean KID higher; README: Speed). Its
-# table is the one place the defaults of the settings a preset sets are written.
+# computed leaner (its KID worse over four seeds each: README, Speed). Its table is the one place
+# the defaults of the settings a preset sets are written.
 DEFAULT_PRESET = "report-ada-mbstd-r1-lean"
 PRESET_DEFAULTS = PRESETS[DEFAULT_PRESET]
 

@@ -1,6 +1,6 @@
 """`python -m gan_lib.scripts.bench_streaming`: a large phantom training set (20,000 slices at 64 px
 by default: 328 MB as float32) trained from memory and streamed from its shards, each in a fresh
-process: peak resident memory and steps/s. JSON in outputs/bench/streaming_<cpu>.json.
+process: peak resident memory and steps/s. JSON in outputs/bench/streaming_<cpu>_<images>.json.
 
     python -m gan_lib.scripts.bench_streaming [--images 20000] [--steps 1000] [--budget-mb 64]
 
@@ -89,14 +89,17 @@ def main(argv: list[str] | None = None) -> int:
                                      if k not in ("child", "prepare_only")), [])], capture_output=True, text=True, check=True)
         results[mode] = {**json.loads(done.stdout.split("RESULT ", 1)[1]), "seconds": time.perf_counter() - started}
     cpu = cpu_facts()
-    dataset_mb = args.images * args.image_size**2 * 4 / 1e6
-    summary = {"cpu": cpu, "images": args.images, "image_size": args.image_size, "dataset_mb_float32": dataset_mb,
+    train_images = results["memory"]["train_images"]
+    dataset_mb = train_images * args.image_size**2 * 4 / 1e6
+    summary = {"cpu": cpu, "phantom_images": args.images, "train_images": train_images, "image_size": args.image_size,
+               "train_mb_float32": dataset_mb,
                "steps": args.steps, "budget_mb": args.budget_mb, "runs": results,
                "speed_ratio_streamed_to_memory": results["streamed"]["steps_per_s"] / results["memory"]["steps_per_s"]}
-    path = PROJECT_ROOT / "outputs" / "bench" / f"streaming_{re.sub(r'[^A-Za-z0-9]+', '_', cpu['model']).strip('_')}.json"
+    name = f"streaming_{re.sub(r'[^A-Za-z0-9]+', '_', cpu['model']).strip('_')}_{args.images}.json"
+    path = PROJECT_ROOT / "outputs" / "bench" / name
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, summary)
-    print(f"{cpu['model']}; {args.images} training images at {args.image_size} px ({dataset_mb:.0f} MB float32)")
+    print(f"{cpu['model']}; {train_images} training images at {args.image_size} px ({dataset_mb:.0f} MB float32)")
     print("| run | steps/s | peak RSS MB | how |\n|---|---|---|---|")
     for mode, r in results.items():
         print(f"| {mode} | {r['steps_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['training_data']} |")
