@@ -3,9 +3,9 @@ checkpointable object, and the step compiled (`GANTrainer.compiled_step`).
 
 The training images live on the device and each step draws its batch with replacement from them
 (as the report sampled), so there is no per-step host-to-device copy at all; a training split over
-the memory budget streams from its shard files instead (gan_lib.streaming), a batch per step. G and D each have
-their own Adam, built once on their own variables, so the report's `KeyError: optimizer cannot
-recognize variable` cannot happen. How the step is computed (precision, layers, XLA) is its
+the memory budget streams from its shard files instead (gan_lib.streaming), a batch per step. G and
+D each have their own Adam, built once on their own variables, so the report's `KeyError: optimizer
+cannot recognize variable` cannot happen. How the step is computed (precision, layers, XLA) is its
 `Engine`, chosen per machine by gan_lib.speed.
 """
 
