@@ -61,16 +61,16 @@ def assert_same_losses(history: list[dict], reference: list[dict]) -> None:
 
 @pytest.fixture(scope="module")
 def mirrored_runs(data_root, tmp_path_factory):
-    """Under `mirrored` on two logical CPUs, in one process: each recipe for 20 steps; and the
-    default one again, stopped after step 7 (its last checkpoint at step 5) and resumed."""
+    """Under `mirrored` on two logical CPUs: each recipe for 20 steps, and the default one again,
+    its process ending after step 7 (its last checkpoint at step 5), then resumed in a new process."""
     out = tmp_path_factory.mktemp("mirrored")
     root = data_copy(data_root, out)
     two = dict(strategy="mirrored", logical_devices=2)
     jobs = [{"config": distributed_cfg(root, out, name, **two, **recipe).to_dict()}
             for name, recipe in RECIPES.items()]
     parts = distributed_cfg(root, out, "parts", **two, **RECIPES["default"]).to_dict()
-    jobs += [{"config": parts, "stop_after_steps": 7}, {"config": parts}]
-    run_process(jobs)
+    run_process(jobs + [{"config": parts, "stop_after_steps": 7}])
+    run_process([{"config": parts}])
     return out
 
 
