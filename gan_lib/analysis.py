@@ -22,14 +22,15 @@ OSCILLATION_CV = 0.5  # spread (std / mean) of G's smoothed loss within the last
 
 
 def load_history(run_dir: Path, name: str = "history.csv") -> list[dict]:
-    """A run's history.csv (or, with name="health.csv", its quality checks) as rows of floats."""
+    """A run's history.csv (or, with name="health.csv", its quality checks) as rows of floats (NaN
+    in a column an older gan_lib did not write)."""
     path = Path(run_dir) / name
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run folder"
                                 + (" with kid_every > 0?" if name == "health.csv" else
                                    "? Run 04_train first, with this run_name and output_root (on Colab: the same workspace)."))
     with path.open() as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: float(v) if v != "" else float("nan") for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:

@@ -41,6 +41,9 @@ PRESETS: dict[str, dict] = {
     # (StyleGAN2's lazy regularisation), and one G forward per step (`reuse_fakes`)
     "report-ada-mbstd-r1-lean": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0,
                                  "r1_every": 16, "reuse_fakes": True},
+    # report-ada-mbstd-r1 with lazy R1 only: G's update keeps its own fresh noise
+    "report-ada-mbstd-r1-lazy": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0,
+                                 "r1_every": 16},
     "resize-sn": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge"},
 }
 # What GANConfig's defaults (and so the notebooks') train: the preset that met issue 5's bars,

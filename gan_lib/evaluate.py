@@ -1,6 +1,8 @@
 """The evaluation of one training run, written to `<run folder>/metrics.json`: fidelity (KID, FID),
-diversity against the real set, memorisation against a real baseline, and whether generated
-images help a tumour classifier tested on held-out real images the GAN never saw.
+coverage (precision/recall, density/coverage, and per real training scan how near the generated
+images come: coverage.csv), scan descriptors against the real set's, diversity against the real
+set, memorisation against a real baseline, and whether generated images help a tumour classifier
+tested on held-out real images the GAN never saw.
 
 Each stage is timed (`timings_s`); settings come from the run's own config.json, and only the
 evaluation's parameters (n_generated, feature_extractor, ...) come from the caller.
@@ -8,6 +10,7 @@ evaluation's parameters (n_generated, feature_extractor, ...) come from the call
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import time
@@ -18,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from . import classifier as clf
-from . import metrics
+from . import descriptors, metrics
 from .config import EVALUATION_FIELDS, GANConfig
 from .datasets import ensure_processed, load_processed, split_sha256
 from .features import choose_extractor
@@ -57,6 +60,8 @@ class Evaluation:
     train: np.ndarray
     nearest_ssim: np.ndarray  # per generated image: SSIM to its nearest training image ...
     nearest_index: np.ndarray  # ... and that image's index in `train`
+    per_real: dict  # per training image: nearest generated image by features (metrics.per_real_coverage)
+    scan_descriptors: dict  # "real (training)", "generated" (and "held-out real") -> descriptor arrays
 
 
 class Stopwatch:
@@ -134,28 +139,111 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
             "epochs": cfg.classifier_epochs, "conditions": results, "train_on_synthetic_test_on_real": tstr}
 
 
-def evaluate_run(cfg: GANConfig) -> Evaluation:
-    """All metrics for the run `cfg.run_name`; writes metrics.json into the run folder."""
-    cfg = run_config(cfg)
-    watch = Stopwatch()
+@dataclass
+class RunImages:
+    """A run's real images, a generated sample, and their features (standardised on the training
+    images when the extractor asks for it)."""
+    cfg: GANConfig
+    gan_manifest: dict
+    generator: object
+    train: np.ndarray
+    train_labels: np.ndarray
+    held_out: np.ndarray
+    held_out_labels: np.ndarray
+    generated: np.ndarray
+    extractor: object
+    f_train: np.ndarray
+    f_held: np.ndarray | None
+    f_gen: np.ndarray
+
+    @property
+    def kind(self) -> str:
+        return "phantom" if self.gan_manifest["dataset"]["synthetic"] else "real"
+
+
+def run_images(cfg: GANConfig, watch: Stopwatch) -> RunImages:
+    """The run's data (checked against what it trained on), n_generated images and the features."""
     run_dir = cfg.run_dir
     with watch("load data and generate"):
         path = recorded_dataset(run_dir, cfg)
         train, train_labels, gan_manifest = load_processed(path, "train")
         check_same_data(run_dir, path, split_sha256(train, train_labels), gan_manifest)
-        held_out, _, _ = load_processed(path, "test")
+        held_out, held_out_labels, _ = load_processed(path, "test")
         generator = load_generator(run_dir)
         generated, _ = generate(generator, cfg.n_generated, seed=cfg.seed)
-    data = classifier_data(cfg, gan_manifest)
-
     with watch("features"):
         extractor = choose_extractor(cfg.feature_extractor, cfg.path(cfg.data_root) / "weights", cfg.image_size)
-        f_gen, f_train = extractor.extract(generated), extractor.extract(train)
-        f_held = extractor.extract(held_out) if len(held_out) else None
-        if extractor.standardise:
-            mean, std = f_train.mean(0), f_train.std(0) + 1e-6
-            f_gen, f_train = (f_gen - mean) / std, (f_train - mean) / std
-            f_held = None if f_held is None else (f_held - mean) / std
+        f_train, f_held, f_gen = features(extractor, train, held_out, generated)
+    return RunImages(cfg, gan_manifest, generator, train, train_labels, held_out, held_out_labels, generated, extractor,
+                     f_train, f_held, f_gen)
+
+
+def features(extractor, train: np.ndarray, held_out: np.ndarray, generated: np.ndarray) -> tuple:
+    """Features of the training, held-out (None if there are none) and generated images,
+    standardised on the training images' when the extractor asks for it."""
+    f_train, f_gen = extractor.extract(train), extractor.extract(generated)
+    f_held = extractor.extract(held_out) if len(held_out) else None
+    if extractor.standardise:
+        mean, std = f_train.mean(0), f_train.std(0) + 1e-6
+        f_gen, f_train = (f_gen - mean) / std, (f_train - mean) / std
+        f_held = None if f_held is None else (f_held - mean) / std
+    return f_train, f_held, f_gen
+
+
+def per_class_section(run: RunImages, kid_args: dict) -> dict:
+    """For a class-conditional generator: each class made alone against that class's training
+    images, features standardised on them as a one-class run's are, so its tumour figures compare
+    with a tumour-only run's (KID, FID, coverage, and the held-out baseline of the class)."""
+    section = {}
+    for name, label in CLASS_LABELS.items():
+        made, _ = generate(run.generator, run.cfg.n_generated, seed=run.cfg.seed, label=label)
+        train, held_out = run.train[run.train_labels == label], run.held_out[run.held_out_labels == label]
+        f_train, f_held, f_made = features(run.extractor, train, held_out, made)
+        section[name] = {"generated_vs_train": _kid_fid(f_made, f_train, kid_args),
+                         "coverage": coverage_section(f_train, f_made, f_held, run.cfg.seed)[0]}
+        if f_held is not None and len(f_held) > 1:
+            section[name]["baseline_held_out_vs_train"] = _kid_fid(f_held, f_train, kid_args)
+    return section
+
+
+def coverage_and_descriptors(run: RunImages, watch: Stopwatch) -> tuple[dict, dict, dict, dict]:
+    """metrics.json's coverage and descriptors sections (coverage.csv written), with the per-scan
+    arrays behind their figures."""
+    with watch("coverage"):
+        coverage, per_real = coverage_section(run.f_train, run.f_gen, run.f_held, run.cfg.seed)
+        write_coverage_csv(run.cfg.run_dir / "coverage.csv", per_real, run.gan_manifest)
+    with watch("scan descriptors"):
+        real_name = f"{run.kind} (training)"
+        scans = {real_name: descriptors.describe(run.train), "generated": descriptors.describe(run.generated)}
+        described = {"generated_vs_train": descriptors.compare(scans[real_name], scans["generated"])}
+        if len(run.held_out):
+            scans[f"held-out {run.kind}"] = descriptors.describe(run.held_out)
+            described["baseline_held_out_vs_train"] = descriptors.compare(scans[real_name], scans[f"held-out {run.kind}"])
+    return coverage, described, per_real, scans
+
+
+def add_coverage(cfg: GANConfig) -> dict:
+    """Coverage and descriptors for a run evaluated before they existed: its metrics.json gains the
+    two sections (the rest untouched) and the run folder coverage.csv."""
+    cfg = run_config(cfg)
+    path = cfg.run_dir / "metrics.json"
+    result = json.loads(path.read_text())
+    result["coverage"], result["descriptors"], _, _ = coverage_and_descriptors(run_images(cfg, Stopwatch()), Stopwatch())
+    path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def evaluate_run(cfg: GANConfig) -> Evaluation:
+    """All metrics for the run `cfg.run_name`; writes metrics.json into the run folder."""
+    cfg = run_config(cfg)
+    watch = Stopwatch()
+    run_dir = cfg.run_dir
+    run = run_images(cfg, watch)
+    train, held_out, generated, generator = run.train, run.held_out, run.generated, run.generator
+    f_train, f_held, f_gen, extractor, kind = run.f_train, run.f_held, run.f_gen, run.extractor, run.kind
+    synthetic = run.gan_manifest["dataset"]["synthetic"]
+    data = classifier_data(cfg, run.gan_manifest)
+
     with watch("KID and FID"):
         kid_args = dict(subset_size=cfg.kid_subset_size, subsets=cfg.kid_subsets, seed=cfg.seed)
         half = len(train) // 2
@@ -167,6 +255,9 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
         }
         if f_held is not None and len(f_held) > 1:
             fidelity["baseline_held_out_vs_train"] = _kid_fid(f_held, f_train, kid_args)
+        if takes_label(generator):
+            fidelity["per_class"] = per_class_section(run, kid_args)
+    coverage, described, per_real, scans = coverage_and_descriptors(run, watch)
     with watch("diversity (MS-SSIM)"):
         diverse = metrics.diversity(generated, train, pairs=cfg.diversity_pairs, seed=cfg.seed)
     with watch("memorisation (SSIM to every training image)"):
@@ -175,8 +266,7 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
         real_distance, _ = metrics.nearest_feature_distance(f_train, f_train, exclude_same_index=True)
         memo["feature_nn_distance_median"] = float(np.median(distance))
         memo["real_feature_nn_distance_median"] = float(np.median(real_distance))
-    synthetic = gan_manifest["dataset"]["synthetic"]
-    utility_result = utility(cfg, data, generator, cfg.classes, watch, "phantom" if synthetic else "real")
+    utility_result = utility(cfg, data, generator, cfg.classes, watch, kind)
 
     warnings = []
     if diverse["collapsed"]:
@@ -184,6 +274,13 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
     elif diverse["less_diverse"]:
         warnings.append(f"Generated images are markedly less diverse than the real ones "
                         f"({diverse['diversity_ratio']:.0%} of the real set's diversity).")
+    if "baseline_held_out_vs_train" in coverage:
+        matched, base = coverage["generated_vs_train_matched"], coverage["baseline_held_out_vs_train"]
+        for name in ("coverage", "recall"):
+            if matched[name] < metrics.LOW_COVERAGE_RATIO * base[name]:
+                warnings.append(f"LOW {name.upper()}: {matched[name]:.2f} against {base[name]:.2f} for held-out {kind} "
+                                f"images (same set size): some kinds of training scan are never generated "
+                                "(coverage.csv lists them, least covered first).")
     if memo["memorised"]:
         warnings.append(f"MEMORISATION: {memo['generated_near_copy_share']:.0%} of generated images are near-copies "
                         f"(SSIM >= {cfg.near_copy_ssim}) of training images; real baseline "
@@ -195,13 +292,44 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
     result = {
         "run": run_dir.name, "config": cfg.to_dict(), "synthetic_data": synthetic,
         "n_generated": len(generated), "n_train_real": len(train), "n_held_out_real": len(held_out),
-        "fidelity": fidelity, "diversity": diverse,
+        "fidelity": fidelity, "coverage": coverage, "descriptors": described, "diversity": diverse,
         "memorisation": memo,
         "utility": utility_result, "warnings": warnings, "timings_s": watch.times, "versions": library_versions(),
     }
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     print(f"wrote {run_dir / 'metrics.json'}")
-    return Evaluation(result, generated, train, nearest_ssim, nearest_index)
+    return Evaluation(result, generated, train, nearest_ssim, nearest_index, per_real, scans)
+
+
+def coverage_section(f_train: np.ndarray, f_gen: np.ndarray, f_held, seed: int) -> tuple[dict, dict]:
+    """metrics.json's coverage: precision/recall and density/coverage of the generated images
+    against the training images, of as many generated images as there are held-out ones (the
+    baseline's set size, which moves recall and coverage), and of the held-out real images (the
+    baseline); per training image, its nearest generated image."""
+    section = {"k_precision_recall": metrics.PRECISION_RECALL_K, "k_density_coverage": metrics.DENSITY_COVERAGE_K,
+               "generated_vs_train": {**metrics.coverage_metrics(f_train, f_gen), "n": len(f_gen)}}
+    if f_held is not None and len(f_held) > metrics.DENSITY_COVERAGE_K:
+        n = len(f_held)
+        section["generated_vs_train_matched"] = metrics.matched_coverage(f_train, f_gen, n, seed=seed)
+        section["baseline_held_out_vs_train"] = {**metrics.coverage_metrics(f_train, f_held), "n": n}
+    per_real = metrics.per_real_coverage(f_train, f_gen)
+    section["train_scans_not_covered"] = float((per_real["ratio"] > 1).mean())
+    return section, per_real
+
+
+def write_coverage_csv(path: Path, per_real: dict, gan_manifest: dict) -> None:
+    """One row per training image, least covered first: its source file, the distance to the
+    nearest generated image (its index in the evaluation's sample) and that over its own k-NN
+    radius (above 1: no generated image as near as its real neighbours)."""
+    files = [e["source_path"] for e in gan_manifest["images"] if e["split"] == "train"]
+    if len(files) != len(per_real["ratio"]):
+        raise RuntimeError(f"the manifest lists {len(files)} training images, the data file {len(per_real['ratio'])}")
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["train_index", "source_path", "ratio_to_radius", "distance", "radius", "nearest_generated"])
+        for i in np.argsort(per_real["ratio"])[::-1]:
+            writer.writerow([int(i), files[i], f"{per_real['ratio'][i]:.4f}", f"{per_real['distance'][i]:.4f}",
+                             f"{per_real['radius'][i]:.4f}", int(per_real["nearest_index"][i])])
 
 
 def _kid_fid(a: np.ndarray, b: np.ndarray, kid_args: dict) -> dict:
@@ -222,7 +350,23 @@ def summary_table(result: dict) -> str:
                        ("baseline_train_half_vs_half", "baseline: training half vs half")):
         if key in f:
             lines.append(f"{label:{width}s}{f[key]['kid']:>10.4f} ± {f[key]['kid_std']:.4f}{f[key]['fid']:>10.2f}")
-    lines += [f"{'mean pairwise MS-SSIM':{width}s}generated {d['generated_msssim']:.3f}, {kind} {d['real_msssim']:.3f} "
+    for name, per_class in f.get("per_class", {}).items():
+        for key, label in (("generated_vs_train", f"class {name}: generated vs training"),
+                           ("baseline_held_out_vs_train", f"class {name}: held-out {kind} vs training")):
+            if key in per_class:
+                row = per_class[key]
+                lines.append(f"{label:{width}s}{row['kid']:>10.4f} ± {row['kid_std']:.4f}{row['fid']:>10.2f}")
+    cov = result["coverage"]
+    lines.append(f"{'':{width}s}{'precision':>10s}{'recall':>8s}{'density':>9s}{'coverage':>10s}")
+    for key, label in (("generated_vs_train", "generated ({n}) vs training"),
+                       ("generated_vs_train_matched", "generated ({n}) vs training"),
+                       ("baseline_held_out_vs_train", f"baseline: held-out {kind} ({{n}}) vs training")):
+        if key in cov:
+            row = cov[key]
+            lines.append(f"{label.format(n=row['n']):{width}s}{row['precision']:>10.2f}{row['recall']:>8.2f}"
+                         f"{row['density']:>9.2f}{row['coverage']:>10.2f}")
+    lines += [f"{'training scans not covered':{width}s}{cov['train_scans_not_covered']:.0%} (coverage.csv)",
+              f"{'mean pairwise MS-SSIM':{width}s}generated {d['generated_msssim']:.3f}, {kind} {d['real_msssim']:.3f} "
               f"-> diversity {d['diversity_ratio']:.0%} of {kind}",
               f"{'near-copies (SSIM >= ' + str(m['near_copy_ssim']) + ')':{width}s}generated "
               f"{m['generated_near_copy_share']:.1%}, held-out {kind} {m['baseline_near_copy_share']:.1%}"]

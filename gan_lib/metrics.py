@@ -1,5 +1,5 @@
-"""Image-set metrics: fidelity (KID, FID on features), diversity (MS-SSIM), memorisation (SSIM to
-the nearest training image). Pure functions of arrays; which features and images go in is
+"""Image-set metrics: fidelity (KID, FID on features), coverage (precision/recall, density/coverage
+on features), diversity (MS-SSIM), memorisation (SSIM to the nearest training image). Pure functions of arrays; which features and images go in is
 `gan_lib.evaluate`'s job. Images are (N, H, W, 1) in [-1, 1], as everywhere in gan_lib.
 """
 
@@ -12,6 +12,7 @@ import tensorflow as tf
 # Flags. Diversity is 1 - mean pairwise MS-SSIM; its ratio to the real set's is the figure.
 LESS_DIVERSE_RATIO = 0.85  # below: "markedly less diverse than the real images" (a warning)
 COLLAPSED_RATIO = 0.5  # below: mode collapse
+LOW_COVERAGE_RATIO = 0.8  # generated recall or coverage below this share of the held-out real baseline's: a warning
 NEAR_COPY_MARGIN = 0.05  # memorised: near-copy share above the real baseline's by more than this
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al.'s five-scale weights
 MSSSIM_FILTER = 7  # Gaussian window side: with the default 11, five scales need sides over 160 px
@@ -62,6 +63,65 @@ def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
     root_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
     cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * cross)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coverage: which real images have generated ones near them, and the other way round
+
+PRECISION_RECALL_K = 3  # Kynkaanniemi et al. (2019)'s neighbourhood size
+DENSITY_COVERAGE_K = 5  # Naeem et al. (2020)'s
+
+
+def pairwise_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances between the rows of a and b."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    d2 = (a**2).sum(1)[:, None] - 2 * a @ b.T + (b**2).sum(1)[None]
+    return np.sqrt(np.clip(d2, 0, None))
+
+
+def knn_radii(features: np.ndarray, k: int) -> np.ndarray:
+    """Each point's distance to its k-th nearest other point of the same set: the radius of the
+    ball that the set's manifold estimate puts around it."""
+    if len(features) <= k:
+        raise ValueError(f"a k={k} neighbourhood needs more than {k} images; got {len(features)}")
+    d = pairwise_distances(features, features)
+    np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, k - 1]
+
+
+def coverage_metrics(real: np.ndarray, generated: np.ndarray, pr_k: int = PRECISION_RECALL_K,
+                     dc_k: int = DENSITY_COVERAGE_K) -> dict:
+    """Precision and recall (Kynkaanniemi et al. 2019: the share of generated images inside the
+    real set's k-NN balls, and of real images inside the generated set's) and density and coverage
+    (Naeem et al. 2020: how many real balls hold each generated image on average, over k; the share
+    of real balls holding at least one). Recall and coverage fall when real modes are never made."""
+    d = pairwise_distances(real, generated)  # real x generated
+    real_pr, gen_pr, real_dc = knn_radii(real, pr_k), knn_radii(generated, pr_k), knn_radii(real, dc_k)
+    inside_dc = d <= real_dc[:, None]
+    return {"precision": float((d <= real_pr[:, None]).any(0).mean()),
+            "recall": float((d <= gen_pr[None, :]).any(1).mean()),
+            "density": float(inside_dc.sum() / (dc_k * len(generated))),
+            "coverage": float(inside_dc.any(1).mean())}
+
+
+def matched_coverage(real: np.ndarray, generated: np.ndarray, n: int, subsets: int = 20, seed: int = 0) -> dict:
+    """coverage_metrics of random n-image subsets of `generated` (mean and spread over subsets): set
+    size moves recall and coverage, so a baseline of n real images is matched by n generated ones."""
+    rng = np.random.default_rng(seed)
+    runs = [coverage_metrics(real, generated[rng.choice(len(generated), n, replace=False)]) for _ in range(subsets)]
+    return {**{name: float(np.mean([r[name] for r in runs])) for name in runs[0]},
+            **{f"{name}_std": float(np.std([r[name] for r in runs])) for name in runs[0]}, "n": n, "subsets": subsets}
+
+
+def per_real_coverage(real: np.ndarray, generated: np.ndarray, k: int = DENSITY_COVERAGE_K) -> dict:
+    """For each real image: the distance to its nearest generated image, that image's index, and that
+    distance over the real image's own k-NN radius (at most 1: covered, in Naeem et al.'s sense).
+    The largest ratios are the real scans the generator least reaches."""
+    d = pairwise_distances(real, generated)
+    radius = knn_radii(real, k)
+    nearest = d.argmin(1)
+    distance = d[np.arange(len(real)), nearest]
+    return {"distance": distance, "nearest_index": nearest, "radius": radius, "ratio": distance / np.maximum(radius, 1e-12)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,8 +249,7 @@ def nearest_feature_distance(queries: np.ndarray, references: np.ndarray,
                              exclude_same_index: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Euclidean distance from each query feature vector to its nearest reference, and its index;
     `exclude_same_index` as in `nearest_by_ssim`."""
-    q, r = np.asarray(queries, np.float64), np.asarray(references, np.float64)
-    d2 = (q**2).sum(1)[:, None] - 2 * q @ r.T + (r**2).sum(1)[None]
+    d = pairwise_distances(queries, references)
     if exclude_same_index:
-        np.fill_diagonal(d2, np.inf)
-    return np.sqrt(np.clip(d2.min(1), 0, None)), d2.argmin(1)
+        np.fill_diagonal(d, np.inf)
+    return d.min(1), d.argmin(1)

@@ -61,10 +61,10 @@ def noise_projection(units: int, **kwargs) -> layers.Dense:
 
 
 def report_generator(cfg: GANConfig) -> keras.Model:
-    """The report's final G ("Yeni Model"): Dense -> 32x32x256 at 128 px, two ConvT x2, Conv tanh."""
+    """The report's final G ("Yeni Model"): Dense -> 32x32x256 at 128 px, two ConvT x2, Conv tanh.
+    Conditional (classes="both"): the label's embedding is appended to the noise."""
     side = _start_side(cfg, 2)
-    return keras.Sequential([
-        keras.Input((cfg.noise_dim,)),
+    return _generator(cfg, [
         noise_projection(side * side * 256),
         layers.LeakyReLU(0.2),
         layers.Reshape((side, side, 256)),
@@ -73,13 +73,13 @@ def report_generator(cfg: GANConfig) -> keras.Model:
         PhaseConv2DTranspose(128, (4, 4), strides=2, padding="same"),
         layers.LeakyReLU(0.2),
         NarrowConv2D(1, (4, 4), padding="same", activation="tanh"),
-    ], name="generator_report")
+    ], "generator_report")
 
 
 def report_discriminator(cfg: GANConfig) -> keras.Model:
-    """The report's final D: four 3x3 convs (three strided) with LeakyReLU, Dropout(0.4), sigmoid."""
-    return keras.Sequential([
-        keras.Input((cfg.image_size, cfg.image_size, 1)),
+    """The report's final D: four 3x3 convs (three strided) with LeakyReLU, Dropout(0.4), sigmoid.
+    Conditional: a projection discriminator (`_projection`) before the sigmoid."""
+    body = [
         NarrowConv2D(64, 3, padding="same"),
         layers.LeakyReLU(0.2),
         PhaseGradConv2D(128, 3, strides=2, padding="same"),
@@ -91,8 +91,36 @@ def report_discriminator(cfg: GANConfig) -> keras.Model:
         *_batch_spread(cfg),
         layers.Flatten(),
         ReplicaDropout(0.4),
-        layers.Dense(1, activation="sigmoid"),
-    ], name="discriminator_report")
+    ]
+    image = keras.Input((cfg.image_size, cfg.image_size, 1))
+    if not is_conditional(cfg):
+        return keras.Sequential([image, *body, layers.Dense(1, activation="sigmoid")], name="discriminator_report")
+    return _projection(image, body, layers.Dense, "sigmoid", "discriminator_report_conditional")
+
+
+def _generator(cfg: GANConfig, body: list, name: str) -> keras.Model:
+    """G from its layers, noise in; conditional, the label's learned embedding appended to the noise."""
+    noise = keras.Input((cfg.noise_dim,), name="noise")
+    if not is_conditional(cfg):
+        return keras.Sequential([noise, *body], name=name)
+    label = keras.Input((), dtype="int32", name="label")
+    x = layers.Concatenate()([noise, layers.Embedding(N_CLASSES, LABEL_EMBEDDING)(label)])
+    for layer in body:
+        x = layer(x)
+    return keras.Model([noise, label], x, name=f"{name}_conditional")
+
+
+def _projection(image, body: list, dense, activation: str | None, name: str) -> keras.Model:
+    """A projection discriminator (Miyato & Koyama 2018) over D's layers: the output unit's logit
+    plus the inner product of the features with the label's embedding, then D's activation."""
+    features = image
+    for layer in body:
+        features = layer(features)
+    label = keras.Input((), dtype="int32", name="label")
+    one_hot = layers.CategoryEncoding(N_CLASSES, output_mode="one_hot")(label)
+    embedding = dense(features.shape[-1], use_bias=False)(one_hot)
+    logit = layers.Add()([dense(1)(features), layers.Dot(axes=1)([embedding, features])])
+    return keras.Model([image, label], layers.Activation(activation)(logit) if activation else logit, name=name)
 
 
 def report_v1_generator(cfg: GANConfig) -> keras.Model:
@@ -145,43 +173,32 @@ def resize_generator(cfg: GANConfig) -> keras.Model:
         body += [layers.UpSampling2D(2), layers.Conv2D(resize_channels(side), 3, padding="same"),
                  layers.UnitNormalization(axis=-1), layers.LeakyReLU(0.2)]
     body.append(NarrowConv2D(1, 3, padding="same", activation="tanh"))
-    noise = keras.Input((cfg.noise_dim,), name="noise")
-    if not is_conditional(cfg):
-        return keras.Sequential([noise, *body], name="generator_resize")
-    label = keras.Input((), dtype="int32", name="label")
-    x = layers.Concatenate()([noise, layers.Embedding(N_CLASSES, LABEL_EMBEDDING)(label)])
-    for layer in body:
-        x = layer(x)
-    return keras.Model([noise, label], x, name="generator_resize_conditional")
+    return _generator(cfg, body, "generator_resize")
 
 
 def sn_discriminator(cfg: GANConfig) -> keras.Model:
     """Spectrally normalised D, no Dropout, logit output: a 3x3 conv at full size, then stride-2 3x3
     convs (64, 128, 256, 256 channels) down to 4x4. Conditional: a projection discriminator (Miyato
     & Koyama 2018), the logit plus the inner product of the features with the label's embedding."""
-    image = keras.Input((cfg.image_size, cfg.image_size, 1), name="image")
-    x = layers.LeakyReLU(0.2)(SNNarrowConv2D(32, 3, padding="same")(image))
+    body = [SNNarrowConv2D(32, 3, padding="same"), layers.LeakyReLU(0.2)]
     side, channels = cfg.image_size, 64
     while side > 4:
         side //= 2
-        x = layers.LeakyReLU(0.2)(SNConv2D(channels, 3, strides=2, padding="same")(x))
+        body += [SNConv2D(channels, 3, strides=2, padding="same"), layers.LeakyReLU(0.2)]
         channels = min(256, channels * 2)
-    for layer in _batch_spread(cfg):
+    body += [*_batch_spread(cfg), layers.Flatten()]
+    image = keras.Input((cfg.image_size, cfg.image_size, 1), name="image")
+    if is_conditional(cfg):
+        return _projection(image, body, SNDense, None, "discriminator_sn_conditional")
+    x = image
+    for layer in body:
         x = layer(x)
-    features = layers.Flatten()(x)
-    logit = SNDense(1)(features)
-    if not is_conditional(cfg):
-        return keras.Model(image, logit, name="discriminator_sn")
-    label = keras.Input((), dtype="int32", name="label")
-    one_hot = layers.CategoryEncoding(N_CLASSES, output_mode="one_hot")(label)
-    embedding = SNDense(features.shape[-1], use_bias=False)(one_hot)
-    logit = layers.Add()([logit, layers.Dot(axes=1)([embedding, features])])
-    return keras.Model([image, label], logit, name="discriminator_sn_conditional")
+    return keras.Model(image, SNDense(1)(x), name="discriminator_sn")
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     "report": Architecture(report_generator, report_discriminator,
-                           "the report's final model (Yeni Model): the faithful reproduction"),
+                           "the report's final model (Yeni Model): the faithful reproduction", conditional=True),
     "report-v1": Architecture(report_v1_generator, report_v1_discriminator,
                               "the report's first model (Onceki Model), with BatchNorm in G"),
     "resize-sn": Architecture(resize_generator, sn_discriminator,

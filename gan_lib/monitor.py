@@ -1,7 +1,8 @@
 """Image quality measured during training, so a run shows when it got good and when it started to
 collapse instead of only how it ended: every `kid_every` steps, KID of a fixed sample of generated
-images against the training images, and the evaluation's diversity figure (MS-SSIM against the real
-set's), written by `HealthLog` to health.csv. Features come from the fixed random CNN whatever
+images against the training images, the evaluation's diversity figure (MS-SSIM against the real
+set's) and the share of training images the sample reaches (recall, coverage), written by
+`HealthLog` to health.csv. Features come from the fixed random CNN whatever
 `feature_extractor` says: it is offline and cheap enough to run mid-training (InceptionV3 at 299 px
 is not, on a CPU); the final evaluation uses the configured extractor.
 """
@@ -24,8 +25,8 @@ from .generate import generate
 from .progress import say
 from .run_folder import save_model, trim_history
 
-HEALTH_FIELDS = ["epoch", "step", "kid", "kid_std", "diversity_ratio", "d_acc_real", "d_acc_fake", "augment_p",
-                 "collapse_warning", "wall_time_s"]
+HEALTH_FIELDS = ["epoch", "step", "kid", "kid_std", "diversity_ratio", "recall", "coverage", "d_acc_real", "d_acc_fake",
+                 "augment_p", "collapse_warning", "wall_time_s"]
 WINDOW_FIELDS = ("d_acc_real", "d_acc_fake", "augment_p")  # averaged from history.csv's rows between checks
 KID_SUBSETS = 20
 DIVERSITY_PAIRS = 200
@@ -36,6 +37,8 @@ class QualityCheck:
     kid: float
     kid_std: float
     diversity_ratio: float  # (1 - MS-SSIM) of generated pairs over that of real pairs: 1 = as diverse as real
+    recall: float  # share of training images inside the generated sample's k-NN balls (metrics.coverage_metrics)
+    coverage: float  # share of training images whose own k-NN ball holds a generated image
     collapsing: bool  # diversity below the evaluation's collapse flag
 
 
@@ -57,7 +60,8 @@ class QualityMonitor:
         kid, kid_std = metrics.kid(features, self.real_features, subset_size=100, subsets=KID_SUBSETS, seed=self.seed)
         generated_msssim, _ = metrics.mean_pairwise_msssim(images, DIVERSITY_PAIRS, self.seed)
         ratio = metrics.diversity_ratio(generated_msssim, self.real_msssim)
-        return QualityCheck(kid, kid_std, ratio, ratio < metrics.COLLAPSED_RATIO)
+        reach = metrics.coverage_metrics(self.real_features, features)
+        return QualityCheck(kid, kid_std, ratio, reach["recall"], reach["coverage"], ratio < metrics.COLLAPSED_RATIO)
 
 
 class HealthLog:
@@ -85,7 +89,8 @@ class HealthLog:
         quality = self.monitor.check(generator)
         mean = lambda name: float(np.mean([v[name] for v in self.window])) if self.window else np.nan  # noqa: E731
         row = {"epoch": epoch, "step": step, "kid": quality.kid, "kid_std": quality.kid_std,
-               "diversity_ratio": quality.diversity_ratio, "d_acc_real": mean("d_acc_real"),
+               "diversity_ratio": quality.diversity_ratio, "recall": quality.recall, "coverage": quality.coverage,
+               "d_acc_real": mean("d_acc_real"),
                "d_acc_fake": mean("d_acc_fake"), "augment_p": mean("augment_p"),
                "collapse_warning": int(quality.collapsing), "wall_time_s": round(wall_time_s, 3)}
         new_file = not self.path.exists()
@@ -96,7 +101,8 @@ class HealthLog:
             writer.writerow(row)
         self.window.clear()
         say(f"step {step}: KID {quality.kid:.3f} ± {quality.kid_std:.3f} (random-CNN features), diversity "
-            f"{quality.diversity_ratio:.0%} of the training set's, D accuracy real {row['d_acc_real']:.2f} / fake "
+            f"{quality.diversity_ratio:.0%} of the training set's, recall {quality.recall:.2f}, coverage "
+            f"{quality.coverage:.2f}, D accuracy real {row['d_acc_real']:.2f} / fake "
             f"{row['d_acc_fake']:.2f}, augment p {row['augment_p']:.2f}")
         if quality.collapsing:
             say(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the training set's: "

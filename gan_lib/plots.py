@@ -6,6 +6,7 @@ and takes images as uint8 or as floats in [-1, 1].
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ import numpy as np
 
 from .analysis import smooth
 from .data import find_class_files
+from .descriptors import DESCRIPTORS
 from .scans import decode_image
 from .images import CLASS_LABELS, as_uint8, montage
 from .phantom import SYNTHETIC_LABEL
@@ -139,6 +141,34 @@ def closest_pairs(generated, train, nearest_ssim, nearest_index, n: int = 8, syn
                       synthetic=synthetic)
 
 
+def least_covered(real, generated, per_real: dict, n: int = 8, synthetic: bool = False):
+    """The real training scans farthest from any generated image, relative to how far their own
+    real neighbours are (`metrics.per_real_coverage`'s ratio; above 1: not covered), each above
+    its nearest generated image: the kinds of scan the generator does not make."""
+    order = np.argsort(per_real["ratio"])[::-1][:n]
+    images = [real[i] for i in order] + [generated[per_real["nearest_index"][i]] for i in order]
+    titles = [f"{per_real['ratio'][i]:.2f}x radius" for i in order] + ["nearest generated"] * len(order)
+    kind = "phantom" if synthetic else "real"
+    return image_grid(images, titles, ncols=len(order), synthetic=synthetic,
+                      suptitle=f"The {kind} scans least covered (top) and the generated image nearest each (bottom)")
+
+
+def descriptor_histograms(sets: dict[str, dict[str, np.ndarray]], synthetic: bool = False):
+    """Each scan descriptor (`gan_lib.descriptors`) as one histogram per image set, overlaid: where
+    the generated set's mass sits away from the real set's, those scans are missing or overmade."""
+    fig, axes = plt.subplots(2, (len(DESCRIPTORS) + 1) // 2, figsize=(12, 6.4))
+    for ax, (name, meaning) in zip(axes.flat, DESCRIPTORS.items()):
+        finite = [v[name][np.isfinite(v[name])] for v in sets.values()]
+        edges = np.histogram_bin_edges(np.concatenate(finite), bins=24)
+        for label, values in zip(sets, finite):
+            ax.hist(values, bins=edges, density=True, histtype="step", linewidth=1.6, label=f"{label} ({len(values)})")
+        ax.set_title(f"{name}\n{textwrap.fill(meaning, 48)}", fontsize=8)
+        ax.set_yticks([])
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return label_synthetic(fig, synthetic)
+
+
 def utility_chart(utility: dict, synthetic: bool = False):
     """Held-out accuracy and AUC per training condition, mean with the spread over seeds."""
     names = list(utility["conditions"])
@@ -156,19 +186,24 @@ def utility_chart(utility: dict, synthetic: bool = False):
 
 
 def kid_curves(health: dict[str, list[dict]], synthetic: bool = False):
-    """KID (mean ± std over subsets) and diversity against steps, one line per run, from health.csv."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    """KID (mean ± std over subsets), diversity and coverage against steps, one line per run, from
+    health.csv (coverage is blank in runs from before it was logged)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
     for name, rows in health.items():
         steps = [r["step"] for r in rows]
         kid, std = np.array([r["kid"] for r in rows]), np.array([r["kid_std"] for r in rows])
         line, = axes[0].plot(steps, kid, "o-", label=name)
         axes[0].fill_between(steps, kid - std, kid + std, color=line.get_color(), alpha=0.2)
         axes[1].plot(steps, [r["diversity_ratio"] for r in rows], "o-", label=name)
+        axes[2].plot(steps, [r.get("coverage", np.nan) for r in rows], "o-", color=line.get_color(), label=f"{name}: coverage")
+        axes[2].plot(steps, [r.get("recall", np.nan) for r in rows], "s--", color=line.get_color(), label=f"{name}: recall")
     axes[0].set_yscale("symlog", linthresh=0.1)
     axes[0].set_title("KID during training (random-CNN features; lower is better)")
     kind = "phantom" if synthetic else "real"
     axes[1].axhline(1.0, color="0.5", linestyle="--", label=f"{kind} set")
     axes[1].set_title(f"Diversity (1 - MS-SSIM) relative to the {kind} set")
+    axes[2].set_ylim(0, 1.02)
+    axes[2].set_title(f"Share of the {kind} training images reached")
     for ax in axes:
         ax.set_xlabel("step")
         ax.legend(fontsize=8)

@@ -144,12 +144,14 @@ def check_resumable(run_dir: Path, cfg: GANConfig) -> None:
 
 def trim_history(path: Path, last_step: int, fields: list[str]) -> None:
     """Drop rows after the restored checkpoint, so a resumed run repeats no step, and a row a kill
-    cut short (said aloud); the file is rewritten whole."""
+    cut short (said aloud); the file is rewritten whole, with `fields` as its columns (a column a
+    run folder from an older gan_lib lacks is left empty in its rows)."""
     if not path.exists():
         return
     with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    whole = [r for r in rows if all(r.get(k) not in (None, "") for k in fields) and r["step"].isdigit()]
+        reader = csv.DictReader(f)
+        rows, present = list(reader), [k for k in fields if k in (reader.fieldnames or [])]
+    whole = [r for r in rows if all(r.get(k) not in (None, "") for k in present) and r["step"].isdigit()]
     if len(whole) < len(rows):
         say(f"dropped {len(rows) - len(whole)} incomplete row(s) of {path.name}, cut short by a kill")
     tmp = path.with_name(f".{path.name}.tmp")

@@ -111,25 +111,33 @@ def c_stderr():
             captured.text = sink.read().decode(errors="replace")
 
 
-def head_box(gray: np.ndarray) -> tuple[int, int, int, int]:
-    """Bounding box (x, y, w, h) of the head: the largest bright connected region.
+def head_mask(gray: np.ndarray) -> np.ndarray:
+    """The head as a boolean mask: the largest bright connected region, holes filled.
 
     Otsu separates the near-black background from tissue; an opening removes noise and thin text,
-    and taking the largest component ignores labels and rulers burnt into some scans.
+    and taking the largest component ignores labels and rulers burnt into some scans. Filling the
+    holes keeps dark structures inside the skull (ventricles, necrosis) part of the head.
     """
     blurred = cv2.GaussianBlur(gray, (5, 5), 0)
     otsu, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     _, mask = cv2.threshold(blurred, max(otsu * 0.5, 8), 255, cv2.THRESH_BINARY)
     k = max(3, min(gray.shape) // 100) | 1
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         raise ValueError("no head found (blank image)")
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h, area = (int(v) for v in stats[largest])
-    if area < FOREGROUND_MIN_SHARE * gray.size:
+    if stats[largest, cv2.CC_STAT_AREA] < FOREGROUND_MIN_SHARE * gray.size:
         raise ValueError("no head found (foreground too small)")
-    return x, y, w, h
+    outside = np.pad(labels != largest, 1, constant_values=True).astype(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2)  # the background reachable from the border
+    return outside[1:-1, 1:-1] != 2
+
+
+def head_box(gray: np.ndarray) -> tuple[int, int, int, int]:
+    """Bounding box (x, y, w, h) of the head (`head_mask`)."""
+    x, y, w, h = cv2.boundingRect(head_mask(gray).astype(np.uint8))
+    return int(x), int(y), int(w), int(h)
 
 
 def crop_pad_resize(gray: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:

@@ -11,11 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from gan_lib import analysis
+from gan_lib import analysis, descriptors
 from gan_lib.config import GANConfig
 from gan_lib.data import prepare_dataset
 from gan_lib.datasets import load_processed, save_processed
-from gan_lib.evaluate import evaluate_run
+from gan_lib.evaluate import evaluate_run, summary_table
 from gan_lib.features import INCEPTION_URL, FeatureExtractorUnavailable, choose_extractor, inception_weights
 from gan_lib.generate import generate, interpolate, load_generator, noise_for
 from gan_lib.sources import fetch_raw
@@ -111,6 +111,21 @@ def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
     assert utility["excluded_from_test"] == 0
     assert set(saved["timings_s"]) >= {"features", "KID and FID", "diversity (MS-SSIM)"}
     assert evaluation.generated.shape == (40, 32, 32, 1) and len(evaluation.nearest_index) == 40
+    coverage = saved["coverage"]
+    n_held = saved["n_held_out_real"]
+    assert coverage["generated_vs_train"]["n"] == 40 and coverage["generated_vs_train_matched"]["n"] == n_held
+    assert coverage["baseline_held_out_vs_train"]["n"] == n_held
+    for key in ("generated_vs_train", "generated_vs_train_matched", "baseline_held_out_vs_train"):
+        assert all(0 <= coverage[key][name] <= 1 for name in ("precision", "recall", "coverage"))
+    with (run_cfg.run_dir / "coverage.csv").open() as f:
+        per_scan = list(csv.DictReader(f))
+    assert len(per_scan) == saved["n_train_real"] and per_scan[0]["source_path"].startswith("yes/")
+    ratios = [float(r["ratio_to_radius"]) for r in per_scan]
+    assert ratios == sorted(ratios, reverse=True), "least covered first"
+    assert np.mean([r > 1 for r in ratios]) == pytest.approx(coverage["train_scans_not_covered"])
+    assert set(saved["descriptors"]["generated_vs_train"]) == set(descriptors.DESCRIPTORS)
+    assert set(evaluation.scan_descriptors) == {"phantom (training)", "generated", "held-out phantom"}
+    assert "precision" in summary_table(saved) and "coverage.csv" in summary_table(saved)
 
 
 def test_inception_weights_offline_fail_clearly_and_auto_falls_back_loudly(tmp_path, offline, capsys):

@@ -20,7 +20,7 @@ LAYERS = [
     {"sources", "scans"},  # raw files: Kaggle, Drive, a local folder, the phantom; one file -> a head image
     {"data"},  # raw files -> dataset
     {"datasets"},  # datasets on disk: stored, named, chosen
-    {"layers", "augment", "losses", "metrics", "classifier", "progress", "streaming"},
+    {"layers", "augment", "losses", "metrics", "descriptors", "classifier", "progress", "streaming"},
     {"models", "features", "generate", "run_folder"},
     {"trainer", "monitor"},  # the compiled step; the health log
     {"speed", "distribute"},  # how this machine computes the step (precision, layers, XLA), measured; on which replicas
@@ -29,7 +29,8 @@ LAYERS = [
     {"__main__"},
 ]
 SCRIPTS = {p.stem for p in (PACKAGE / "scripts").glob("*.py")} - {"__init__"}
-NUMPY_ONLY = ["hardware", "images", "config", "data", "datasets", "scans", "analysis", "phantom", "sources", "colab"]
+NUMPY_ONLY = ["hardware", "images", "config", "data", "datasets", "scans", "descriptors", "analysis", "phantom", "sources",
+              "colab"]
 
 
 def imports(path) -> set[str]:

@@ -72,8 +72,9 @@ def test_minibatch_stddev_shows_d_how_much_its_batch_varies():
         assert discriminator(np.zeros((3, 32, 32, 1), "float32"), training=False).shape == (3, 1)
 
 
-def test_conditional_models_take_the_label_and_unconditional_ones_do_not():
-    cfg = GANConfig.from_overrides(arch="resize-sn", image_size=32, classes="both")
+@pytest.mark.parametrize("arch", ["resize-sn", "report"])
+def test_conditional_models_take_the_label_and_unconditional_ones_do_not(arch):
+    cfg = GANConfig.from_overrides(arch=arch, image_size=32, classes="both", minibatch_stddev=True)
     generator, discriminator = build_models(cfg)
     noise = np.random.default_rng(0).standard_normal((4, cfg.noise_dim)).astype("float32")
     labels = np.array([0, 1, 0, 1], "int32")
@@ -81,8 +82,10 @@ def test_conditional_models_take_the_label_and_unconditional_ones_do_not():
     assert images.shape == (4, 32, 32, 1)
     assert not np.allclose(images, np.asarray(generator([noise, 1 - labels], training=False))), "the label matters"
     assert discriminator([images, labels], training=False).shape == (4, 1)
-    assert len(build_models(GANConfig.from_overrides(arch="resize-sn", image_size=32, classes="yes"))[0].inputs) == 1
-    assert len(build_models(GANConfig.from_overrides(arch="report", image_size=32, classes="both"))[0].inputs) == 1
+    assert not np.allclose(discriminator([images, labels], training=False),
+                           discriminator([images, 1 - labels], training=False)), "D's verdict depends on the label"
+    assert len(build_models(GANConfig.from_overrides(arch=arch, image_size=32, classes="yes"))[0].inputs) == 1
+    assert len(build_models(GANConfig.from_overrides(arch="report-v1", image_size=32, classes="both"))[0].inputs) == 1
 
 
 def test_report_preset_is_the_reports_final_model_layer_for_layer():

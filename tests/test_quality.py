@@ -9,7 +9,8 @@ from gan_lib.scripts.quality import bars, table, utility_aucs
 def row(kid, diversity, near_copies, warnings=0):
     return {"steps": 6000, "wall_time_min": 60.0, "kid": kid, "kid_std": 0.1, "best_training_kid": kid,
             "best_training_kid_step": 6000, "diversity_ratio": diversity, "near_copy_share": near_copies,
-            "real_near_copy_share": 0.15, "collapse_warnings": warnings, "auc_real": 0.8, "auc_real_plus_generated": None}
+            "real_near_copy_share": 0.15, "collapse_warnings": warnings, "auc_real": 0.8, "auc_real_plus_generated": None,
+            "recall_matched": 0.5, "recall_held_out": 0.9, "coverage_matched": 0.6, "coverage_held_out": 0.55}
 
 
 def test_bars_judge_the_lowest_kid_new_preset_against_report():
@@ -24,6 +25,7 @@ def test_bars_judge_the_lowest_kid_new_preset_against_report():
                                         "near_copies_not_above_real"))
     text = table(rows, verdict)
     assert text.count("\n| ") == 3 and "n/a" in text and "best_preset: a" in text
+    assert "| 0.50 (0.90) | 0.60 (0.55) |" in text, "recall and coverage next to the held-out real baseline's"
 
 
 def test_utility_aucs_read_the_evaluations_conditions():

@@ -294,14 +294,15 @@ def test_ada_raises_p_while_d_is_too_sure_of_reals_and_lowers_it_otherwise():
     assert float(trainer.augment_p) >= 0.0
 
 
-def test_the_conditional_generator_obeys_its_label(data_root):
+@pytest.mark.parametrize("models", [{"arch": "resize-sn", "loss": "hinge"}, {}], ids=["resize-sn", "default"])
+def test_the_conditional_generator_obeys_its_label(data_root, models):
     """Two classes that differ plainly (phantom heads, and the same heads dimmed): after training,
     a brightness threshold set on the real classes sorts the generated images by their label
     (150 steps: a start, not a finished generator)."""
     from gan_lib.datasets import load_processed
 
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(data_root), image_size=32, classes="both",
-                                   arch="resize-sn", loss="hinge")
+                                   **models)
     heads, _, _ = load_processed(GANConfig.from_overrides(**{**cfg.to_dict(), "classes": "yes"}).processed_path)
     images = np.concatenate([heads, (heads + 1.0) * 0.3 - 1.0])  # dimmed copies: class 0
     labels = np.concatenate([np.ones(len(heads)), np.zeros(len(heads))]).astype("int32")

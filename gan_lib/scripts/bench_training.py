@@ -2,13 +2,12 @@
 images, a KID check and a checkpoint every 500 steps), per recipe and engine, in one process.
 
     python -m gan_lib.scripts.bench_training --data-dir DIR [--steps 1000] [--image-size 64]
-                                             [--out outputs/bench]
+                                             [--presets P1,P2] [--out outputs/bench]
 
 Times, one after the other: the recipe and engine used before `auto` (report-ada-mbstd-r1 in
-float32 with the speed layers and whole-step XLA), the same recipe with `auto`, and the default
-preset with `auto`, each from an empty speed-choice cache, so it pays for its first-run measurement
-as a first run on a machine does; then the default again with that cache, as every later run of its
-kind on the machine. The whole `train` call is timed: engine choice, compilation, the steps, KID
+float32 with the speed layers and whole-step XLA), then each of `--presets` with `auto` twice:
+from an empty speed-choice cache, paying for its first-run measurement as a first run on a machine
+does, and again with that cache, as every later run of its kind on the machine. The whole `train` call is timed: engine choice, compilation, the steps, KID
 checks, checkpoints and the saved generator. Not a test.
 """
 
@@ -29,12 +28,19 @@ from gan_lib.run_folder import library_versions
 from gan_lib.scripts.quality import preset_config
 from gan_lib.training import train
 
-# label -> (preset, precision, xla, speed_layers, speed cache): a fresh cache, or the one named run's
-RUNS = {"before auto: report-ada-mbstd-r1, float32, speed layers, XLA whole": ("report-ada-mbstd-r1", "float32", "on", "on", None),
-        "report-ada-mbstd-r1, auto": ("report-ada-mbstd-r1", "auto", "auto", "auto", None),
-        f"{DEFAULT_PRESET} (default), auto": (DEFAULT_PRESET, "auto", "auto", "auto", None),
-        f"{DEFAULT_PRESET} (default), auto, measured before": (DEFAULT_PRESET, "auto", "auto", "auto",
-                                                              f"{DEFAULT_PRESET} (default), auto")}
+BEFORE_AUTO = ("report-ada-mbstd-r1", "float32", "on", "on")  # preset, precision, xla, speed_layers
+
+
+def timed_runs(presets: list[str]) -> dict:
+    """label -> (preset, precision, xla, speed_layers, speed cache): the recipe and engine before
+    `auto`, then per preset a first run with `auto` (an empty speed-choice cache) and a later one
+    (the cache the first run filled)."""
+    runs = {"before auto: report-ada-mbstd-r1, float32, speed layers, XLA whole": (*BEFORE_AUTO, None)}
+    for preset in presets:
+        label = f"{preset}{' (default)' if preset == DEFAULT_PRESET else ''}, auto"
+        runs[label] = (preset, "auto", "auto", "auto", None)
+        runs[f"{label}, measured before"] = (preset, "auto", "auto", "auto", label)
+    return runs
 
 
 def main(argv=None) -> int:
@@ -42,14 +48,17 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", required=True, help="folder with yes/ and no/")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--presets", default=f"report-ada-mbstd-r1,{DEFAULT_PRESET}",
+                        help="comma-separated presets, each timed as a first and as a later run")
     parser.add_argument("--out", default="outputs/bench")
     args = parser.parse_args(argv)
+    runs = timed_runs(args.presets.split(","))
     cpu = cpu_facts()
     print(f"CPU: {cpu['model']}, {cpu['cores']} logical cores, features {' '.join(cpu['features']) or 'none known'}")
     seconds = {}
     with tempfile.TemporaryDirectory() as scratch:
-        labels = list(RUNS)
-        for i, (label, (preset, precision, xla, speed_layers, cache_of)) in enumerate(RUNS.items()):
+        labels = list(runs)
+        for i, (label, (preset, precision, xla, speed_layers, cache_of)) in enumerate(runs.items()):
             cache = i if cache_of is None else labels.index(cache_of)
             os.environ["XDG_CACHE_HOME"] = str(Path(scratch) / f"cache{cache}")
             run_args = argparse.Namespace(data_dir=args.data_dir, image_size=args.image_size, seed=0, steps=args.steps,

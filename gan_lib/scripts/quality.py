@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from gan_lib.analysis import load_history
-from gan_lib.config import PRESETS, GANConfig
+from gan_lib.config import EVALUATION_FIELDS, PRESETS, GANConfig
 from gan_lib.datasets import ensure_processed, load_processed
-from gan_lib.evaluate import evaluate_run
+from gan_lib.evaluate import add_coverage, evaluate_run, run_config
 from gan_lib.generate import generate, load_generator
 from gan_lib.metrics import LESS_DIVERSE_RATIO
 from gan_lib.plots import kid_curves, side_by_side
@@ -73,7 +73,7 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
     """quality.json, table.md, kid_vs_steps.png and grids.png from finished runs, by label."""
     rows, health, grids = {}, {}, {}
     for label, run_dir in runs.items():
-        run_metrics = json.loads((run_dir / "metrics.json").read_text())
+        run_metrics = with_coverage(run_dir)
         record = json.loads((run_dir / "config.json").read_text())
         health[label] = load_history(run_dir, "health.csv")
         history = load_history(run_dir)
@@ -85,6 +85,9 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
             "kid_baseline_held_out": fidelity.get("baseline_held_out_vs_train", {}).get("kid"),
             "best_training_kid": best["kid"], "best_training_kid_step": best["step"],
             "diversity_ratio": diverse["diversity_ratio"],
+            **{f"{name}_{kind}": run_metrics["coverage"][key][name] for name in ("recall", "coverage")
+               for kind, key in (("matched", "generated_vs_train_matched"), ("held_out", "baseline_held_out_vs_train"))},
+            "train_scans_not_covered": run_metrics["coverage"]["train_scans_not_covered"],
             "near_copy_share": memo["generated_near_copy_share"], "real_near_copy_share": memo["baseline_near_copy_share"],
             "collapse_warnings": int(sum(h["collapse_warning"] for h in health[label])),
             **utility_aucs(run_metrics["utility"]),
@@ -104,6 +107,19 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
     print(table(rows, result["bars"]))
     print(f"wrote {out}/quality.json, table.md, kid_vs_steps.png, grids.png")
     return result
+
+
+def with_coverage(run_dir: Path) -> dict:
+    """A run's metrics.json; one evaluated before coverage existed gains it first (`add_coverage`,
+    with the evaluation settings it was evaluated with; its dataset remade if missing here)."""
+    run_metrics = json.loads((run_dir / "metrics.json").read_text())
+    if "coverage" not in run_metrics:
+        print(f"{run_dir}: evaluated before coverage existed; adding coverage and scan descriptors")
+        evaluated_with = {name: run_metrics["config"][name] for name in EVALUATION_FIELDS}
+        cfg = run_config(GANConfig.from_overrides(run_name=run_dir.name, output_root=str(run_dir.parent), **evaluated_with))
+        ensure_processed(cfg)
+        run_metrics = add_coverage(cfg)
+    return run_metrics
 
 
 def utility_aucs(utility: dict) -> dict:
@@ -132,12 +148,14 @@ def table(rows: dict, bar_results: dict) -> str:
         return "n/a" if value is None else format(value, fmt)
 
     lines = ["| preset | steps | train min | KID (final) | KID best in training (step) | diversity vs real "
-             "| near-copies (real) | collapse warnings | AUC real / +generated |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| recall (held-out real) | coverage (held-out real) | near-copies (real) | collapse warnings "
+             "| AUC real / +generated |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for preset, r in rows.items():
         lines.append(
             f"| {preset} | {r['steps']} | {r['wall_time_min']:.0f} | {r['kid']:.3f} ± {r['kid_std']:.3f} "
             f"| {r['best_training_kid']:.3f} ({r['best_training_kid_step']}) | {r['diversity_ratio']:.0%} "
+            f"| {r['recall_matched']:.2f} ({r['recall_held_out']:.2f}) | {r['coverage_matched']:.2f} ({r['coverage_held_out']:.2f}) "
             f"| {r['near_copy_share']:.1%} ({r['real_near_copy_share']:.1%}) | {r['collapse_warnings']} "
             f"| {number(r['auc_real'], '.3f')} / {number(r['auc_real_plus_generated'], '.3f')} |")
     if bar_results:
