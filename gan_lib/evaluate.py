@@ -25,7 +25,7 @@ from . import descriptors, metrics
 from .config import EVALUATION_FIELDS, GANConfig
 from .datasets import ensure_processed, load_processed, split_sha256
 from .features import choose_extractor
-from .generate import generate, load_generator, takes_label
+from .generate import default_labels, generate, load_generator, takes_label
 from .images import CLASS_LABELS
 from .phantom import SYNTHETIC_LABEL
 from .run_folder import check_same_data, library_versions, recorded_dataset, recorded_settings
@@ -57,7 +57,9 @@ class Evaluation:
     """What the notebook shows: metrics.json's content plus the images behind the figures."""
     metrics: dict
     generated: np.ndarray
+    generated_labels: np.ndarray | None  # a class-conditional generator's labels (generate.default_labels); else None
     train: np.ndarray
+    train_labels: np.ndarray
     nearest_ssim: np.ndarray  # per generated image: SSIM to its nearest training image ...
     nearest_index: np.ndarray  # ... and that image's index in `train`
     per_real: dict  # per training image: nearest generated image by features (metrics.per_real_coverage)
@@ -298,7 +300,9 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
     }
     (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     print(f"wrote {run_dir / 'metrics.json'}")
-    return Evaluation(result, generated, train, nearest_ssim, nearest_index, per_real, scans)
+    generated_labels = default_labels(0, len(generated)) if takes_label(generator) else None
+    return Evaluation(result, generated, generated_labels, train, run.train_labels, nearest_ssim, nearest_index,
+                      per_real, scans)
 
 
 def coverage_section(f_train: np.ndarray, f_gen: np.ndarray, f_held, seed: int) -> tuple[dict, dict]:
@@ -309,9 +313,9 @@ def coverage_section(f_train: np.ndarray, f_gen: np.ndarray, f_held, seed: int) 
     section = {"k_precision_recall": metrics.PRECISION_RECALL_K, "k_density_coverage": metrics.DENSITY_COVERAGE_K,
                "generated_vs_train": {**metrics.coverage_metrics(f_train, f_gen), "n": len(f_gen)}}
     if f_held is not None and len(f_held) > metrics.DENSITY_COVERAGE_K:
-        n = len(f_held)
+        n = min(len(f_held), len(f_gen))  # fewer generated than held-out images: all of them (the row says n)
         section["generated_vs_train_matched"] = metrics.matched_coverage(f_train, f_gen, n, seed=seed)
-        section["baseline_held_out_vs_train"] = {**metrics.coverage_metrics(f_train, f_held), "n": n}
+        section["baseline_held_out_vs_train"] = {**metrics.coverage_metrics(f_train, f_held), "n": len(f_held)}
     per_real = metrics.per_real_coverage(f_train, f_gen)
     section["train_scans_not_covered"] = float((per_real["ratio"] > 1).mean())
     return section, per_real

@@ -141,6 +141,22 @@ def closest_pairs(generated, train, nearest_ssim, nearest_index, n: int = 8, syn
                       synthetic=synthetic)
 
 
+def class_picks(generated, generated_labels, real, real_labels, n: int = 8, seed: int = 0, synthetic: bool = False):
+    """A class-conditional generator's images of each class above real images of that class,
+    random picks: one pair of rows per class."""
+    rng = np.random.default_rng(seed)
+    kind = "phantom" if synthetic else "real"
+    images, titles = [], []
+    for name, label in sorted(CLASS_LABELS.items(), key=lambda item: -item[1]):
+        for source, labels, what in ((generated, generated_labels, "generated"), (real, real_labels, kind)):
+            pool = np.flatnonzero(labels == label)
+            count = min(n, len(pool))  # a short row is padded with black, so each row is one set
+            images += [source[i] for i in rng.choice(pool, count, replace=False)] + [np.full_like(source[0], -1.0)] * (n - count)
+            titles += [f"{what} '{name}'"] * count + [""] * (n - count)
+    return image_grid(images, titles, ncols=n, tile=96, synthetic=synthetic,
+                      suptitle=f"Each class: generated (upper row) and {kind} training images (lower row)")
+
+
 def least_covered(real, generated, per_real: dict, n: int = 8, synthetic: bool = False):
     """The real training scans farthest from any generated image, relative to how far their own
     real neighbours are (`metrics.per_real_coverage`'s ratio; above 1: not covered), each above

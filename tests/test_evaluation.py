@@ -18,6 +18,7 @@ from gan_lib.datasets import load_processed, save_processed
 from gan_lib.evaluate import evaluate_run, summary_table
 from gan_lib.features import INCEPTION_URL, FeatureExtractorUnavailable, choose_extractor, inception_weights
 from gan_lib.generate import generate, interpolate, load_generator, noise_for
+from gan_lib.plots import class_picks
 from gan_lib.sources import fetch_raw
 from gan_lib.training import train
 
@@ -126,6 +127,31 @@ def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
     assert set(saved["descriptors"]["generated_vs_train"]) == set(descriptors.DESCRIPTORS)
     assert set(evaluation.scan_descriptors) == {"phantom (training)", "generated", "held-out phantom"}
     assert "precision" in summary_table(saved) and "coverage.csv" in summary_table(saved)
+
+
+def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(tmp_path):
+    """classes="both" with the default preset (report models, conditional): each class's own
+    figures, the train-on-synthetic condition, and a picture per class."""
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "data"), image_size=32, classes="both",
+                                   output_root=str(tmp_path / "runs"), run_name="both", epochs=1, steps_per_epoch=6,
+                                   checkpoint_every=6, log_every=2, xla="off", precision="float32", speed_layers="off",
+                                   n_generated=40, kid_subset_size=10, kid_subsets=3, diversity_pairs=50,
+                                   classifier_seeds=1, classifier_epochs=1, feature_extractor="random_cnn", kid_every=0)
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    train(cfg)
+    evaluation = evaluate_run(cfg)
+    per_class = evaluation.metrics["fidelity"]["per_class"]
+    assert set(per_class) == {"yes", "no"}
+    for figures in per_class.values():
+        assert np.isfinite(figures["generated_vs_train"]["kid"]) and figures["generated_vs_train"]["n"][0] == 40
+        assert 0 <= figures["coverage"]["generated_vs_train"]["coverage"] <= 1
+    conditions = evaluation.metrics["utility"]["conditions"]
+    assert any(name.startswith("generated only") for name in conditions), "train on synthetic, test on real"
+    assert list(evaluation.generated_labels[:4]) == [0, 1, 0, 1] and set(evaluation.train_labels) == {0, 1}
+    figure = class_picks(evaluation.generated, evaluation.generated_labels, evaluation.train, evaluation.train_labels,
+                         synthetic=True)
+    assert figure.texts, "labelled synthetic"
+    assert "class yes: generated vs training" in summary_table(evaluation.metrics)
 
 
 def test_inception_weights_offline_fail_clearly_and_auto_falls_back_loudly(tmp_path, offline, capsys):

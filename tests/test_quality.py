@@ -52,3 +52,5 @@ def test_a_setting_given_over_the_preset_is_typed_and_reaches_the_config():
     cfg = preset_config("report-ada-mbstd-r1-lean", args)
     assert cfg.reuse_fakes is False and cfg.r1_every == PRESETS["report-ada-mbstd-r1-lean"]["r1_every"]
     assert cfg.overridden()["reuse_fakes"] is False
+    both = preset_config("report-ada-mbstd-r1", argparse.Namespace(**{**vars(args), "set": [setting("classes=both")]}))
+    assert both.classes == "both" and "_both_" in both.dataset, "--set may change the data too"

@@ -51,12 +51,13 @@ def setting(text: str) -> tuple[str, object]:
 
 
 def preset_config(preset: str, args) -> GANConfig:
-    cfg = GANConfig.from_overrides(
-        data_source="local" if args.data_dir else "kaggle", data_dir=args.data_dir, classes="yes", image_size=args.image_size, seed=args.seed,
-        epochs=args.steps // STEPS_PER_EPOCH, steps_per_epoch=STEPS_PER_EPOCH, batch_size=4, kid_every=STEPS_PER_EPOCH,
-        checkpoint_every=STEPS_PER_EPOCH, run_name=preset, output_root=str(Path(args.out) / "runs"),
-        feature_extractor=args.feature_extractor, preset=preset, precision=args.precision, xla=args.xla,
-        speed_layers=args.speed_layers, **dict(args.set))
+    cfg = GANConfig.from_overrides(**{
+        "data_source": "local" if args.data_dir else "kaggle", "data_dir": args.data_dir, "classes": "yes",
+        "image_size": args.image_size, "seed": args.seed, "epochs": args.steps // STEPS_PER_EPOCH,
+        "steps_per_epoch": STEPS_PER_EPOCH, "batch_size": 4, "kid_every": STEPS_PER_EPOCH,
+        "checkpoint_every": STEPS_PER_EPOCH, "run_name": preset, "output_root": str(Path(args.out) / "runs"),
+        "feature_extractor": args.feature_extractor, "preset": preset, "precision": args.precision, "xla": args.xla,
+        "speed_layers": args.speed_layers, **dict(args.set)})  # --set may also change the data, e.g. classes=both
     return dataclasses.replace(cfg, dataset=cfg.dataset_name)  # the data these settings make, not the latest
 
 
