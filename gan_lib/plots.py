@@ -203,27 +203,35 @@ def utility_chart(utility: dict, synthetic: bool = False):
 
 def kid_curves(health: dict[str, list[dict]], synthetic: bool = False):
     """KID (mean ± std over subsets), diversity and coverage against steps, one line per run, from
-    health.csv (coverage is blank in runs from before it was logged)."""
+    health.csv (a run from before coverage was logged has no coverage line); one legend, at the right."""
+    from matplotlib.lines import Line2D
+
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
     for name, rows in health.items():
         steps = [r["step"] for r in rows]
         kid, std = np.array([r["kid"] for r in rows]), np.array([r["kid_std"] for r in rows])
         line, = axes[0].plot(steps, kid, "o-", label=name)
         axes[0].fill_between(steps, kid - std, kid + std, color=line.get_color(), alpha=0.2)
-        axes[1].plot(steps, [r["diversity_ratio"] for r in rows], "o-", label=name)
-        axes[2].plot(steps, [r.get("coverage", np.nan) for r in rows], "o-", color=line.get_color(), label=f"{name}: coverage")
-        axes[2].plot(steps, [r.get("recall", np.nan) for r in rows], "s--", color=line.get_color(), label=f"{name}: recall")
+        axes[1].plot(steps, [r["diversity_ratio"] for r in rows], "o-", color=line.get_color())
+        axes[2].plot(steps, [r.get("coverage", np.nan) for r in rows], "o-", color=line.get_color())
+        axes[2].plot(steps, [r.get("recall", np.nan) for r in rows], "s--", color=line.get_color())
     axes[0].set_yscale("symlog", linthresh=0.1)
-    axes[0].set_title("KID during training (random-CNN features; lower is better)")
+    axes[0].set_title("KID during training (random-CNN; lower is better)")
     kind = "phantom" if synthetic else "real"
-    axes[1].axhline(1.0, color="0.5", linestyle="--", label=f"{kind} set")
-    axes[1].set_title(f"Diversity (1 - MS-SSIM) relative to the {kind} set")
+    axes[1].axhline(1.0, color="0.5", linestyle="--")
+    axes[1].set_title(f"Diversity over the {kind} set's (dashed: equal)")
     axes[2].set_ylim(0, 1.02)
+    if not any(np.isfinite(r.get("coverage", np.nan)) for rows in health.values() for r in rows):
+        axes[2].text(0.5, 0.5, "not logged by these runs\n(trained before health.csv had coverage)",
+                     ha="center", va="center", transform=axes[2].transAxes)
     axes[2].set_title(f"Share of the {kind} training images reached")
+    axes[2].legend([Line2D([], [], color="0.3", marker="o"), Line2D([], [], color="0.3", marker="s", linestyle="--")],
+                   ["coverage", "recall"], fontsize=8, loc="lower right")
     for ax in axes:
         ax.set_xlabel("step")
-        ax.legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
     fig.tight_layout()
+    fig.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.98))
     return label_synthetic(fig, synthetic)
 
 

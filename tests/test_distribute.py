@@ -5,7 +5,7 @@ process (tests/distributed_train.py); the one-device runs they are compared with
 
 Tolerance: split over two replicas, a step sums the replicas' gradients and BatchNorm sums their
 statistics in another order than one device, and a GAN amplifies such rounding differences as it
-trains: over these 20 steps the losses differed by at most 0.8 % (measured, the default preset; 1e-4
+trains: over these 20 steps the losses differed by at most 0.8 % (measured, the lean preset; 1e-4
 for the report's first models). Asserted: 2 % (and 0.002 absolute for values near 0).
 """
 
@@ -30,12 +30,12 @@ from gan_lib.training import train
 SCRIPT = Path(__file__).with_name("distributed_train.py")
 LOSS_RTOL, LOSS_ATOL = 0.02, 0.002
 LOSSES = ("d_loss", "g_loss", "d_real", "d_fake")
-# The default preset (its D has Dropout; minibatch stddev, lazy R1 every 3rd step, EMA) with
-# augmentation on from the start; the report's first models, whose G has BatchNorm; and the default
+# The lean preset (its D has Dropout; minibatch stddev, lazy R1 every 3rd step, EMA) with
+# augmentation on from the start; the report's first models, whose G has BatchNorm; and the lean
 # preset on images streamed from shards (gan_lib.streaming), the host's batch split between replicas.
-DEFAULT = dict(preset="report-ada-mbstd-r1-lean", r1_every=3, augment_p=0.5)
-RECIPES = {"default": DEFAULT, "batchnorm": dict(preset="report-ada-mbstd-r1", arch="report-v1", augment_p=0.5),
-           "streamed": dict(**DEFAULT, memory_budget_mb=0.1)}
+LEAN = dict(preset="report-ada-mbstd-r1-lean", r1_every=3, augment_p=0.5)
+RECIPES = {"lean": LEAN, "batchnorm": dict(preset="report-ada-mbstd-r1", arch="report-v1", augment_p=0.5),
+           "streamed": dict(**LEAN, memory_budget_mb=0.1)}
 WORKER_TIMEOUT_S = 300
 
 
@@ -61,14 +61,14 @@ def assert_same_losses(history: list[dict], reference: list[dict]) -> None:
 
 @pytest.fixture(scope="module")
 def mirrored_runs(data_root, tmp_path_factory):
-    """Under `mirrored` on two logical CPUs: each recipe for 20 steps, and the default one again,
+    """Under `mirrored` on two logical CPUs: each recipe for 20 steps, and the lean one again,
     its process ending after step 7 (its last checkpoint at step 5), then resumed in a new process."""
     out = tmp_path_factory.mktemp("mirrored")
     root = data_copy(data_root, out)
     two = dict(strategy="mirrored", logical_devices=2)
     jobs = [{"config": distributed_cfg(root, out, name, **two, **recipe).to_dict()}
             for name, recipe in RECIPES.items()]
-    parts = distributed_cfg(root, out, "parts", **two, **RECIPES["default"]).to_dict()
+    parts = distributed_cfg(root, out, "parts", **two, **RECIPES["lean"]).to_dict()
     run_process(jobs + [{"config": parts, "stop_after_steps": 7}])
     run_process([{"config": parts}])
     return out
@@ -89,7 +89,7 @@ def test_two_logical_cpus_train_the_same_losses_as_one_device(recipe, data_root,
 
 
 def test_a_mirrored_run_stopped_and_resumed_matches_an_uninterrupted_one(mirrored_runs):
-    resumed, whole = load_history(mirrored_runs / "runs" / "parts"), load_history(mirrored_runs / "runs" / "default")
+    resumed, whole = load_history(mirrored_runs / "runs" / "parts"), load_history(mirrored_runs / "runs" / "lean")
     assert [r["step"] for r in resumed] == [r["step"] for r in whole], "no step repeated or lost"
     for name in LOSSES:
         np.testing.assert_allclose([r[name] for r in resumed], [r[name] for r in whole], rtol=1e-5, err_msg=name)
@@ -97,10 +97,10 @@ def test_a_mirrored_run_stopped_and_resumed_matches_an_uninterrupted_one(mirrore
 
 def test_a_mirrored_run_resumes_on_one_device_with_the_same_global_batch(data_root, mirrored_runs, tmp_path):
     """Checkpoints hold one copy of every variable: the same run continues on another replica count."""
-    stopped = distributed_cfg(data_root, tmp_path, "moved", strategy="mirrored", logical_devices=2, **RECIPES["default"])
+    stopped = distributed_cfg(data_root, tmp_path, "moved", strategy="mirrored", logical_devices=2, **RECIPES["lean"])
     run_process([{"config": stopped.to_dict(), "stop_after_steps": 7}])
-    resumed = load_history(train(distributed_cfg(data_root, tmp_path, "moved", **RECIPES["default"])))
-    assert_same_losses(resumed, load_history(mirrored_runs / "runs" / "default"))
+    resumed = load_history(train(distributed_cfg(data_root, tmp_path, "moved", **RECIPES["lean"])))
+    assert_same_losses(resumed, load_history(mirrored_runs / "runs" / "lean"))
     engines = json.loads((tmp_path / "runs" / "moved" / "config.json").read_text())["effective"]["engines"]
     assert [(e["from_step"], e["engine"].get("replicas")) for e in engines] == [(0, 2), (5, None)]
 
@@ -116,7 +116,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def test_two_workers_on_localhost_train_one_run_folder_as_mirrored_does(data_root, mirrored_runs, tmp_path):
-    cfg = distributed_cfg(data_root, tmp_path, "default", strategy="multiworker", **RECIPES["default"])
+    cfg = distributed_cfg(data_root, tmp_path, "lean", strategy="multiworker", **RECIPES["lean"])
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     try:
@@ -132,12 +132,12 @@ def test_two_workers_on_localhost_train_one_run_folder_as_mirrored_does(data_roo
                 os.killpg(worker.pid, signal.SIGKILL)
                 worker.wait()
     assert [w.returncode for w in workers] == [0, 0], "\n\n".join(o[-3000:] for o in outputs)
-    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["default"], "one run folder"
-    run_dir = tmp_path / "runs" / "default"
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["lean"], "one run folder"
+    run_dir = tmp_path / "runs" / "lean"
     assert sorted(p.name for p in (run_dir / "checkpoints").glob("ckpt-*.index")) == [
         "ckpt-10.index", "ckpt-15.index", "ckpt-20.index"]
     assert all("strategy multiworker: 2 replicas" in output for output in outputs)
-    assert_same_losses(load_history(run_dir), load_history(mirrored_runs / "runs" / "default"))
+    assert_same_losses(load_history(run_dir), load_history(mirrored_runs / "runs" / "lean"))
     record = json.loads((run_dir / "config.json").read_text())
     assert {k: record["effective"]["strategy"][k] for k in ("strategy", "replicas", "workers")} == {
         "strategy": "multiworker", "replicas": 2, "workers": 2}

@@ -196,7 +196,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=None,
                         help="default: float32, and mixed_bfloat16 on a CPU with AMX or AVX-512-BF16")
-    parser.add_argument("--presets", nargs="*", default=["report-ada-mbstd-r1"],
+    parser.add_argument("--presets", nargs="*", default=["report-ada-mbstd-r1-lean"],
                         help="other recipes to time, in the engines auto may choose")
     parser.add_argument("--variants", choices=["all", "auto"], default="all",
                         help="auto: only the report loop and the engines auto may choose for the default recipe (on the "

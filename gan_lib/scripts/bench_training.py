@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", required=True, help="folder with yes/ and no/")
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--presets", default=f"report-ada-mbstd-r1,{DEFAULT_PRESET}",
+    parser.add_argument("--presets", default="report-ada-mbstd-r1,report-ada-mbstd-r1-lean",
                         help="comma-separated presets, each timed as a first and as a later run")
     parser.add_argument("--out", default="outputs/bench")
     args = parser.parse_args(argv)
