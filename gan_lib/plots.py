@@ -170,18 +170,21 @@ def least_covered(real, generated, per_real: dict, n: int = 8, synthetic: bool =
 
 
 def descriptor_histograms(sets: dict[str, dict[str, np.ndarray]], synthetic: bool = False):
-    """Each scan descriptor (`gan_lib.descriptors`) as one histogram per image set, overlaid: where
-    the generated set's mass sits away from the real set's, those scans are missing or overmade."""
+    """Each scan descriptor (`gan_lib.descriptors`) as one histogram per image set, overlaid, the
+    first set (the real one) filled: where a generated set's mass sits away from the real set's,
+    those scans are missing or overmade."""
     fig, axes = plt.subplots(2, (len(DESCRIPTORS) + 1) // 2, figsize=(12, 6.4))
     for ax, (name, meaning) in zip(axes.flat, DESCRIPTORS.items()):
         finite = [v[name][np.isfinite(v[name])] for v in sets.values()]
         edges = np.histogram_bin_edges(np.concatenate(finite), bins=24)
-        for label, values in zip(sets, finite):
-            ax.hist(values, bins=edges, density=True, histtype="step", linewidth=1.6, label=f"{label} ({len(values)})")
+        for i, (label, values) in enumerate(zip(sets, finite)):  # the first set (the real one) filled grey
+            style = {"histtype": "stepfilled", "color": "0.8"} if i == 0 else {"histtype": "step", "linewidth": 1.6}
+            ax.hist(values, bins=edges, density=True, label=f"{label} ({len(values)})", **style)
         ax.set_title(f"{name}\n{textwrap.fill(meaning, 48)}", fontsize=8)
         ax.set_yticks([])
-    axes.flat[0].legend(fontsize=7)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.tight_layout()
+    fig.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.98))
     return label_synthetic(fig, synthetic)
 
 

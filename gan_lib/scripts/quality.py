@@ -1,6 +1,6 @@
 """`make quality`: every training preset on the same real tumour images, seed, batch size and step
-budget, then the full evaluation of each, one table, KID-versus-steps curves and the sample grids
-side by side, under outputs/quality/.
+budget, then the full evaluation of each, one table, KID-versus-steps curves, the sample grids side
+by side and the scan descriptors of each run's images against the real ones, under outputs/quality/.
 
     python -m gan_lib.scripts.quality [--data-dir ../shared/data/brain_mri_yes_no] [--steps 6000] [--image-size 64]
     python -m gan_lib.scripts.quality ... --only resize-sn     # one preset (run several in parallel), no table
@@ -26,17 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_lib import descriptors
 from gan_lib.analysis import load_history
 from gan_lib.config import EVALUATION_FIELDS, PRESETS, GANConfig
 from gan_lib.datasets import ensure_processed, load_processed
 from gan_lib.evaluate import add_coverage, evaluate_run, run_config
 from gan_lib.generate import generate, load_generator
 from gan_lib.metrics import LESS_DIVERSE_RATIO
-from gan_lib.plots import kid_curves, side_by_side
+from gan_lib.plots import descriptor_histograms, kid_curves, side_by_side
 from gan_lib.training import train
 
 STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
 GRID_IMAGES = 16
+DESCRIBED_IMAGES = 200  # generated per run for the descriptor histograms (the grids are the first 16)
 
 
 def setting(text: str) -> tuple[str, object]:
@@ -72,7 +74,7 @@ def run_preset(preset: str, args) -> None:
 
 def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
     """quality.json, table.md, kid_vs_steps.png and grids.png from finished runs, by label."""
-    rows, health, grids = {}, {}, {}
+    rows, health, grids, scans = {}, {}, {}, {}
     for label, run_dir in runs.items():
         run_metrics = with_coverage(run_dir)
         record = json.loads((run_dir / "config.json").read_text())
@@ -95,18 +97,21 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
             "feature_extractor": fidelity["feature_extractor"], "config": record["config"],
             "engine": record["effective"].get("engine"),
         }
-        grids[label] = generate(load_generator(run_dir), GRID_IMAGES, seed=seed)[0]
+        generated = generate(load_generator(run_dir), DESCRIBED_IMAGES, seed=seed)[0]
+        grids[label], scans[label] = generated[:GRID_IMAGES], descriptors.describe(generated)
     first = json.loads((next(iter(runs.values())) / "config.json").read_text())
     real, _, _ = load_processed(Path(first["data"]["file"]), "train")
     grids = {"real (training)": real[np.random.default_rng(seed).choice(len(real), GRID_IMAGES, replace=False)],
              **grids}
+    scans = {"real (training)": descriptors.describe(real), **scans}
     result = {"rows": rows, "bars": bars(rows) if "report" in rows and len(rows) > 1 else {}}
     (out / "quality.json").write_text(json.dumps(result, indent=2))
     (out / "table.md").write_text(table(rows, result["bars"]))
     kid_curves(health).savefig(out / "kid_vs_steps.png", dpi=100, bbox_inches="tight")
     side_by_side(grids).savefig(out / "grids.png", dpi=100, bbox_inches="tight")
+    descriptor_histograms(scans).savefig(out / "descriptors.png", dpi=100, bbox_inches="tight")
     print(table(rows, result["bars"]))
-    print(f"wrote {out}/quality.json, table.md, kid_vs_steps.png, grids.png")
+    print(f"wrote {out}/quality.json, table.md, kid_vs_steps.png, grids.png, descriptors.png")
     return result
 
 
