@@ -18,13 +18,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from . import classifier as clf
 from . import descriptors, metrics
 from .config import EVALUATION_FIELDS, GANConfig
 from .datasets import ensure_processed, load_processed, split_sha256
-from .features import choose_extractor
+from .features import FeatureExtractor, choose_extractor
 from .generate import default_labels, generate, load_generator, takes_label
 from .images import CLASS_LABELS
 from .phantom import SYNTHETIC_LABEL
@@ -147,13 +148,13 @@ class RunImages:
     images when the extractor asks for it)."""
     cfg: GANConfig
     gan_manifest: dict
-    generator: object
+    generator: keras.Model
     train: np.ndarray
     train_labels: np.ndarray
     held_out: np.ndarray
     held_out_labels: np.ndarray
     generated: np.ndarray
-    extractor: object
+    extractor: FeatureExtractor
     f_train: np.ndarray
     f_held: np.ndarray | None
     f_gen: np.ndarray

@@ -1,6 +1,7 @@
 """Image-set metrics: fidelity (KID, FID on features), coverage (precision/recall, density/coverage
-on features), diversity (MS-SSIM), memorisation (SSIM to the nearest training image). Pure functions of arrays; which features and images go in is
-`gan_lib.evaluate`'s job. Images are (N, H, W, 1) in [-1, 1], as everywhere in gan_lib.
+on features), diversity (MS-SSIM), memorisation (SSIM to the nearest training image). Pure functions
+of arrays; which features and images go in is `gan_lib.evaluate`'s job. Images are (N, H, W, 1) in
+[-1, 1], as everywhere in gan_lib.
 """
 
 from __future__ import annotations
