@@ -118,10 +118,8 @@ def per_real_coverage(real: np.ndarray, generated: np.ndarray, k: int = DENSITY_
     """For each real image: the distance to its nearest generated image, that image's index, and that
     distance over the real image's own k-NN radius (at most 1: covered, in Naeem et al.'s sense).
     The largest ratios are the real scans the generator least reaches."""
-    d = pairwise_distances(real, generated)
+    distance, nearest = nearest_feature_distance(real, generated)
     radius = knn_radii(real, k)
-    nearest = d.argmin(1)
-    distance = d[np.arange(len(real)), nearest]
     return {"distance": distance, "nearest_index": nearest, "radius": radius, "ratio": distance / np.maximum(radius, 1e-12)}
 
 
