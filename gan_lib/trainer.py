@@ -246,6 +246,9 @@ class GANTrainer:
         if real is None:
             index = self.rng.uniform([batch], 0, n, dtype=tf.int64)
             real, real_labels = tf.gather(self.images, index), tf.gather(self.labels, index)
+        if self.cfg.mirror:  # drawn only when asked for, so runs without it keep their histories
+            flipped = self.rng.uniform([batch, 1, 1, 1]) < 0.5
+            real = tf.where(flipped, tf.reverse(real, axis=[2]), real)
         draws = {"real": real, "real_labels": real_labels}
         draws["noise"], draws["fake_labels"] = self.rng.normal([batch, self.cfg.noise_dim]), self._random_labels(batch, n)
         draws["augment_real"] = augment_draws(self.rng, batch, side, self.augment_p, self.augment_policy)

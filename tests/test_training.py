@@ -142,7 +142,8 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
 
     run_dir = train(small_cfg(data_root, tmp_path, epochs=1))
     record = json.loads((run_dir / "config.json").read_text())
-    for option in ("minibatch_stddev", "r1_gamma", "r1_every", "ema_decay", "augment", "ada_target", "reuse_fakes"):
+    for option in ("minibatch_stddev", "r1_gamma", "r1_every", "ema_decay", "augment", "ada_target", "reuse_fakes",
+                   "mirror"):
         del record["config"][option]
     (run_dir / "config.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="minibatch_stddev"):
@@ -405,6 +406,19 @@ def test_reusing_the_fakes_changes_only_the_generators_update():
     tiny = GANConfig.from_overrides(reuse_fakes=True, learning_rate=1e-12, **settings)
     out = GANTrainer(tiny, images, engine=Engine("float32", True, "none")).compiled_step()
     np.testing.assert_allclose(float(out["g_loss"]), -np.log(float(out["d_fake"])), rtol=1e-4)
+
+
+def test_mirror_shows_d_each_real_image_or_its_mirror_image_half_the_time_each():
+    """With `mirror`, every real image D sees is a training image, left-right flipped in about half
+    the draws; without it, none is flipped."""
+    images = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32")
+    for mirror, flipped_share in ((True, (0.35, 0.65)), (False, (0.0, 0.0))):
+        trainer = GANTrainer(GANConfig.from_overrides(image_size=32, mirror=mirror), images)
+        reals = np.concatenate([trainer._draws()["real"].numpy() for _ in range(50)])
+        as_drawn = (np.abs(reals[:, None] - images[None]).max(axis=(2, 3, 4)) == 0).any(axis=1)
+        as_mirrored = (np.abs(reals[:, None] - images[None, :, :, ::-1]).max(axis=(2, 3, 4)) == 0).any(axis=1)
+        assert (as_drawn | as_mirrored).all(), "every real image D sees is a training image or its mirror"
+        assert flipped_share[0] <= as_mirrored.mean() <= flipped_share[1]
 
 
 def test_the_stock_layer_trainer_is_the_same_function_and_the_run_records_its_layers(data_root, tmp_path):
