@@ -31,9 +31,19 @@ def manifest_path(processed_path: Path) -> Path:
 def split_sha256(images: np.ndarray, labels: np.ndarray) -> str:
     """The identity of a split: a hash of its pixels and labels (not of the file, whose zip
     metadata changes with every write)."""
-    digest = hashlib.sha256(np.ascontiguousarray(images, np.float32).tobytes())
+    return _parts_sha256([(images, labels)])[0]
+
+
+def _parts_sha256(parts) -> tuple[str, np.ndarray]:
+    """`split_sha256` of a split given as consecutive (images, labels) parts, read one at a time,
+    and all its labels."""
+    digest, labels = hashlib.sha256(), []
+    for images, part in parts:
+        digest.update(np.ascontiguousarray(images, np.float32).tobytes())
+        labels.append(part)
+    labels = np.concatenate(labels)
     digest.update(np.ascontiguousarray(labels, np.int8).tobytes())
-    return digest.hexdigest()
+    return digest.hexdigest(), labels
 
 
 def save_processed(result: PrepareResult, path: Path, latest: bool = True, memory_budget_mb: float = np.inf) -> Path:
@@ -126,13 +136,7 @@ def read_shards(files: list[Path], side: int, limit: int | None = None):
 def shards_sha256(files: list[Path], side: int) -> tuple[str, np.ndarray]:
     """`split_sha256` of the images and labels the shards hold (one file in memory at a time), and
     the labels."""
-    digest, labels = hashlib.sha256(), []
-    for images, part in read_shards(files, side):
-        digest.update(np.ascontiguousarray(images, np.float32).tobytes())
-        labels.append(part)
-    labels = np.concatenate(labels)
-    digest.update(np.ascontiguousarray(labels, np.int8).tobytes())
-    return digest.hexdigest(), labels
+    return _parts_sha256(read_shards(files, side))
 
 
 def read_manifest(path: Path) -> dict:

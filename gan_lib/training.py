@@ -98,7 +98,7 @@ def training_data(cfg: GANConfig, path: Path) -> TrainingData:
     images = np.concatenate([part for part, _ in read_shards(files, side, STREAM_SAMPLE)])
     say(f"streaming the training split ({len(labels)} images, {size:.0f} MB > memory_budget_mb={cfg.memory_budget_mb:g}) "
         f"from {len(files)} shard(s); previews, quality checks and the speed measurement use its first {len(images)}")
-    return TrainingData(images, labels, read_manifest(path), sha256, files)
+    return TrainingData(images, labels, read_manifest(path), sha256, files)  # as shard_files may have just listed them
 
 
 def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
