@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from gan_lib import analysis, descriptors
-from gan_lib.config import GANConfig
+from gan_lib.config import EVALUATION_FIELDS, GANConfig
 from gan_lib.data import prepare_dataset
 from gan_lib.datasets import load_processed, save_processed
-from gan_lib.evaluate import evaluate_run, summary_table
+from gan_lib.evaluate import Evaluation, evaluate_run, summary_table
 from gan_lib.features import INCEPTION_URL, FeatureExtractorUnavailable, choose_extractor, inception_weights
 from gan_lib.generate import generate, interpolate, load_generator, noise_for
 from gan_lib.plots import class_picks
@@ -32,7 +32,7 @@ def run_cfg(tmp_path_factory):
                                    checkpoint_every=6, log_every=2, xla="off", precision="float32", speed_layers="on",
                                    n_generated=40, kid_subset_size=20, kid_subsets=5, diversity_pairs=100,
                                    classifier_seeds=2, classifier_epochs=2, feature_extractor="random_cnn",
-                                   kid_every=0)
+                                   kid_every=6, kid_images=20)
     save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
     train(cfg)
     return cfg
@@ -88,12 +88,14 @@ def test_sample_evolution_gif_has_a_frame_per_epoch(run_cfg, tmp_path):
     assert Image.open(gif).n_frames == 2
 
 
+def _evaluated(run_cfg) -> Evaluation:
+    """The run evaluated as notebook 06 would (its metrics.json written)."""
+    return evaluate_run(GANConfig.from_overrides(**{k: v for k, v in run_cfg.to_dict().items()
+                                                   if k in ("run_name", "output_root", *EVALUATION_FIELDS)}))
+
+
 def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
-    evaluation = evaluate_run(GANConfig.from_overrides(**{k: v for k, v in run_cfg.to_dict().items()
-                                                         if k in ("run_name", "output_root", "n_generated",
-                                                                  "kid_subset_size", "kid_subsets",
-                                                                  "diversity_pairs", "classifier_seeds",
-                                                                  "classifier_epochs", "feature_extractor")}))
+    evaluation = _evaluated(run_cfg)
     saved = json.loads((run_cfg.run_dir / "metrics.json").read_text())
     assert saved["config"]["image_size"] == 32, "the run's own settings, read from its config.json"
     fidelity = saved["fidelity"]
@@ -127,6 +129,28 @@ def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
     assert set(saved["descriptors"]["generated_vs_train"]) == set(descriptors.DESCRIPTORS)
     assert set(evaluation.scan_descriptors) == {"phantom (training)", "generated", "held-out phantom"}
     assert "precision" in summary_table(saved) and "coverage.csv" in summary_table(saved)
+
+
+def test_the_quality_comparison_of_finished_runs_shows_each_runs_least_covered_scans(run_cfg, tmp_path):
+    """`quality --compare` on a finished run folder: the table, and a least-covered figure per run
+    made again from the run alone, showing the scans its coverage.csv lists first."""
+    from gan_lib.scripts import quality
+
+    if not (run_cfg.run_dir / "metrics.json").exists():
+        _evaluated(run_cfg)
+    folder = run_cfg.path(run_cfg.output_root).parent  # <folder>/runs/<run>, as quality --only writes it
+    out = tmp_path / "compared"
+    quality.main(["--compare", str(folder), "--out", str(out), "--seed", "1"])
+    saved = json.loads((run_cfg.run_dir / "metrics.json").read_text())
+    row = json.loads((out / "quality.json").read_text())["rows"][folder.name]
+    assert row["kid"] == saved["fidelity"]["generated_vs_train"]["kid"] and row["steps"] == 12
+    assert row["recall_matched"] == saved["coverage"]["generated_vs_train_matched"]["recall"]
+    for name in ("table.md", "kid_vs_steps.png", "grids.png", "descriptors.png", f"least_covered_{folder.name}.png"):
+        assert (out / name).stat().st_size > 0, name
+    with (run_cfg.run_dir / "coverage.csv").open() as f:
+        least = [f"{float(r['ratio_to_radius']):.2f}x radius" for r in list(csv.DictReader(f))[:8]]
+    figure = quality.least_covered_figure(quality.evaluated_config(run_cfg.run_dir, saved))
+    assert [text.get_text() for text in figure.axes[0].texts][:8] == least
 
 
 def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(tmp_path):

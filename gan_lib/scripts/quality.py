@@ -24,16 +24,17 @@ import dataclasses
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from gan_lib import descriptors
 from gan_lib.analysis import load_history
 from gan_lib.config import EVALUATION_FIELDS, PRESETS, GANConfig
 from gan_lib.datasets import ensure_processed, load_processed
-from gan_lib.evaluate import add_coverage, evaluate_run, run_config
+from gan_lib.evaluate import Stopwatch, add_coverage, coverage_section, evaluate_run, run_config, run_images
 from gan_lib.generate import generate, load_generator
 from gan_lib.metrics import LESS_DIVERSE_RATIO
-from gan_lib.plots import descriptor_histograms, kid_curves, side_by_side
+from gan_lib.plots import descriptor_histograms, kid_curves, least_covered, side_by_side
 from gan_lib.training import train
 
 STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
@@ -73,7 +74,8 @@ def run_preset(preset: str, args) -> None:
 
 
 def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
-    """quality.json, table.md, kid_vs_steps.png and grids.png from finished runs, by label."""
+    """quality.json, table.md, kid_vs_steps.png, grids.png, descriptors.png and a figure of the least
+    covered training scans per run, from finished runs, by label."""
     rows, health, grids, scans = {}, {}, {}, {}
     for label, run_dir in runs.items():
         run_metrics = with_coverage(run_dir)
@@ -99,6 +101,9 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
         }
         generated = generate(load_generator(run_dir), DESCRIBED_IMAGES, seed=seed)[0]
         grids[label], scans[label] = generated[:GRID_IMAGES], descriptors.describe(generated)
+        figure = least_covered_figure(evaluated_config(run_dir, run_metrics))
+        figure.savefig(out / f"least_covered_{label}.png", dpi=100, bbox_inches="tight")
+        plt.close(figure)  # one per run: a comparison of many runs would otherwise hold them all
     first = json.loads((next(iter(runs.values())) / "config.json").read_text())
     real, _, _ = load_processed(Path(first["data"]["file"]), "train")
     grids = {"real (training)": real[np.random.default_rng(seed).choice(len(real), GRID_IMAGES, replace=False)],
@@ -111,7 +116,7 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
     side_by_side(grids).savefig(out / "grids.png", dpi=100, bbox_inches="tight")
     descriptor_histograms(scans).savefig(out / "descriptors.png", dpi=100, bbox_inches="tight")
     print(table(rows, result["bars"]))
-    print(f"wrote {out}/quality.json, table.md, kid_vs_steps.png, grids.png, descriptors.png")
+    print(f"wrote {out}/quality.json, table.md, kid_vs_steps.png, grids.png, descriptors.png, least_covered_<run>.png")
     return result
 
 
@@ -121,11 +126,25 @@ def with_coverage(run_dir: Path) -> dict:
     run_metrics = json.loads((run_dir / "metrics.json").read_text())
     if "coverage" not in run_metrics:
         print(f"{run_dir}: evaluated before coverage existed; adding coverage and scan descriptors")
-        evaluated_with = {name: run_metrics["config"][name] for name in EVALUATION_FIELDS}
-        cfg = run_config(GANConfig.from_overrides(run_name=run_dir.name, output_root=str(run_dir.parent), **evaluated_with))
-        ensure_processed(cfg)
-        run_metrics = add_coverage(cfg)
+        run_metrics = add_coverage(evaluated_config(run_dir, run_metrics))
     return run_metrics
+
+
+def evaluated_config(run_dir: Path, run_metrics: dict) -> GANConfig:
+    """A finished run's settings with the evaluation settings its metrics.json was made with; its
+    dataset remade if missing here."""
+    evaluated_with = {name: run_metrics["config"][name] for name in EVALUATION_FIELDS}
+    cfg = run_config(GANConfig.from_overrides(run_name=run_dir.name, output_root=str(run_dir.parent), **evaluated_with))
+    ensure_processed(cfg)
+    return cfg
+
+
+def least_covered_figure(cfg: GANConfig):
+    """06's figure of the training scans a finished run covers least, above their nearest generated
+    images (the evaluation's generated sample, made again from its seed)."""
+    images = run_images(cfg, Stopwatch())
+    _, per_real = coverage_section(images.f_train, images.f_gen, images.f_held, cfg.seed)
+    return least_covered(images.train, images.generated, per_real, synthetic=images.kind == "phantom")
 
 
 def utility_aucs(utility: dict) -> dict:
