@@ -78,7 +78,9 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
     covered training scans per run, from finished runs, by label."""
     rows, health, grids, scans = {}, {}, {}, {}
     for label, run_dir in runs.items():
-        run_metrics = with_coverage(run_dir)
+        run_metrics = json.loads((run_dir / "metrics.json").read_text())
+        evaluated = evaluated_config(run_dir, run_metrics)  # the run as evaluated, for coverage and its figure
+        run_metrics = with_coverage(evaluated, run_metrics)
         record = json.loads((run_dir / "config.json").read_text())
         health[label] = load_history(run_dir, "health.csv")
         history = load_history(run_dir)
@@ -101,7 +103,7 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
         }
         generated = generate(load_generator(run_dir), DESCRIBED_IMAGES, seed=seed)[0]
         grids[label], scans[label] = generated[:GRID_IMAGES], descriptors.describe(generated)
-        figure = least_covered_figure(evaluated_config(run_dir, run_metrics))
+        figure = least_covered_figure(evaluated)
         figure.savefig(out / f"least_covered_{label}.png", dpi=100, bbox_inches="tight")
         plt.close(figure)  # one per run: a comparison of many runs would otherwise hold them all
     first = json.loads((next(iter(runs.values())) / "config.json").read_text())
@@ -120,13 +122,12 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
     return result
 
 
-def with_coverage(run_dir: Path) -> dict:
-    """A run's metrics.json; one evaluated before coverage existed gains it first (`add_coverage`,
-    with the evaluation settings it was evaluated with; its dataset remade if missing here)."""
-    run_metrics = json.loads((run_dir / "metrics.json").read_text())
+def with_coverage(cfg: GANConfig, run_metrics: dict) -> dict:
+    """A run's metrics.json (`run_metrics`); one evaluated before coverage existed gains it first
+    (`add_coverage`, with the settings `evaluated_config` gives)."""
     if "coverage" not in run_metrics:
-        print(f"{run_dir}: evaluated before coverage existed; adding coverage and scan descriptors")
-        run_metrics = add_coverage(evaluated_config(run_dir, run_metrics))
+        print(f"{cfg.run_dir}: evaluated before coverage existed; adding coverage and scan descriptors")
+        run_metrics = add_coverage(cfg)
     return run_metrics
 
 
