@@ -18,7 +18,7 @@ from keras import layers
 
 from .config import GANConfig
 from .images import CLASS_LABELS
-from .layers import (MinibatchStddev, NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, ReplicaDropout, SNConv2D,
+from .layers import (MinibatchStddev, MirrorDifference, NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, ReplicaDropout, SNConv2D,
                      SNDense, SNNarrowConv2D)
 
 
@@ -43,6 +43,11 @@ def is_conditional(cfg: GANConfig) -> bool:
 def _batch_spread(cfg: GANConfig) -> list:
     """The layers D puts before its output head: MinibatchStddev if the config asks for it."""
     return [MinibatchStddev()] if cfg.minibatch_stddev else []
+
+
+def _seen_input(cfg: GANConfig) -> list:
+    """The layers D puts before its first convolution: MirrorDifference if the config asks for it."""
+    return [MirrorDifference()] if cfg.symmetry_channel else []
 
 
 def _start_side(cfg: GANConfig, upsamplings: int) -> int:
@@ -80,6 +85,7 @@ def report_discriminator(cfg: GANConfig) -> keras.Model:
     """The report's final D: four 3x3 convs (three strided) with LeakyReLU, Dropout(0.4), sigmoid.
     Conditional: a projection discriminator (`_projection`) before the sigmoid."""
     body = [
+        *_seen_input(cfg),
         NarrowConv2D(64, 3, padding="same"),
         layers.LeakyReLU(0.2),
         PhaseGradConv2D(128, 3, strides=2, padding="same"),
@@ -144,6 +150,7 @@ def report_v1_discriminator(cfg: GANConfig) -> keras.Model:
     """The report's first D: two 4x4 strided convs with LeakyReLU, then a sigmoid unit."""
     return keras.Sequential([
         keras.Input((cfg.image_size, cfg.image_size, 1)),
+        *_seen_input(cfg),
         PhaseGradConv2D(64, 4, strides=2, padding="same"),
         layers.LeakyReLU(0.2),
         PhaseGradConv2D(128, 4, strides=2, padding="same"),
@@ -180,7 +187,7 @@ def sn_discriminator(cfg: GANConfig) -> keras.Model:
     """Spectrally normalised D, no Dropout, logit output: a 3x3 conv at full size, then stride-2 3x3
     convs (64, 128, 256, 256 channels) down to 4x4. Conditional: a projection discriminator (Miyato
     & Koyama 2018), the logit plus the inner product of the features with the label's embedding."""
-    body = [SNNarrowConv2D(32, 3, padding="same"), layers.LeakyReLU(0.2)]
+    body = [*_seen_input(cfg), SNNarrowConv2D(32, 3, padding="same"), layers.LeakyReLU(0.2)]
     side, channels = cfg.image_size, 64
     while side > 4:
         side //= 2

@@ -72,6 +72,26 @@ def test_minibatch_stddev_shows_d_how_much_its_batch_varies():
         assert discriminator(np.zeros((3, 32, 32, 1), "float32"), training=False).shape == (3, 1)
 
 
+def test_the_symmetry_channel_shows_d_where_an_image_differs_from_its_mirror_image():
+    """The appended channel is the image minus its left-right mirror image: zero for a symmetric
+    image, the tumour-like spot (and its negative mirror) otherwise; every D takes the option."""
+    symmetric = np.random.default_rng(0).uniform(-1, 1, (2, 6, 6, 1)).astype("float32")
+    symmetric = symmetric + symmetric[:, :, ::-1]
+    seen = np.asarray(layers.MirrorDifference()(symmetric))
+    assert seen.shape == (2, 6, 6, 2)
+    np.testing.assert_allclose(seen[..., :1], symmetric)
+    assert np.abs(seen[..., 1]).max() == 0
+    spotted = symmetric.copy()
+    spotted[:, 2, 1] += 1.0
+    difference = np.asarray(layers.MirrorDifference()(spotted))[..., 1]
+    assert np.allclose(difference[:, 2, 1], 1.0) and np.allclose(difference[:, 2, 4], -1.0)
+    assert np.count_nonzero(difference) == 4, "only the spot and its mirror position differ"
+    for arch in sorted(ARCHITECTURES):
+        _, discriminator = build_models(GANConfig.from_overrides(arch=arch, image_size=32, symmetry_channel=True))
+        assert any(isinstance(layer, layers.MirrorDifference) for layer in discriminator.layers)
+        assert discriminator(np.zeros((3, 32, 32, 1), "float32"), training=False).shape == (3, 1)
+
+
 @pytest.mark.parametrize("arch", ["resize-sn", "report"])
 def test_conditional_models_take_the_label_and_unconditional_ones_do_not(arch):
     cfg = GANConfig.from_overrides(arch=arch, image_size=32, classes="both", minibatch_stddev=True)
