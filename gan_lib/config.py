@@ -27,21 +27,23 @@ from .colab import workspace_root
 # 2e-4, nothing added.
 REPORT = {"arch": "report", "learning_rate": 2e-4, "loss": "bce", "augment": "", "augment_p": 1.0,
           "ada_target": 0.0, "minibatch_stddev": False, "r1_gamma": 0.0, "r1_every": 1, "ema_decay": 0.0,
-          "reuse_fakes": False, "mirror": False,
-          "symmetry_channel": False}
+          "reuse_fakes": False, "mirror": False, "symmetry_channel": False}
 # Small-data training: adaptive augmentation of everything D sees, and a moving average of G.
 DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
                   "ema_decay": 0.999}
+# The report's models trained for small data, with D seeing its batch's spread and the R1 penalty.
+ADA_MBSTD_R1 = {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0}
 PRESETS: dict[str, dict] = {
     "report": REPORT,
     "report-ada": {**REPORT, **DATA_EFFICIENT},
     "report-ada-mbstd": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True},
-    "report-ada-mbstd-r1": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0},
-    "report-ada-mbstd-r1-gamma4": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 4.0},
+    "report-ada-mbstd-r1": ADA_MBSTD_R1,
+    "report-ada-mbstd-r1-gamma4": {**ADA_MBSTD_R1, "r1_gamma": 4.0},
+    # D also sees each image minus its mirror image, so it can compare a head's two halves
+    "report-ada-mbstd-r1-sym": {**ADA_MBSTD_R1, "symmetry_channel": True},
     # report-ada-mbstd-r1 computed with less work per step: R1 on every 16th step only, weighted 16x
     # (StyleGAN2's lazy regularisation), and one G forward per step (`reuse_fakes`)
-    "report-ada-mbstd-r1-lean": {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0,
-                                 "r1_every": 16, "reuse_fakes": True},
+    "report-ada-mbstd-r1-lean": {**ADA_MBSTD_R1, "r1_every": 16, "reuse_fakes": True},
     "resize-sn": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge"},
 }
 # What GANConfig's defaults (and so the notebooks') train: the preset that met issue 5's bars. Its
