@@ -18,8 +18,8 @@ from keras import layers
 
 from .config import GANConfig
 from .images import CLASS_LABELS
-from .layers import (MinibatchStddev, MirrorDifference, NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, ReplicaDropout, SNConv2D,
-                     SNDense, SNNarrowConv2D)
+from .layers import (MinibatchStddev, MirrorDifference, NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D,
+                     ReplicaDropout, SNConv2D, SNDense, SNNarrowConv2D)
 
 
 @dataclass(frozen=True)
