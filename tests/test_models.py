@@ -52,6 +52,14 @@ def test_spectral_norm_layers_have_unit_largest_singular_value():
     assert np.allclose(np.asarray(conv.singular_vector), before, atol=1e-3), "converged: the estimate stays"
 
 
+def _every_discriminator_takes(layer_class, **option):
+    """Every architecture's D, built with the option, holds the layer and still scores each image."""
+    for arch in sorted(ARCHITECTURES):
+        _, discriminator = build_models(GANConfig.from_overrides(arch=arch, image_size=32, **option))
+        assert any(isinstance(layer, layer_class) for layer in discriminator.layers), arch
+        assert discriminator(np.zeros((3, 32, 32, 1), "float32"), training=False).shape == (3, 1)
+
+
 def test_minibatch_stddev_shows_d_how_much_its_batch_varies():
     """The appended channel is the batch's mean per-position std: 0 for copies of one image, the
     numpy value for a varied batch; every D takes the option and still scores each image."""
@@ -66,10 +74,7 @@ def test_minibatch_stddev_shows_d_how_much_its_batch_varies():
         spread = layers.MinibatchStddev()(copies)[..., 3]
     assert np.abs(np.asarray(spread)).max() < 1e-3
     assert np.isfinite(np.asarray(tape.gradient(spread, copies))).all(), "a batch of copies must not give NaN"
-    for arch in sorted(ARCHITECTURES):
-        _, discriminator = build_models(GANConfig.from_overrides(arch=arch, image_size=32, minibatch_stddev=True))
-        assert any(isinstance(layer, layers.MinibatchStddev) for layer in discriminator.layers)
-        assert discriminator(np.zeros((3, 32, 32, 1), "float32"), training=False).shape == (3, 1)
+    _every_discriminator_takes(layers.MinibatchStddev, minibatch_stddev=True)
 
 
 def test_the_symmetry_channel_shows_d_where_an_image_differs_from_its_mirror_image():
@@ -86,10 +91,7 @@ def test_the_symmetry_channel_shows_d_where_an_image_differs_from_its_mirror_ima
     difference = np.asarray(layers.MirrorDifference()(spotted))[..., 1]
     assert np.allclose(difference[:, 2, 1], 1.0) and np.allclose(difference[:, 2, 4], -1.0)
     assert np.count_nonzero(difference) == 4, "only the spot and its mirror position differ"
-    for arch in sorted(ARCHITECTURES):
-        _, discriminator = build_models(GANConfig.from_overrides(arch=arch, image_size=32, symmetry_channel=True))
-        assert any(isinstance(layer, layers.MirrorDifference) for layer in discriminator.layers)
-        assert discriminator(np.zeros((3, 32, 32, 1), "float32"), training=False).shape == (3, 1)
+    _every_discriminator_takes(layers.MirrorDifference, symmetry_channel=True)
 
 
 @pytest.mark.parametrize("arch", ["resize-sn", "report"])
