@@ -183,7 +183,8 @@ class SpectralNorm:
     def normalised(self, kernel):
         kernel = tf.convert_to_tensor(kernel)
         matrix = tf.reshape(tf.cast(kernel, tf.float32), [-1, kernel.shape[-1]])
-        v = tf.math.l2_normalize(tf.matmul(self.singular_vector, matrix, transpose_b=True))
+        estimate = tf.cast(tf.convert_to_tensor(self.singular_vector), tf.float32)  # autocast under float16
+        v = tf.math.l2_normalize(tf.matmul(estimate, matrix, transpose_b=True))
         u = tf.stop_gradient(tf.math.l2_normalize(tf.matmul(v, matrix)))
         self.singular_vector.assign(u)
         sigma = tf.reduce_sum(tf.matmul(tf.stop_gradient(v), matrix) * u)

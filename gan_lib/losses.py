@@ -51,8 +51,9 @@ def r1_penalty(input_tape, d_real, real, gamma: float, from_logits: bool, float1
     """R1: (gamma/2) · mean over reals of |d logit / d image|^2, which pulls D's surface flat at the
     data, so G and D settle instead of circling (Mescheder et al. 2018). Called inside D's tape: its
     gradient wrt D's weights is a second derivative. A sigmoid D's logit is log(p / (1 - p)), whose
-    slope in p is 1 / (p (1 - p)). A float16 sigmoid rounds to exactly 1 from |logit| of about 8, so
-    there p (1 - p) is floored at 1e-4 and the input gradient is not loss-scaled: either would
+    slope in p is 1 / (p (1 - p)), floored where p rounds to 0 or 1 (D's output is float32:
+    `models.output_unit`). Under float16 that slope enters a float16 backward pass, so p (1 - p) is
+    floored at 1e-4 (a slope of at most 1e4) and the input gradient is not loss-scaled: either would
     overflow float16."""
     floor = 1e-4 if float16 else 1e-7
     logit_slope = tf.ones_like(d_real) if from_logits else 1.0 / tf.maximum(d_real * (1.0 - d_real), floor)

@@ -65,6 +65,16 @@ def noise_projection(units: int, **kwargs) -> layers.Dense:
     return layers.Dense(units, dtype="float32", **kwargs)
 
 
+def output_unit(dense=layers.Dense, activation: str | None = "sigmoid") -> layers.Dense:
+    """D's output unit, computed in float32 under every precision policy (as Keras advises for a
+    model's last layer). A bfloat16 sigmoid rounds to exactly 1 from a logit of about 5.6 (float16's
+    from about 8, float32's from about 16.6); there BCE's clipped gradient is zero, so a sure D stops
+    learning, and R1's logit slope 1 / (p (1 - p)) jumps to its floor. A bfloat16 run at 128 px
+    whose D grew sure of itself in its first 60 steps turned into a D that called every image real
+    and never recovered."""
+    return dense(1, activation=activation, dtype="float32")
+
+
 def report_generator(cfg: GANConfig) -> keras.Model:
     """The report's final G ("Yeni Model"): Dense -> 32x32x256 at 128 px, two ConvT x2, Conv tanh.
     Conditional (classes="both"): the label's embedding is appended to the noise."""
@@ -100,7 +110,7 @@ def report_discriminator(cfg: GANConfig) -> keras.Model:
     ]
     image = keras.Input((cfg.image_size, cfg.image_size, 1))
     if not is_conditional(cfg):
-        return keras.Sequential([image, *body, layers.Dense(1, activation="sigmoid")], name="discriminator_report")
+        return keras.Sequential([image, *body, output_unit()], name="discriminator_report")
     return _projection(image, body, layers.Dense, "sigmoid", "discriminator_report_conditional")
 
 
@@ -118,15 +128,18 @@ def _generator(cfg: GANConfig, body: list, name: str) -> keras.Model:
 
 def _projection(image, body: list, dense, activation: str | None, name: str) -> keras.Model:
     """A projection discriminator (Miyato & Koyama 2018) over D's layers: the output unit's logit
-    plus the inner product of the features with the label's embedding, then D's activation."""
+    plus the inner product of the features with the label's embedding, then D's activation, all in
+    float32 (`output_unit`)."""
     features = image
     for layer in body:
         features = layer(features)
     label = keras.Input((), dtype="int32", name="label")
     one_hot = layers.CategoryEncoding(N_CLASSES, output_mode="one_hot")(label)
-    embedding = dense(features.shape[-1], use_bias=False)(one_hot)
-    logit = layers.Add()([dense(1)(features), layers.Dot(axes=1)([embedding, features])])
-    return keras.Model([image, label], layers.Activation(activation)(logit) if activation else logit, name=name)
+    embedding = dense(features.shape[-1], use_bias=False, dtype="float32")(one_hot)
+    logit = layers.Add(dtype="float32")([output_unit(dense, None)(features),
+                                         layers.Dot(axes=1, dtype="float32")([embedding, features])])
+    output = layers.Activation(activation, dtype="float32")(logit) if activation else logit
+    return keras.Model([image, label], output, name=name)
 
 
 def report_v1_generator(cfg: GANConfig) -> keras.Model:
@@ -157,7 +170,7 @@ def report_v1_discriminator(cfg: GANConfig) -> keras.Model:
         layers.LeakyReLU(0.2),
         *_batch_spread(cfg),
         layers.Flatten(),
-        layers.Dense(1, activation="sigmoid"),
+        output_unit(),
     ], name="discriminator_report_v1")
 
 
@@ -200,7 +213,7 @@ def sn_discriminator(cfg: GANConfig) -> keras.Model:
     x = image
     for layer in body:
         x = layer(x)
-    return keras.Model(image, SNDense(1)(x), name="discriminator_sn")
+    return keras.Model(image, output_unit(SNDense, None)(x), name="discriminator_sn")
 
 
 ARCHITECTURES: dict[str, Architecture] = {

@@ -190,8 +190,7 @@ class GANTrainer:
         same operations for real and generated images) if there is any."""
         if augmentation:
             images = augment_with(images, augmentation)
-        d = self.discriminator([images, labels] if self.conditional else images, training=True)
-        return tf.cast(d, tf.float32)
+        return self.discriminator([images, labels] if self.conditional else images, training=True)
 
     def _random_labels(self, batch, n):
         """Labels for generated images, drawn from the training set's own class mix."""

@@ -10,6 +10,7 @@ import tensorflow as tf
 from gan_lib.config import GANConfig
 from gan_lib import layers
 from gan_lib.layers import NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, with_stock_layers
+from gan_lib.losses import bce_d_loss
 from gan_lib.models import ARCHITECTURES, build_models
 
 
@@ -27,6 +28,32 @@ def test_shapes_and_output_ranges(arch, size):
     assert scores.shape == (3, 1)
     if not ARCHITECTURES[arch].d_logits:
         assert (scores >= 0).all() and (scores <= 1).all(), "sigmoid output"
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_a_sure_discriminator_keeps_learning_under_mixed_precision(precision):
+    """Every D's output is float32 under a mixed policy (`models.output_unit`). At a logit of 8,
+    where a bfloat16 or float16 sigmoid is exactly 1, the report D's probability stays below 1, and
+    the BCE gradient that should make it less sure of a generated image is not zero."""
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        for cfg in [GANConfig.from_overrides(arch=arch, image_size=32) for arch in sorted(ARCHITECTURES)] + [
+                GANConfig.from_overrides(arch=arch, image_size=32, classes="both") for arch in ("report", "resize-sn")]:
+            _, discriminator = build_models(cfg)
+            images = np.zeros((2, 32, 32, 1), "float32")
+            inputs = [images, np.array([0, 1], "int32")] if cfg.classes == "both" else images
+            assert discriminator(inputs, training=False).dtype == "float32", cfg.arch
+        _, discriminator = build_models(GANConfig.from_overrides(arch="report", image_size=32))
+        unit = discriminator.layers[-1]
+        unit.kernel.assign(tf.zeros_like(unit.kernel))
+        unit.bias.assign([8.0])
+        with tf.GradientTape() as tape:
+            p = discriminator(np.zeros((2, 32, 32, 1), "float32"), training=False)
+            loss = bce_d_loss(p, p, from_logits=False)
+        assert float(tf.reduce_max(p)) < 1.0
+        assert abs(float(tape.gradient(loss, unit.bias)[0])) > 0.4, "0.5 (p - (1 - p)): the real half's pull is ~0"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def test_spectral_norm_layers_have_unit_largest_singular_value():

@@ -191,11 +191,14 @@ def test_a_run_folder_made_before_the_split_resumes_and_evaluates(data_root, tmp
     assert evaluation.metrics["config"]["preset"] == "report"
 
 
-@pytest.mark.parametrize("precision, r1_gamma", [("mixed_float16", 0.0), ("mixed_float16", 1.0), ("mixed_bfloat16", 1.0)])
-def test_each_mixed_precision_trains_with_float32_weights(precision, r1_gamma):
+@pytest.mark.parametrize("precision, r1_gamma, preset", [("mixed_float16", 0.0, "report-ada-mbstd-r1"),
+                                                          ("mixed_float16", 1.0, "report-ada-mbstd-r1"),
+                                                          ("mixed_bfloat16", 1.0, "report-ada-mbstd-r1"),
+                                                          ("mixed_float16", 1.0, "resize-sn")])
+def test_each_mixed_precision_trains_with_float32_weights(precision, r1_gamma, preset):
     """The GPU and TPU paths, forced on the CPU: float16 (with loss scaling) or bfloat16 compute,
-    float32 weights, finite losses."""
-    cfg = GANConfig.from_overrides(image_size=32, r1_gamma=r1_gamma)
+    float32 weights, finite losses; the spectrally normalised D too (its power iteration in float32)."""
+    cfg = GANConfig.from_overrides(preset=preset, image_size=32, r1_gamma=r1_gamma)
     images = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32")
     try:
         trainer = GANTrainer(cfg, images, engine=Engine(precision))
