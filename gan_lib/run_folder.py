@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -39,9 +40,18 @@ RESUME_FREE = {"preset", "dataset", "epochs", "resume", "output_root", "data_dir
                *EVALUATION_FIELDS}
 
 
+def source_digest(package: Path = Path(__file__).parent) -> str:
+    """A hash of gan_lib's own source files: the same settings train differently when the code
+    changes (e.g. D's output unit moved to float32), and a Colab copy on Drive has no git history."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def library_versions() -> dict:
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__, "opencv": cv2.__version__}
+            "numpy": np.__version__, "opencv": cv2.__version__, "gan_lib_source_sha256": source_digest()}
 
 
 def run_record(cfg: GANConfig, manifest: dict, effective: dict, train_sha256: str) -> dict:

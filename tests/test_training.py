@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -20,6 +22,7 @@ from gan_lib.config import PRESETS
 from gan_lib.analysis import load_history
 from gan_lib.losses import LOSSES, Loss, r1_penalty
 from gan_lib.progress import PACE_STEPS
+from gan_lib.run_folder import source_digest
 from gan_lib.trainer import Engine, GANTrainer
 from gan_lib.training import TrainingDiverged, train
 
@@ -52,6 +55,7 @@ def test_a_short_run_writes_every_artefact(data_root, tmp_path):
     assert "learning_rate" not in record["overridden"]
     assert record["data"]["synthetic"] is True and len(record["data"]["file_sha256"]) == 64
     assert {"tensorflow", "keras"} <= set(record["versions"]) and "gpus" in record["device"]
+    assert record["versions"]["gan_lib_source_sha256"] == source_digest()
     history = load_history(run_dir)
     assert [r["step"] for r in history] == [2, 4, 6, 8, 10, 12]
     assert [r["epoch"] for r in history] == [1, 1, 1, 2, 2, 2]
@@ -61,6 +65,16 @@ def test_a_short_run_writes_every_artefact(data_root, tmp_path):
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     generator = keras.models.load_model(run_dir / "generator.keras")  # no training code needed
     assert generator.predict(np.load(run_dir / "samples" / "z_fixed.npy"), verbose=0).shape == (25, 32, 32, 1)
+
+
+def test_the_recorded_source_hash_follows_every_change_to_gan_lib_and_nothing_else(tmp_path):
+    package = Path(source_digest.__code__.co_filename).parent
+    copy = tmp_path / "gan_lib"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "notes.txt").write_text("not source")
+    assert source_digest(copy) == source_digest()
+    (copy / "scripts" / "bench.py").write_text((copy / "scripts" / "bench.py").read_text() + "\n")
+    assert source_digest(copy) != source_digest()
 
 
 def test_same_seed_same_history_other_seed_other_history(data_root, tmp_path):
