@@ -68,10 +68,9 @@ def noise_projection(units: int, **kwargs) -> layers.Dense:
 def output_unit(dense=layers.Dense, activation: str | None = "sigmoid") -> layers.Dense:
     """D's output unit, computed in float32 under every precision policy (as Keras advises for a
     model's last layer). A bfloat16 sigmoid rounds to exactly 1 from a logit of about 5.6 (float16's
-    from about 8, float32's from about 16.6); there BCE's clipped gradient is zero, so a sure D stops
-    learning, and R1's logit slope 1 / (p (1 - p)) jumps to its floor. A bfloat16 run at 128 px
-    whose D grew sure of itself in its first 60 steps turned into a D that called every image real
-    and never recovered."""
+    from about 8, float32's from about 16.6); there BCE's clipped gradient and R1's input gradient
+    are zero, so a sure D stops learning. A bfloat16 run at 128 px whose D grew sure of itself in
+    its first 60 steps turned into a D that called every image real and never recovered."""
     return dense(1, activation=activation, dtype="float32")
 
 
