@@ -27,7 +27,7 @@ from .colab import workspace_root
 # 2e-4, nothing added.
 REPORT = {"arch": "report", "learning_rate": 2e-4, "loss": "bce", "augment": "", "augment_p": 1.0,
           "ada_target": 0.0, "minibatch_stddev": False, "r1_gamma": 0.0, "r1_every": 1, "ema_decay": 0.0,
-          "reuse_fakes": False, "mirror": False, "symmetry_channel": False}
+          "reuse_fakes": False, "mirror": False, "symmetry_channel": False, "real_label": 1.0}
 # Small-data training: adaptive augmentation of everything D sees, and a moving average of G.
 DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
                   "ema_decay": 0.999}
@@ -120,6 +120,7 @@ class GANConfig:
     reuse_fakes: bool = PRESET_DEFAULTS["reuse_fakes"]  # (preset) G's update goes through the images D just trained on (one G forward per step, as PyTorch's DCGAN example); False: fresh noise (the report)
     mirror: bool = PRESET_DEFAULTS["mirror"]  # (preset) flip each real image left-right with probability 1/2: brains are near mirror images and tumours sit on either side, so this doubles the data without teaching G anything false
     symmetry_channel: bool = PRESET_DEFAULTS["symmetry_channel"]  # (preset) D also sees each image minus its left-right mirror image: its convolutions cannot compare a head's two halves otherwise
+    real_label: float = PRESET_DEFAULTS["real_label"]  # (preset) D's BCE target for real images; 0.9 is one-sided label smoothing (Salimans et al. 2016): a D sure of a real image is pulled back from certainty
     ema_decay: float = PRESET_DEFAULTS["ema_decay"]  # (preset) >0: samples and the saved G use a moving average of G's weights
     kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
     kid_images: int = 200  # generated images per check
@@ -215,6 +216,9 @@ class GANConfig:
                              f"kid_every={self.kid_every} (0 = off), kid_images={self.kid_images} (at least 2)")
         if self.r1_gamma < 0:
             raise ValueError(f"r1_gamma={self.r1_gamma}: use 0 (off) or a positive weight, e.g. 1")
+        if not 0.5 < self.real_label <= 1.0 or (self.loss != "bce" and self.real_label != 1.0):
+            raise ValueError(f"real_label={self.real_label}: D's BCE target for real images, in (0.5, 1] "
+                             f"(1 = the report's, 0.9 = one-sided label smoothing); loss={self.loss!r} has no target")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay={self.ema_decay}: use 0 (off) or a decay in (0, 1), e.g. 0.999")
         if self.precision not in PRECISIONS:

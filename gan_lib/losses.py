@@ -17,9 +17,11 @@ def _bce(target, output, from_logits: bool):
     return tf.reduce_mean(keras.losses.binary_crossentropy(target, output, from_logits=from_logits))
 
 
-def bce_d_loss(d_real, d_fake, from_logits: bool):
-    """The report's binary cross-entropy, averaged over real (target 1) and generated (target 0)."""
-    return 0.5 * (_bce(tf.ones_like(d_real), d_real, from_logits) + _bce(tf.zeros_like(d_fake), d_fake, from_logits))
+def bce_d_loss(d_real, d_fake, from_logits: bool, real_label: float):
+    """The report's binary cross-entropy, averaged over real (target `real_label`, the report's 1)
+    and generated (target 0) images."""
+    real_target = tf.fill(tf.shape(d_real), tf.cast(real_label, d_real.dtype))
+    return 0.5 * (_bce(real_target, d_real, from_logits) + _bce(tf.zeros_like(d_fake), d_fake, from_logits))
 
 
 def bce_g_loss(d_gen, from_logits: bool):
@@ -27,10 +29,11 @@ def bce_g_loss(d_gen, from_logits: bool):
     return _bce(tf.ones_like(d_gen), d_gen, from_logits)
 
 
-def hinge_d_loss(d_real, d_fake, from_logits: bool):
+def hinge_d_loss(d_real, d_fake, from_logits: bool, real_label: float):
     """Hinge loss (Lim & Ye 2017; SAGAN, BigGAN): D stops pushing an image once it is past its
     margin, so it cannot drive its outputs to the extremes the report's D reached. On logits only
-    (GANTrainer refuses it for a sigmoid D)."""
+    (GANTrainer refuses it for a sigmoid D). It has no target: GANConfig refuses a real_label
+    other than 1 with it."""
     return 0.5 * (tf.reduce_mean(tf.nn.relu(1.0 - d_real)) + tf.reduce_mean(tf.nn.relu(1.0 + d_fake)))
 
 
@@ -40,7 +43,7 @@ def hinge_g_loss(d_gen, from_logits: bool):
 
 @dataclass(frozen=True)
 class Loss:
-    d_loss: Callable  # (d_real, d_fake, from_logits) -> D's loss
+    d_loss: Callable  # (d_real, d_fake, from_logits, real_label) -> D's loss
     g_loss: Callable  # (d_gen, from_logits) -> G's loss
 
 

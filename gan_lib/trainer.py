@@ -308,7 +308,7 @@ class GANTrainer:
                 input_tape.watch(real)
                 d_real = self._discriminate(real, draws["real_labels"], draws["augment_real"])
             d_fake = self._discriminate(fake, draws["fake_labels"], draws["augment_fake"])
-            d_loss = self.loss.d_loss(d_real, d_fake, self.d_logits)
+            d_loss = self.loss.d_loss(d_real, d_fake, self.d_logits, self.cfg.real_label)
             minimised = d_loss
             if r1:
                 penalty = r1_penalty(input_tape, d_real, real, self.cfg.r1_gamma, self.d_logits,

@@ -49,7 +49,7 @@ def test_a_sure_discriminator_keeps_learning_under_mixed_precision(precision):
         unit.bias.assign([8.0])
         with tf.GradientTape() as tape:
             p = discriminator(np.zeros((2, 32, 32, 1), "float32"), training=False)
-            loss = bce_d_loss(p, p, from_logits=False)
+            loss = bce_d_loss(p, p, from_logits=False, real_label=1.0)
         assert float(tf.reduce_max(p)) < 1.0
         assert abs(float(tape.gradient(loss, unit.bias)[0])) > 0.4, "0.5 (p - (1 - p)): the real half's pull is ~0"
     finally:

@@ -20,7 +20,7 @@ from conftest import small_cfg
 from gan_lib.config import GANConfig
 from gan_lib.config import PRESETS
 from gan_lib.analysis import load_history
-from gan_lib.losses import LOSSES, Loss, r1_penalty
+from gan_lib.losses import LOSSES, Loss, bce_d_loss, r1_penalty
 from gan_lib.progress import PACE_STEPS
 from gan_lib.run_folder import source_digest
 from gan_lib.trainer import Engine, GANTrainer
@@ -132,7 +132,7 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path
     cfg = small_cfg(data_root, tmp_path, run_name="nan")
     train(cfg, stop_after_steps=5)
     good = sorted(p.name for p in (cfg.run_dir / "checkpoints").glob("ckpt-*.index"))
-    monkeypatch.setitem(LOSSES, "bce", Loss(lambda r, f, logits: np.float32("nan") * r[0, 0],
+    monkeypatch.setitem(LOSSES, "bce", Loss(lambda r, f, logits, real_label: np.float32("nan") * r[0, 0],
                                             lambda g, logits: np.float32("nan") * g[0, 0]))
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         train(cfg)
@@ -157,7 +157,7 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
     run_dir = train(small_cfg(data_root, tmp_path, epochs=1))
     record = json.loads((run_dir / "config.json").read_text())
     for option in ("minibatch_stddev", "r1_gamma", "r1_every", "ema_decay", "augment", "ada_target", "reuse_fakes",
-                   "mirror", "symmetry_channel"):
+                   "mirror", "symmetry_channel", "real_label"):
         del record["config"][option]
     (run_dir / "config.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="minibatch_stddev"):
@@ -423,6 +423,31 @@ def test_reusing_the_fakes_changes_only_the_generators_update():
     tiny = GANConfig.from_overrides(reuse_fakes=True, learning_rate=1e-12, **settings)
     out = GANTrainer(tiny, images, engine=Engine("float32", True, "none")).compiled_step()
     np.testing.assert_allclose(float(out["g_loss"]), -np.log(float(out["d_fake"])), rtol=1e-4)
+
+
+def test_one_sided_label_smoothing_pulls_a_sure_d_back_from_certainty_on_real_images():
+    """real_label=0.9: D's loss on a real image is least where D says 0.9, so a D sure of a real
+    image (0.99) is pushed down where the report's target 1 pushes it further up; the trainer uses
+    it for D's loss only, and a loss without a target refuses it."""
+    import tensorflow as tf
+
+    logit = tf.Variable([2.0, np.log(0.99 / 0.01)])  # D says 0.88 and 0.99 of two real images
+    pulls = {}
+    for real_label in (0.9, 1.0):
+        with tf.GradientTape() as tape:
+            loss = bce_d_loss(tf.sigmoid(logit), tf.zeros(2), from_logits=False, real_label=real_label)
+        pulls[real_label] = tape.gradient(loss, logit).numpy()  # 0.25 (p - target) per image
+    np.testing.assert_allclose(pulls[0.9], 0.25 * (tf.sigmoid(logit).numpy() - 0.9), atol=1e-6)
+    assert pulls[0.9][1] > 0 > pulls[1.0][1], "descent lowers a sure logit with 0.9, raises it with 1"
+    images = np.random.default_rng(0).uniform(-1, 1, (10, 32, 32, 1)).astype("float32")
+    settings = dict(image_size=32, arch="report-v1", augment="", ema_decay=0.0, r1_gamma=0.0)
+    report, smoothed = (GANTrainer(GANConfig.from_overrides(real_label=label, **settings), images).compiled_step()
+                        for label in (1.0, 0.9))
+    assert float(report["d_real"]) == float(smoothed["d_real"]), "the same D saw the same images"
+    assert float(report["d_loss"]) != float(smoothed["d_loss"])
+    for bad in (dict(real_label=0.5), dict(real_label=1.1), dict(arch="resize-sn", loss="hinge", real_label=0.9)):
+        with pytest.raises(ValueError, match="real_label"):
+            GANConfig.from_overrides(**bad)
 
 
 def test_mirror_shows_d_each_real_image_or_its_mirror_image_half_the_time_each():
