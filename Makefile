@@ -29,7 +29,7 @@ help:
 	@echo "make setup   create .venv and install requirements.txt and gan_lib"
 	@echo "make demo    the whole pipeline on the built-in SYNTHETIC phantom data (offline)"
 	@echo "make data    notebooks 01+02 (default: Kaggle); e.g. DATA_SOURCE=local DATA_DIR=... CLASSES=both [CLASS_MAP=... TEST_FOLDER=...]"
-	@echo "make train   notebook 04 (the report's schedule, preset report-ada-mbstd-r1-lean); PRESET=report: the report's GAN as it was; e.g. EPOCHS=2 RUN_NAME=x"
+	@echo "make train   notebook 04 (the report's schedule, the default preset: gan_lib.config.DEFAULT_PRESET); PRESET=report: the report's GAN as it was; e.g. EPOCHS=2 RUN_NAME=x"
 	@echo "            STRATEGY=mirrored (every GPU; LOGICAL_DEVICES=2 splits a CPU) | multiworker (TF_CONFIG) | tpu"
 	@echo "make report  notebooks 05+06 on a finished run: RUN=<run_name> (executed copies go into the run folder)"
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
