@@ -27,7 +27,8 @@ from .colab import workspace_root
 # 2e-4, nothing added.
 REPORT = {"arch": "report", "learning_rate": 2e-4, "loss": "bce", "augment": "", "augment_p": 1.0,
           "ada_target": 0.0, "minibatch_stddev": False, "r1_gamma": 0.0, "r1_every": 1, "ema_decay": 0.0,
-          "reuse_fakes": False, "mirror": False, "symmetry_channel": False, "real_label": 1.0}
+          "reuse_fakes": False, "mirror": False, "symmetry_channel": False, "real_label": 1.0,
+          "label_every_block": False}
 # Small-data training: adaptive augmentation of everything D sees, and a moving average of G.
 DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
                   "ema_decay": 0.999}
@@ -121,6 +122,7 @@ class GANConfig:
     mirror: bool = PRESET_DEFAULTS["mirror"]  # (preset) flip each real image left-right with probability 1/2: brains are near mirror images and tumours sit on either side, so this doubles the data without teaching G anything false
     symmetry_channel: bool = PRESET_DEFAULTS["symmetry_channel"]  # (preset) D also sees each image minus its left-right mirror image: its convolutions cannot compare a head's two halves otherwise
     real_label: float = PRESET_DEFAULTS["real_label"]  # (preset) D's BCE target for real images; 0.9 is one-sided label smoothing (Salimans et al. 2016): a D sure of a real image is pulled back from certainty
+    label_every_block: bool = PRESET_DEFAULTS["label_every_block"]  # (preset) with classes="both": G gives each class its own gain and bias per channel after every upsampling block, not only the label's embedding beside the noise
     ema_decay: float = PRESET_DEFAULTS["ema_decay"]  # (preset) >0: samples and the saved G use a moving average of G's weights
     kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
     kid_images: int = 200  # generated images per check

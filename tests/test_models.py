@@ -121,9 +121,11 @@ def test_the_symmetry_channel_shows_d_where_an_image_differs_from_its_mirror_ima
     _every_discriminator_takes(layers.MirrorDifference, symmetry_channel=True)
 
 
+@pytest.mark.parametrize("label_every_block", [False, True])
 @pytest.mark.parametrize("arch", ["resize-sn", "report"])
-def test_conditional_models_take_the_label_and_unconditional_ones_do_not(arch):
-    cfg = GANConfig.from_overrides(arch=arch, image_size=32, classes="both", minibatch_stddev=True)
+def test_conditional_models_take_the_label_and_unconditional_ones_do_not(arch, label_every_block):
+    cfg = GANConfig.from_overrides(arch=arch, image_size=32, classes="both", minibatch_stddev=True,
+                                   label_every_block=label_every_block)
     generator, discriminator = build_models(cfg)
     noise = np.random.default_rng(0).standard_normal((4, cfg.noise_dim)).astype("float32")
     labels = np.array([0, 1, 0, 1], "int32")
@@ -135,6 +137,35 @@ def test_conditional_models_take_the_label_and_unconditional_ones_do_not(arch):
                            discriminator([images, 1 - labels], training=False)), "D's verdict depends on the label"
     assert len(build_models(GANConfig.from_overrides(arch=arch, image_size=32, classes="yes"))[0].inputs) == 1
     assert len(build_models(GANConfig.from_overrides(arch="report-v1", image_size=32, classes="both"))[0].inputs) == 1
+
+
+def test_label_every_block_gives_each_class_its_own_gain_and_bias_after_every_upsampling(tmp_path):
+    """A gain and a bias per class after each grid block (the report G's two transposed
+    convolutions); they start as the identity, so G computes what it computes without them, and a
+    change to one class's gain reaches only that class's images. The saved stock copy loads and
+    computes the same without gan_lib."""
+    plain = GANConfig.from_overrides(image_size=32, classes="both")
+    generator = build_models(GANConfig.from_overrides(**{**plain.to_dict(), "label_every_block": True}))[0]
+    tables = [layer.name for layer in generator.layers if layer.name.startswith("class_")]
+    assert tables == ["class_gain_16px", "class_bias_16px", "class_gain_32px", "class_bias_32px"]
+    without = build_models(plain)[0]
+    shared = [layer for layer in generator.layers if layer.weights and layer.name not in tables]
+    for mine, theirs in zip(shared, [layer for layer in without.layers if layer.weights], strict=True):
+        theirs.set_weights(mine.get_weights())
+    noise = np.random.default_rng(0).standard_normal((4, plain.noise_dim)).astype("float32")
+    labels = np.array([0, 1, 0, 1], "int32")
+    before = np.asarray(generator([noise, labels]))
+    np.testing.assert_allclose(before, np.asarray(without([noise, labels])), atol=1e-6)
+    gain = generator.get_layer("class_gain_32px")
+    table = gain.get_weights()[0]
+    table[1] *= 3.0  # tumour (1) only
+    gain.set_weights([table])
+    after = np.asarray(generator([noise, labels]))
+    np.testing.assert_array_equal(after[labels == 0], before[labels == 0])
+    assert not np.allclose(after[labels == 1], before[labels == 1])
+    with_stock_layers(generator).save(tmp_path / "g.keras")
+    stock = keras.models.load_model(tmp_path / "g.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(stock([noise, labels])), after, atol=1e-5)
 
 
 def test_report_preset_is_the_reports_final_model_layer_for_layer():

@@ -157,7 +157,7 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
     run_dir = train(small_cfg(data_root, tmp_path, epochs=1))
     record = json.loads((run_dir / "config.json").read_text())
     for option in ("minibatch_stddev", "r1_gamma", "r1_every", "ema_decay", "augment", "ada_target", "reuse_fakes",
-                   "mirror", "symmetry_channel", "real_label"):
+                   "mirror", "symmetry_channel", "real_label", "label_every_block"):
         del record["config"][option]
     (run_dir / "config.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="minibatch_stddev"):
