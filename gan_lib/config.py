@@ -32,8 +32,9 @@ REPORT = {"arch": "report", "learning_rate": 2e-4, "loss": "bce", "augment": "",
 # Small-data training: adaptive augmentation of everything D sees, and a moving average of G.
 DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
                   "ema_decay": 0.999}
-# The report's models trained for small data, with D seeing its batch's spread and the R1 penalty.
-ADA_MBSTD_R1 = {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0}
+# The report's models trained for small data, with D seeing its batch's spread and the R1 penalty;
+# trained on both classes, G's every block also takes the label.
+ADA_MBSTD_R1 = {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0, "label_every_block": True}
 PRESETS: dict[str, dict] = {
     "report": REPORT,
     "report-ada": {**REPORT, **DATA_EFFICIENT},
@@ -62,6 +63,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 DATA_SOURCES = ("kaggle", "drive", "local", "phantom")
 CLASS_CHOICES = ("yes", "no", "both")
+# Settings that shape only a class-conditional run's models (classes="both"): a one-class run trains
+# the same whatever they say.
+CONDITIONAL_ONLY = ("label_every_block",)
 # Parameters of the evaluation only: everything else is read back from the run's config.json.
 EVALUATION_FIELDS = ("n_generated", "feature_extractor", "kid_subset_size", "kid_subsets", "diversity_pairs",
                      "near_copy_ssim", "classifier_seeds", "classifier_epochs", "synthetic_per_real")
@@ -122,7 +126,7 @@ class GANConfig:
     mirror: bool = PRESET_DEFAULTS["mirror"]  # (preset) flip each real image left-right with probability 1/2: brains are near mirror images and tumours sit on either side, so this doubles the data without teaching G anything false
     symmetry_channel: bool = PRESET_DEFAULTS["symmetry_channel"]  # (preset) D also sees each image minus its left-right mirror image: its convolutions cannot compare a head's two halves otherwise
     real_label: float = PRESET_DEFAULTS["real_label"]  # (preset) D's BCE target for real images; 0.9 is one-sided label smoothing (Salimans et al. 2016): a D sure of a real image is pulled back from certainty
-    label_every_block: bool = PRESET_DEFAULTS["label_every_block"]  # (preset) with classes="both": G gives each class its own gain and bias per channel after every upsampling block, not only the label's embedding beside the noise
+    label_every_block: bool = PRESET_DEFAULTS["label_every_block"]  # (preset) with classes="both" (else unused): G gives each class its own gain and bias per channel after every upsampling block, not only the label's embedding beside the noise
     ema_decay: float = PRESET_DEFAULTS["ema_decay"]  # (preset) >0: samples and the saved G use a moving average of G's weights
     kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
     kid_images: int = 200  # generated images per check

@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from .colab import workspace_root
-from .config import DEFAULT_PRESET, DISTRIBUTE_FIELDS, ENGINE_FIELDS, EVALUATION_FIELDS, PRESETS, PROJECT_ROOT, REPORT, GANConfig
+from .config import CONDITIONAL_ONLY, DEFAULT_PRESET, DISTRIBUTE_FIELDS, ENGINE_FIELDS, EVALUATION_FIELDS, PRESETS, PROJECT_ROOT, REPORT, GANConfig
 from .layers import with_stock_layers
 from .progress import say
 
@@ -142,11 +142,13 @@ def engines_by_step(run_dir: Path, restored: str | None, step: int, engine: dict
     return earlier + [{"from_step": step, "engine": engine}]
 
 
-def check_resumable(run_dir: Path, cfg: GANConfig) -> None:
+def check_resumable(run_dir: Path, cfg: GANConfig, conditional: bool) -> None:
     """Refuse to continue a run folder with different settings (only `epochs` may grow); a setting
-    newer than the folder counts as it was then (`recorded_settings`)."""
+    newer than the folder counts as it was then (`recorded_settings`), and a conditional model's
+    setting does not count unless the run's models are `conditional` (it changes nothing else)."""
     saved = recorded_settings(run_dir)
-    changed = {k: (saved[k], v) for k, v in cfg.to_dict().items() if k not in RESUME_FREE and saved[k] != v}
+    free = RESUME_FREE if conditional else RESUME_FREE | set(CONDITIONAL_ONLY)
+    changed = {k: (saved[k], v) for k, v in cfg.to_dict().items() if k not in free and saved[k] != v}
     if changed:
         raise ValueError(f"{run_dir} was made with other settings {changed} (saved, now); "
                          "use another run_name, or the saved settings to resume.")

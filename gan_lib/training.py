@@ -60,7 +60,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
     data = training_data(cfg, path)
     cfg = with_dataset(cfg, path, data.manifest)
     if resuming:
-        check_resumable(run_dir, cfg)
+        check_resumable(run_dir, cfg, is_conditional(cfg))
         check_same_data(run_dir, path, data.sha256, data.manifest)
     elif (run_dir / "config.json").exists():
         print(f"{run_dir} holds no checkpoint: starting it over.")

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import small_cfg
 from gan_lib.config import GANConfig
-from gan_lib.config import PRESETS
+from gan_lib.config import DEFAULT_PRESET, PRESETS
 from gan_lib.analysis import load_history
 from gan_lib.losses import LOSSES, Loss, bce_d_loss, r1_penalty
 from gan_lib.progress import PACE_STEPS
@@ -165,6 +165,30 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
     assert int(load_history(train(small_cfg(data_root, tmp_path, epochs=2)))[-1]["step"]) == 12, "resumed to the end"
     recorded = run_config(small_cfg(data_root, tmp_path))
     assert {k: getattr(recorded, k) for k in PRESETS["report"]} == PRESETS["report"]
+
+
+def test_label_every_block_holds_back_only_a_conditional_run_from_resuming(data_root, tmp_path):
+    """The default preset's label_every_block arrived after runs were made with it. It shapes only a
+    class-conditional G, so a tumour-only default run whose folder predates it resumes under
+    today's default; a conditional run trained without it refuses to continue with it."""
+    from gan_lib.data import prepare_dataset
+    from gan_lib.datasets import save_processed
+    from gan_lib.sources import fetch_raw
+
+    default = dict(preset=DEFAULT_PRESET, kid_every=0, augment_p=0.5)
+    run_dir = train(small_cfg(data_root, tmp_path, epochs=1, **default))
+    record = json.loads((run_dir / "config.json").read_text())
+    del record["config"]["label_every_block"]
+    (run_dir / "config.json").write_text(json.dumps(record))
+    assert int(load_history(train(small_cfg(data_root, tmp_path, epochs=2, **default)))[-1]["step"]) == 12
+
+    both_root = tmp_path / "both_data"
+    both = GANConfig.from_overrides(data_source="phantom", data_root=str(both_root), image_size=32, classes="both")
+    save_processed(prepare_dataset(both, fetch_raw(both)), both.processed_path)
+    conditional = dict(default, run_name="both", classes="both")
+    train(small_cfg(both_root, tmp_path, epochs=1, label_every_block=False, **conditional))
+    with pytest.raises(ValueError, match="label_every_block"):
+        train(small_cfg(both_root, tmp_path, epochs=2, **conditional))
 
 
 # The last commit before `preset` became a setting and the training engine was split by concern.
@@ -332,7 +356,7 @@ def test_the_conditional_generator_obeys_its_label(data_root, models):
     brightness = {label: np.asarray(trainer.generator([noise, np.full(64, label, "int32")], training=False)).mean((1, 2, 3))
                   for label in (0, 1)}
     accuracy = ((brightness[1] > threshold).mean() + (brightness[0] <= threshold).mean()) / 2
-    assert accuracy > 0.7, accuracy  # chance is 0.5; 0.80 measured after these 150 steps
+    assert accuracy > 0.7, accuracy  # chance 0.5; measured: 1.0 (default), 0.84 (resize-sn), 0.87 without label_every_block
 
 
 def r1_and_its_weight_gradients(trainer, real):
