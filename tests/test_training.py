@@ -168,8 +168,8 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
 
 
 def test_label_every_block_holds_back_only_a_conditional_run_from_resuming(data_root, tmp_path):
-    """The default preset's label_every_block arrived after runs were made with it. It shapes only a
-    class-conditional G, so a tumour-only default run whose folder predates it resumes under
+    """label_every_block joined the default preset after runs were made with that preset. It shapes
+    only a class-conditional G, so a tumour-only default run whose folder predates it resumes under
     today's default; a conditional run trained without it refuses to continue with it."""
     from gan_lib.data import prepare_dataset
     from gan_lib.datasets import save_processed
