@@ -25,7 +25,7 @@ from .config import GANConfig
 from .images import grid_labels
 from .layers import synchronize_batch_norm, with_stock_layers
 from .losses import LOSSES, r1_penalty
-from .models import ARCHITECTURES, build_models, is_conditional
+from .models import ARCHITECTURES, N_CLASSES, build_models, is_conditional
 
 
 XLA_MODES = ("whole", "updates", "none")
@@ -308,7 +308,7 @@ class GANTrainer:
                 input_tape.watch(real)
                 d_real = self._discriminate(real, draws["real_labels"], draws["augment_real"])
             d_fake = self._discriminate(fake, draws["fake_labels"], draws["augment_fake"])
-            d_loss = self.loss.d_loss(d_real, d_fake, self.d_logits, self.cfg.real_label)
+            d_loss = self.loss.d_loss(d_real, self._with_mismatched(d_fake, draws), self.d_logits, self.cfg.real_label)
             minimised = d_loss
             if r1:
                 penalty = r1_penalty(input_tape, d_real, real, self.cfg.r1_gamma, self.d_logits,
@@ -318,6 +318,16 @@ class GANTrainer:
             d_scaled = self.d_opt.scale_loss(self._replica_part(minimised))
         self._update(tape, d_scaled, generator=False)
         return d_loss, d_real, d_fake
+
+    def _with_mismatched(self, d_fake, draws: dict):
+        """D's outputs to be called generated: on G's images and, with `mismatched_labels`, on the
+        batch's real images under the other class's label (the matching-aware D of Reed et al. 2016,
+        the two halves weighted equally). A real scan under the wrong label must then look fake to D,
+        so D's verdict turns on the class and G must draw the class it is asked for."""
+        if not (self.conditional and self.cfg.mismatched_labels):
+            return d_fake
+        other_class = (draws["real_labels"] + 1) % N_CLASSES
+        return tf.concat([d_fake, self._discriminate(draws["real"], other_class, draws["augment_real"])], axis=0)
 
     def samples(self, noise: np.ndarray) -> np.ndarray:
         """Images from the sampling generator; a conditional one gets `grid_labels`."""
