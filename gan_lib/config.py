@@ -33,8 +33,10 @@ REPORT = {"arch": "report", "learning_rate": 2e-4, "loss": "bce", "augment": "",
 DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
                   "ema_decay": 0.999}
 # The report's models trained for small data, with D seeing its batch's spread and the R1 penalty;
-# trained on both classes, G's every block also takes the label.
-ADA_MBSTD_R1 = {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0, "label_every_block": True}
+# trained on both classes, G's every block also takes the label and D must tell a real scan under
+# the wrong label from one under its own.
+ADA_MBSTD_R1 = {**REPORT, **DATA_EFFICIENT, "minibatch_stddev": True, "r1_gamma": 1.0, "label_every_block": True,
+                "mismatched_labels": True}
 PRESETS: dict[str, dict] = {
     "report": REPORT,
     "report-ada": {**REPORT, **DATA_EFFICIENT},

@@ -167,10 +167,12 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
     assert {k: getattr(recorded, k) for k in PRESETS["report"]} == PRESETS["report"]
 
 
-def test_label_every_block_holds_back_only_a_conditional_run_from_resuming(data_root, tmp_path):
-    """label_every_block joined the default preset after runs were made with that preset. It shapes
-    only a class-conditional G, so a tumour-only default run whose folder predates it resumes under
-    today's default; a conditional run trained without it refuses to continue with it."""
+def test_conditional_only_settings_hold_back_only_a_conditional_run_from_resuming(data_root, tmp_path):
+    """label_every_block and mismatched_labels joined the default preset after runs were made with
+    that preset. They shape only a class-conditional run, so a tumour-only default run whose folder
+    predates them resumes under today's default; a conditional run trained without one refuses to
+    continue with it, naming it."""
+    from gan_lib.config import CONDITIONAL_ONLY
     from gan_lib.data import prepare_dataset
     from gan_lib.datasets import save_processed
     from gan_lib.sources import fetch_raw
@@ -178,17 +180,19 @@ def test_label_every_block_holds_back_only_a_conditional_run_from_resuming(data_
     default = dict(preset=DEFAULT_PRESET, kid_every=0, augment_p=0.5)
     run_dir = train(small_cfg(data_root, tmp_path, epochs=1, **default))
     record = json.loads((run_dir / "config.json").read_text())
-    del record["config"]["label_every_block"]
+    for setting in CONDITIONAL_ONLY:
+        del record["config"][setting]
     (run_dir / "config.json").write_text(json.dumps(record))
     assert int(load_history(train(small_cfg(data_root, tmp_path, epochs=2, **default)))[-1]["step"]) == 12
 
     both_root = tmp_path / "both_data"
     both = GANConfig.from_overrides(data_source="phantom", data_root=str(both_root), image_size=32, classes="both")
     save_processed(prepare_dataset(both, fetch_raw(both)), both.processed_path)
-    conditional = dict(default, run_name="both", classes="both")
-    train(small_cfg(both_root, tmp_path, epochs=1, label_every_block=False, **conditional))
-    with pytest.raises(ValueError, match="label_every_block"):
-        train(small_cfg(both_root, tmp_path, epochs=2, **conditional))
+    for setting in CONDITIONAL_ONLY:
+        conditional = dict(default, run_name=f"both_{setting}", classes="both")
+        train(small_cfg(both_root, tmp_path, epochs=1, **{**conditional, setting: False}))
+        with pytest.raises(ValueError, match=setting):
+            train(small_cfg(both_root, tmp_path, epochs=2, **conditional))
 
 
 # The last commit before `preset` became a setting and the training engine was split by concern.
@@ -362,7 +366,7 @@ def test_the_conditional_generator_obeys_its_label(data_root, models):
     brightness = {label: np.asarray(trainer.generator([noise, np.full(64, label, "int32")], training=False)).mean((1, 2, 3))
                   for label in (0, 1)}
     accuracy = ((brightness[1] > threshold).mean() + (brightness[0] <= threshold).mean()) / 2
-    assert accuracy > 0.7, accuracy  # chance 0.5; measured: 1.0 (default), 0.84 (resize-sn), 0.87 without label_every_block
+    assert accuracy > 0.7, accuracy  # chance 0.5; measured: 1.0 (default, also without mismatched_labels), 0.84 (resize-sn), 0.87 without either
 
 
 def test_mismatched_labels_teach_d_that_a_real_scan_under_the_other_label_is_generated(data_root):
