@@ -74,7 +74,7 @@ nbval-prepare: $(STAMP)
 	$(RUN_NOTEBOOKS) $(NOTEBOOKS) --prepare-only --params-file params/ci.yaml --out outputs/ci/notebooks
 
 test: nbval-prepare
-	$(PY) -m pytest -n 2 --dist loadgroup tests outputs/ci/notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=20
+	$(PY) -m pytest tests outputs/ci/notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=20
 
 notebook-cells: $(STAMP)
 	$(PY) -m gan_lib.scripts.notebook_cells

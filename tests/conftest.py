@@ -101,12 +101,3 @@ def small_cfg(data_root, tmp_path, **overrides):
                     precision="float32", speed_layers="on",
                     kid_every=0, preset="report")
     return GANConfig.from_overrides(**{**settings, **overrides})
-
-
-def pytest_collection_modifyitems(items):
-    """`make test` runs two pytest-xdist workers, each taking whole groups (`--dist loadgroup`): a
-    test file's tests stay together, so its module fixtures are built once, and the CI notebooks
-    stay together in their order, as each reads what the one before it wrote."""
-    for item in items:
-        group = "ci-notebooks" if item.path.suffix == ".ipynb" else item.path.name
-        item.add_marker(pytest.mark.xdist_group(group))
