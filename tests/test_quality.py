@@ -10,6 +10,7 @@ def row(kid, diversity, near_copies, warnings=0):
     return {"steps": 6000, "wall_time_min": 60.0, "kid": kid, "kid_std": 0.1, "best_training_kid": kid,
             "best_training_kid_step": 6000, "diversity_ratio": diversity, "near_copy_share": near_copies,
             "real_near_copy_share": 0.15, "collapse_warnings": warnings, "auc_real": 0.8, "auc_real_plus_generated": None,
+            "auc_generated_only": None,
             "recall_matched": 0.5, "recall_held_out": 0.9, "coverage_matched": 0.6, "coverage_held_out": 0.55}
 
 
@@ -26,12 +27,17 @@ def test_bars_judge_the_lowest_kid_new_preset_against_report():
     text = table(rows, verdict)
     assert text.count("\n| ") == 3 and "n/a" in text and "best_preset: a" in text
     assert "| 0.50 (0.90) | 0.60 (0.55) |" in text, "recall and coverage next to the held-out real baseline's"
+    assert text.count("| 0.800 / n/a / n/a |") == 3, "one-class runs have no train-on-synthetic AUC"
 
 
 def test_utility_aucs_read_the_evaluations_conditions():
     utility = {"conditions": {"real": {"auc_mean": 0.8}, "real + 113 generated 'yes'": {"auc_mean": 0.82}}}
-    assert utility_aucs(utility) == {"auc_real": 0.8, "auc_real_plus_generated": 0.82}
-    assert utility_aucs({"skipped": "no test images"}) == {"auc_real": None, "auc_real_plus_generated": None}
+    assert utility_aucs(utility) == {"auc_real": 0.8, "auc_real_plus_generated": 0.82, "auc_generated_only": None}
+    both = {"conditions": {"real": {"auc_mean": 0.8}, "real + 165 generated (both classes)": {"auc_mean": 0.78},
+                           "generated only (165): train on synthetic, test on real": {"auc_mean": 0.7}}}
+    assert utility_aucs(both) == {"auc_real": 0.8, "auc_real_plus_generated": 0.78, "auc_generated_only": 0.7}
+    assert utility_aucs({"skipped": "no test images"}) == {"auc_real": None, "auc_real_plus_generated": None,
+                                                           "auc_generated_only": None}
 
 
 def test_report_is_a_preset_and_each_preset_names_an_architecture():
