@@ -153,7 +153,7 @@ class GANConfig:
     kid_subsets: int = 50  # KID is averaged over this many random subsets; its std is over them
     diversity_pairs: int = 1000  # random image pairs for the mean pairwise MS-SSIM
     near_copy_ssim: float = 0.8  # SSIM to a training image at or above which an image counts as a near-copy
-    classifier_seeds: int = 3  # tumour-classifier trainings per condition (mean and spread)
+    classifier_seeds: int = 3  # tumour-classifier trainings per condition (mean and spread), each on its own draw of generated images
     classifier_epochs: int = 60  # epochs of each tumour-classifier training
     synthetic_per_real: float = 1.0  # generated images added per real training image of the GAN's class
 

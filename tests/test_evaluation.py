@@ -15,7 +15,7 @@ from gan_lib import analysis, descriptors
 from gan_lib.config import EVALUATION_FIELDS, GANConfig
 from gan_lib.data import prepare_dataset
 from gan_lib.datasets import load_processed, save_processed
-from gan_lib.evaluate import Evaluation, evaluate_run, summary_table
+from gan_lib.evaluate import Evaluation, class_images, evaluate_run, summary_table
 from gan_lib.features import INCEPTION_URL, FeatureExtractorUnavailable, choose_extractor, inception_weights
 from gan_lib.generate import generate, interpolate, load_generator, noise_for
 from gan_lib.plots import class_picks
@@ -92,6 +92,18 @@ def _evaluated(run_cfg) -> Evaluation:
     """The run evaluated as notebook 06 would (its metrics.json written)."""
     return evaluate_run(GANConfig.from_overrides(**{k: v for k, v in run_cfg.to_dict().items()
                                                    if k in ("run_name", "output_root", *EVALUATION_FIELDS)}))
+
+
+def test_each_classifier_seed_trains_on_its_own_draw_and_the_first_is_the_old_one(run_cfg):
+    """Which generated images a classifier trains on moves its AUC, so each classifier seed draws its
+    own; draw 0 is the one every evaluation used before (noise seed `seed + 1`), so older figures
+    stay comparable."""
+    generator = load_generator(run_cfg.run_dir)
+    y_train = np.array([1, 1, 1, 0])
+    draws = [class_images(generator, run_cfg, y_train, 1, draw) for draw in (0, 1)]
+    assert draws[0].shape == (3, 32, 32, 1)
+    np.testing.assert_array_equal(draws[0], generate(generator, 3, seed=run_cfg.seed + 1)[0])
+    assert np.abs(draws[0] - draws[1]).mean() > 0.01
 
 
 def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
