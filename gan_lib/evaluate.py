@@ -119,8 +119,8 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
     generated images of the class the GAN makes; several seeds each (mean and spread). Classifier
     seed k trains on generated draw k, so the spread also holds how much the result depends on which
     generated images were drawn (on the Kaggle set's held-out scans, more than on the classifier's
-    seed: README). `kind` names
-    the data in the conditions: "real", or "phantom" for the synthetic stand-in."""
+    seed: README). `kind` names the data in the conditions: "real", or "phantom" for the synthetic
+    stand-in."""
     if len(data["x_test"]) == 0 or len(np.unique(data["y_test"])) < 2:
         return {"skipped": "no held-out real images of both classes (holdout=0 uses every image for "
                            "training, as the report did): nothing to test a classifier on"}
