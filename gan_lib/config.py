@@ -28,7 +28,7 @@ from .colab import workspace_root
 REPORT = {"arch": "report", "learning_rate": 2e-4, "loss": "bce", "augment": "", "augment_p": 1.0,
           "ada_target": 0.0, "minibatch_stddev": False, "r1_gamma": 0.0, "r1_every": 1, "ema_decay": 0.0,
           "reuse_fakes": False, "mirror": False, "symmetry_channel": False, "real_label": 1.0,
-          "label_every_block": False, "mismatched_labels": False, "class_stddev": False}
+          "label_every_block": False, "mismatched_labels": False}
 # Small-data training: adaptive augmentation of everything D sees, and a moving average of G.
 DATA_EFFICIENT = {"augment": "translation,cutout,brightness,contrast", "augment_p": 0.0, "ada_target": 0.8,
                   "ema_decay": 0.999}
@@ -67,7 +67,7 @@ DATA_SOURCES = ("kaggle", "drive", "local", "phantom")
 CLASS_CHOICES = ("yes", "no", "both")
 # Settings that shape only a class-conditional run's models (classes="both"): a one-class run trains
 # the same whatever they say.
-CONDITIONAL_ONLY = ("label_every_block", "mismatched_labels", "class_stddev")
+CONDITIONAL_ONLY = ("label_every_block", "mismatched_labels")
 # Parameters of the evaluation only: everything else is read back from the run's config.json.
 EVALUATION_FIELDS = ("n_generated", "feature_extractor", "kid_subset_size", "kid_subsets", "diversity_pairs",
                      "near_copy_ssim", "classifier_seeds", "classifier_epochs", "synthetic_per_real")
@@ -130,7 +130,6 @@ class GANConfig:
     real_label: float = PRESET_DEFAULTS["real_label"]  # (preset) D's BCE target for real images; 0.9 is one-sided label smoothing (Salimans et al. 2016): a D sure of a real image is pulled back from certainty
     label_every_block: bool = PRESET_DEFAULTS["label_every_block"]  # (preset) with classes="both" (else unused): G gives each class its own gain and bias per channel after every upsampling block, not only the label's embedding beside the noise
     mismatched_labels: bool = PRESET_DEFAULTS["mismatched_labels"]  # (preset) with classes="both" (else unused): D also sees each real image under the other class's label and must call it generated, so G must draw the class it is asked for
-    class_stddev: bool = PRESET_DEFAULTS["class_stddev"]  # (preset) with classes="both" and minibatch_stddev (else unused): D's batch-spread channel holds, for each image, the spread of the images of its own class in the batch, so a class G draws alike shows even beside the other class
     ema_decay: float = PRESET_DEFAULTS["ema_decay"]  # (preset) >0: samples and the saved G use a moving average of G's weights
     kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
     kid_images: int = 200  # generated images per check

@@ -210,37 +210,17 @@ class SNDense(SpectralNorm, layers.Dense):
 class MinibatchStddev(layers.Layer):
     """Appends one channel holding the batch's mean standard deviation over images (Karras et al.
     2018): a batch of near-identical images stands out to D whatever each image looks like, which
-    is the signal a plain D lacks when G collapses. Without weights, so checkpoints are unchanged.
+    is the signal a plain D lacks when G collapses. Without weights, so checkpoints are unchanged."""
 
-    `by_class` (called with the batch's labels): each image gets the spread of the images of its own
-    class in the batch instead (an image alone in its class: none). Over a batch of both classes
-    the spread is mostly the difference between the classes, so a class G draws alike would not show."""
-
-    def __init__(self, by_class: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.by_class = by_class
-
-    def call(self, x, labels=None):
+    def call(self, x):
         batch = tf.cast(x, tf.float32)
-        everyone = labels
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:  # the spread of the global batch
             batch = context.all_gather(batch, axis=0)
-            everyone = None if labels is None else context.all_gather(labels, axis=0)
         # variance + a small constant: the square root's gradient is infinite at 0 (a batch of copies)
-        if labels is None:
-            spread = tf.reduce_mean(tf.sqrt(tf.math.reduce_variance(batch, axis=0) + 1e-8))
-            return tf.concat([x, tf.ones_like(x[..., :1]) * tf.cast(spread, x.dtype)], axis=-1)
-        same = tf.cast(tf.equal(labels[:, None], everyone[None, :]), tf.float32)  # (own images, global batch)
-        flat = tf.reshape(batch, [tf.shape(batch)[0], -1])
-        count = tf.reduce_sum(same, axis=1, keepdims=True)
-        mean = tf.matmul(same, flat) / count
-        variance = tf.reduce_sum(same[:, :, None] * tf.square(flat[None] - mean[:, None]), axis=1) / count
-        spread = tf.reduce_mean(tf.sqrt(variance + 1e-8), axis=1)
-        return tf.concat([x, tf.ones_like(x[..., :1]) * tf.cast(spread[:, None, None, None], x.dtype)], axis=-1)
-
-    def get_config(self):
-        return {**super().get_config(), "by_class": self.by_class}
+        variance = tf.math.reduce_variance(batch, axis=0)
+        spread = tf.reduce_mean(tf.sqrt(variance + 1e-8))
+        return tf.concat([x, tf.ones_like(x[..., :1]) * tf.cast(spread, x.dtype)], axis=-1)
 
 
 class MirrorDifference(layers.Layer):

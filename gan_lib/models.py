@@ -41,10 +41,8 @@ def is_conditional(cfg: GANConfig) -> bool:
 
 
 def _batch_spread(cfg: GANConfig) -> list:
-    """The layers D puts before its output head: MinibatchStddev if the config asks for it, over
-    each class of the batch (`class_stddev`) in a conditional run that asks for that."""
-    by_class = cfg.class_stddev and is_conditional(cfg)
-    return [MinibatchStddev(by_class=by_class)] if cfg.minibatch_stddev else []
+    """The layers D puts before its output head: MinibatchStddev if the config asks for it."""
+    return [MinibatchStddev()] if cfg.minibatch_stddev else []
 
 
 def _seen_input(cfg: GANConfig) -> list:
@@ -148,11 +146,10 @@ def _projection(image, body: list, dense, activation: str | None, name: str) -> 
     """A projection discriminator (Miyato & Koyama 2018) over D's layers: the output unit's logit
     plus the inner product of the features with the label's embedding, then D's activation, all in
     float32 (`output_unit`)."""
-    label = keras.Input((), dtype="int32", name="label")
     features = image
     for layer in body:
-        by_class = isinstance(layer, MinibatchStddev) and layer.by_class
-        features = layer(features, labels=label) if by_class else layer(features)
+        features = layer(features)
+    label = keras.Input((), dtype="int32", name="label")
     one_hot = layers.CategoryEncoding(N_CLASSES, output_mode="one_hot")(label)
     embedding = dense(features.shape[-1], use_bias=False, dtype="float32")(one_hot)
     logit = layers.Add(dtype="float32")([output_unit(dense, None)(features),

@@ -30,7 +30,7 @@ TUNE_WARMUP, TUNE_STEPS, TUNE_ROUNDS = 2, 3, 2  # per candidate; rounds alternat
 # Settings that change the step's work, so a measurement for one does not hold for another.
 STEP_SHAPE = ("arch", "image_size", "batch_size", "noise_dim", "classes", "loss", "augment", "minibatch_stddev",
               "r1_gamma", "r1_every", "reuse_fakes", "mirror", "symmetry_channel", "ema_decay", "label_every_block",
-              "mismatched_labels", "class_stddev")
+              "mismatched_labels")
 
 
 def device_facts() -> dict:

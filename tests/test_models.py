@@ -104,32 +104,6 @@ def test_minibatch_stddev_shows_d_how_much_its_batch_varies():
     _every_discriminator_takes(layers.MinibatchStddev, minibatch_stddev=True)
 
 
-def test_class_stddev_shows_d_the_spread_within_each_class_of_its_batch():
-    """By class, each image's channel is the mean per-position std over the images of its own class
-    in the batch (numpy's value), ~0 for an image alone in its class or a class of copies, whatever
-    the other class holds; only a conditional D with minibatch_stddev and class_stddev builds it."""
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((5, 6, 6, 3)).astype("float32")
-    labels = np.array([0, 1, 0, 1, 1], "int32")
-    spread = np.asarray(layers.MinibatchStddev(by_class=True)(x, labels=labels))[..., 3]
-    for i, label in enumerate(labels):
-        np.testing.assert_allclose(spread[i], x[labels == label].std(axis=0).mean(), rtol=1e-5)
-    alone = np.asarray(layers.MinibatchStddev(by_class=True)(x, labels=np.array([0, 1, 1, 1, 1], "int32")))
-    assert np.abs(alone[0, ..., 3]).max() < 1e-3
-    copies = tf.constant(np.concatenate([np.repeat(x[:1], 2, axis=0), x[2:]]))
-    with tf.GradientTape() as tape:
-        tape.watch(copies)
-        copied = layers.MinibatchStddev(by_class=True)(copies, labels=tf.constant([0, 0, 1, 1, 1]))[..., 3]
-    assert np.abs(np.asarray(copied)[:2]).max() < 1e-3 and np.asarray(copied)[2:].min() > 0.5
-    assert np.isfinite(np.asarray(tape.gradient(copied, copies))).all()
-    for arch in ("report", "resize-sn"):
-        for classes, by_class in (("both", True), ("yes", False)):
-            cfg = GANConfig.from_overrides(arch=arch, image_size=32, classes=classes, minibatch_stddev=True,
-                                           class_stddev=True)
-            spreads = [layer for layer in build_models(cfg)[1].layers if isinstance(layer, layers.MinibatchStddev)]
-            assert [layer.by_class for layer in spreads] == [by_class], (arch, classes)
-
-
 def test_the_symmetry_channel_shows_d_where_an_image_differs_from_its_mirror_image():
     """The appended channel is the image minus its left-right mirror image: zero for a symmetric
     image, the tumour-like spot (and its negative mirror) otherwise; every D takes the option."""

@@ -157,7 +157,7 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
     run_dir = train(small_cfg(data_root, tmp_path, epochs=1))
     record = json.loads((run_dir / "config.json").read_text())
     for option in ("minibatch_stddev", "r1_gamma", "r1_every", "ema_decay", "augment", "ada_target", "reuse_fakes",
-                   "mirror", "symmetry_channel", "real_label", "label_every_block", "mismatched_labels", "class_stddev"):
+                   "mirror", "symmetry_channel", "real_label", "label_every_block", "mismatched_labels"):
         del record["config"][option]
     (run_dir / "config.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match="minibatch_stddev"):
@@ -169,9 +169,9 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
 
 def test_conditional_only_settings_hold_back_only_a_conditional_run_from_resuming(data_root, tmp_path):
     """label_every_block and mismatched_labels joined the default preset after runs were made with
-    that preset. They and class_stddev shape only a class-conditional run, so a tumour-only default
-    run whose folder predates them resumes under today's default; a conditional run trained with
-    another value of one than the default's refuses to continue under the default, naming it."""
+    that preset. They shape only a class-conditional run, so a tumour-only default run whose folder
+    predates them resumes under today's default; a conditional run trained without one refuses to
+    continue with it, naming it."""
     from gan_lib.config import CONDITIONAL_ONLY
     from gan_lib.data import prepare_dataset
     from gan_lib.datasets import save_processed
@@ -190,7 +190,7 @@ def test_conditional_only_settings_hold_back_only_a_conditional_run_from_resumin
     save_processed(prepare_dataset(both, fetch_raw(both)), both.processed_path)
     for setting in CONDITIONAL_ONLY:
         conditional = dict(default, run_name=f"both_{setting}", classes="both")
-        train(small_cfg(both_root, tmp_path, epochs=1, **{**conditional, setting: not PRESETS[DEFAULT_PRESET][setting]}))
+        train(small_cfg(both_root, tmp_path, epochs=1, **{**conditional, setting: False}))
         with pytest.raises(ValueError, match=setting):
             train(small_cfg(both_root, tmp_path, epochs=2, **conditional))
 
