@@ -305,7 +305,7 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
     if "baseline_held_out_vs_train" in coverage:
         matched, base = coverage["generated_vs_train_matched"], coverage["baseline_held_out_vs_train"]
         for name in ("coverage", "recall"):
-            if matched[name] < metrics.LOW_COVERAGE_RATIO * base[name]:
+            if metrics.falls_short(matched[name], base[name]):
                 warnings.append(f"LOW {name.upper()}: {matched[name]:.2f} against {base[name]:.2f} for held-out {kind} "
                                 f"images (same set size): some kinds of training scan are never generated "
                                 "(coverage.csv lists them, least covered first).")

@@ -52,6 +52,14 @@ def test_matched_coverage_averages_subsets_of_the_baselines_size():
     assert whole["coverage_std"] == 0.0 and whole["coverage"] == metrics.coverage_metrics(real, generated)["coverage"]
 
 
+def test_a_recall_exactly_at_the_warning_share_is_not_short():
+    at_share, baseline = 72.8 / 101, 91 / 101  # a real run's matched recall and held-out baseline
+    assert at_share < metrics.LOW_COVERAGE_RATIO * baseline  # what float rounding alone says
+    assert not metrics.falls_short(at_share, baseline)
+    assert metrics.falls_short(72.7 / 101, baseline)
+    assert not metrics.falls_short(0.0, 0.0)
+
+
 def test_a_neighbourhood_needs_more_points_than_k():
     with pytest.raises(ValueError, match="needs more than 5"):
         metrics.knn_radii(np.zeros((5, 3)), 5)
