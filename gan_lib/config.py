@@ -50,16 +50,18 @@ PRESETS: dict[str, dict] = {
     "report-ada-mbstd-r1-lean": {**ADA_MBSTD_R1, "r1_every": 16, "reuse_fakes": True},
     "resize-sn": {**REPORT, **DATA_EFFICIENT, "arch": "resize-sn", "loss": "hinge"},
 }
-# What GANConfig's defaults (and so the notebooks') train: the preset that met issue 5's bars. Its
-# leaner form trains 1.13x faster end to end but scores worse over four seeds each, from its lazy
-# R1 (README, Speed). Its table is the one place the defaults of the settings a preset sets are written.
+# What GANConfig's defaults (and so the notebooks') train: the preset that measured best (results/). Its
+# leaner form trains faster end to end but scores worse over four seeds, from its lazy R1
+# (docs/hardware.md). Its table is the one place the defaults of the settings a preset sets are written.
 DEFAULT_PRESET = "report-ada-mbstd-r1"
 PRESET_DEFAULTS = PRESETS[DEFAULT_PRESET]
 
 # Every notebook's parameters cell starts with this line; papermill's injected cell with the second.
 SETTINGS_CELL_MARK = "# Settings"
 PAPERMILL_CELL_MARK = "# Parameters"
-NOTEBOOK_ONLY = ("workspace", "other_parameters")  # read by the Colab bootstrap and by 00_colab, not settings
+# Parameters read by the Colab bootstrap and by 00_colab, not settings: name -> its description.
+NOTEBOOK_ONLY = {"workspace": "Colab only: the folder under MyDrive holding data, runs and caches",
+                 "other_parameters": "any other notebook parameter by name, e.g. {'checkpoint_every': 250}"}
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,72 +92,115 @@ FOUR_CLASS_MAP = "yes=glioma,meningioma,pituitary;no=notumor"  # Kaggle's 7,000-
 HEADLESS_ENV = "GAN_LIB_HEADLESS"  # set by gan_lib.scripts.run_notebooks for the kernels papermill starts
 
 
+def setting(default, doc: str):
+    """A GANConfig field with its one description: docs/settings.md and the comments of the notebooks'
+    parameters cells are written from it (gan_lib.scripts.notebook_cells)."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
 @dataclass(frozen=True)
 class GANConfig:
     # --- data (notebooks 01 and 02) ---
-    data_source: str = "kaggle"  # kaggle | drive | local | phantom (synthetic, offline)
-    data_dir: str = ""  # folder holding the class folders (local), or a path under MyDrive (drive)
-    kaggle_dataset: str = KAGGLE_DATASET  # kaggle: the dataset's handle, pinned to a version (owner/name/versions/N)
-    class_map: str = ""  # class folders per label, e.g. FOUR_CLASS_MAP; "" = folders named yes/ (tumour) and no/
-    test_folder: str = ""  # "" = hold out `holdout` of each class; a folder name (e.g. Testing): the dataset's own test split
-    data_root: str = "data"  # where raw/ and processed/ live; relative: under the repo, or the Colab workspace
-    image_size: int = 128  # side of the square training images in pixels (64 works too)
-    classes: str = "yes"  # yes (tumour, as in the report) | no | both (labels kept)
-    n_images: int = 0  # seeded subset of this many images; 0 = all (the report once used 10)
-    holdout: float = 0.2  # share of each class held out for evaluation, never shown to the GAN
-    seed: int = 0  # seeds the phantom, the subset, the hold-out split and training
-    dataset: str = ""  # training: the dataset to train on, by the name 02 printed; "" = the one 02 last wrote
-    memory_budget_mb: float = 2048.0  # a training split over this (float32 pixels, MB) is written as shards (02) and streamed (04)
+    data_source: str = setting("kaggle", "kaggle | drive | local | phantom (synthetic, offline)")
+    data_dir: str = setting("", "folder holding the class folders (local), or a path under MyDrive (drive)")
+    kaggle_dataset: str = setting(KAGGLE_DATASET,
+            "kaggle: the dataset's handle, pinned to a version (owner/name/versions/N)")
+    class_map: str = setting("",
+            "class folders per label, e.g. yes=glioma,meningioma,pituitary;no=notumor (docs/data.md); empty: folders "
+            "named yes/ (tumour) and no/")
+    test_folder: str = setting("",
+            "empty: hold out `holdout` of each class; a folder name (e.g. Testing): the dataset's own test split")
+    data_root: str = setting("data", "where raw/ and processed/ live; relative: under the repo, or the Colab workspace")
+    image_size: int = setting(128, "side of the square training images in pixels (64 works too)")
+    classes: str = setting("yes", "yes (tumour, as in the report) | no | both (labels kept)")
+    n_images: int = setting(0, "seeded subset of this many images; 0 = all (the report once used 10)")
+    holdout: float = setting(0.2, "share of each class held out for evaluation, never shown to the GAN")
+    seed: int = setting(0, "seeds the phantom, the subset, the hold-out split and training")
+    dataset: str = setting("", "training: the dataset to train on, by the name 02 printed; empty: the one 02 last wrote")
+    memory_budget_mb: float = setting(2048.0,
+            "a training split over this (float32 pixels, MB) is written as shards (02) and streamed (04)")
 
     # --- models and training (notebooks 03 and 04): the report's models and schedule, trained with
-    # the preset DEFAULT_PRESET, whose table above gives the defaults of the settings marked (preset) ---
-    preset: str = DEFAULT_PRESET  # a name in PRESETS: its settings first, then the ones given
-    arch: str = PRESET_DEFAULTS["arch"]  # (preset) a name in gan_lib.models.ARCHITECTURES; "report": the report's final model
-    noise_dim: int = 100  # length of the generator's input noise vector
-    epochs: int = 10  # the report trained 10 epochs ...
-    steps_per_epoch: int = 3750  # ... of 3750 steps ...
-    batch_size: int = 4  # ... of 4 images, drawn with replacement
-    learning_rate: float = PRESET_DEFAULTS["learning_rate"]  # (preset) Adam, for both G and D
-    beta_1: float = 0.5  # Adam's first-moment decay, as in DCGAN
-    loss: str = PRESET_DEFAULTS["loss"]  # (preset) a name in gan_lib.losses.LOSSES (bce: the report's, non-saturating for G)
-    augment: str = PRESET_DEFAULTS["augment"]  # (preset) differentiable augmentation of D's inputs; "" = none (the report)
-    augment_p: float = PRESET_DEFAULTS["augment_p"]  # (preset) probability of each augmentation per image; ADA's start value
-    ada_target: float = PRESET_DEFAULTS["ada_target"]  # (preset) >0: adapt augment_p so D's accuracy on reals stays near this (ADA)
-    minibatch_stddev: bool = PRESET_DEFAULTS["minibatch_stddev"]  # (preset) D also sees its batch's spread (ProGAN), to catch a collapsing G
-    r1_gamma: float = PRESET_DEFAULTS["r1_gamma"]  # (preset) >0: R1 penalty (gamma/2)·|grad of D's logit at reals|^2, against oscillation
-    r1_every: int = PRESET_DEFAULTS["r1_every"]  # (preset) R1 on every n-th step only, weighted n times (lazy regularisation, StyleGAN2)
-    reuse_fakes: bool = PRESET_DEFAULTS["reuse_fakes"]  # (preset) G's update goes through the images D just trained on (one G forward per step, as PyTorch's DCGAN example); False: fresh noise (the report)
-    mirror: bool = PRESET_DEFAULTS["mirror"]  # (preset) flip each real image left-right with probability 1/2: brains are near mirror images and tumours sit on either side, so this doubles the data without teaching G anything false
-    symmetry_channel: bool = PRESET_DEFAULTS["symmetry_channel"]  # (preset) D also sees each image minus its left-right mirror image: its convolutions cannot compare a head's two halves otherwise
-    real_label: float = PRESET_DEFAULTS["real_label"]  # (preset) D's BCE target for real images; 0.9 is one-sided label smoothing (Salimans et al. 2016): a D sure of a real image is pulled back from certainty
-    label_every_block: bool = PRESET_DEFAULTS["label_every_block"]  # (preset) with classes="both" (else unused): G gives each class its own gain and bias per channel after every upsampling block, not only the label's embedding beside the noise
-    mismatched_labels: bool = PRESET_DEFAULTS["mismatched_labels"]  # (preset) with classes="both" (else unused): D also sees each real image under the other class's label and must call it generated, so G must draw the class it is asked for
-    ema_decay: float = PRESET_DEFAULTS["ema_decay"]  # (preset) >0: samples and the saved G use a moving average of G's weights
-    kid_every: int = 500  # steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off
-    kid_images: int = 200  # generated images per check
-    run_name: str = "tumour-gan"  # the run folder is <output_root>/<run_name>
-    output_root: str = "outputs/runs"  # relative: under the repository, or the Drive workspace on Colab (gan_lib.colab)
-    resume: bool = True  # continue a run folder that exists; False refuses to touch it
-    checkpoint_every: int = 500  # steps between checkpoints: the most work a crash can lose
-    log_every: int = 10  # steps between history.csv rows (and progress-bar updates)
-    precision: str = "auto"  # auto | float32 | mixed_float16 | mixed_bfloat16; auto: by the hardware (README, Speed)
-    xla: str = "auto"  # auto | on | off: compile the step with XLA; auto: on a GPU/TPU, measured on a CPU
-    speed_layers: str = "auto"  # auto | on | off: the CPU speed layers (gan_lib.layers); auto: measured on a CPU
-    strategy: str = "default"  # default (one device) | mirrored (every local GPU, or `devices`) | multiworker (TF_CONFIG) | tpu
-    logical_devices: int = 0  # >1: split the CPU into this many logical devices (mirrored replicas on a machine without several accelerators)
-    devices: str = ""  # mirrored: the devices to use, e.g. "GPU:0,GPU:1"; "" = every GPU (or the logical CPUs)
-    tensorboard: bool = False  # also write losses to <run folder>/tensorboard for TensorBoard
+    # the preset DEFAULT_PRESET, whose table above gives the defaults of the settings it sets ---
+    preset: str = setting(DEFAULT_PRESET,
+            "a name in PRESETS (docs/training.md): its settings first, then the ones given; report: the report's GAN as"
+            " it was")
+    arch: str = setting(PRESET_DEFAULTS["arch"],
+            "a name in gan_lib.models.ARCHITECTURES; report: the report's final model")
+    noise_dim: int = setting(100, "length of the generator's input noise vector")
+    epochs: int = setting(10, "epochs of training (the report: 10)")
+    steps_per_epoch: int = setting(3750, "training steps per epoch (the report: 3750)")
+    batch_size: int = setting(4, "images per step, drawn with replacement (the report: 4)")
+    learning_rate: float = setting(PRESET_DEFAULTS["learning_rate"], "Adam's learning rate, for both G and D")
+    beta_1: float = setting(0.5, "Adam's first-moment decay, as in DCGAN")
+    loss: str = setting(PRESET_DEFAULTS["loss"],
+            "a name in gan_lib.losses.LOSSES (bce: the report's, non-saturating for G)")
+    augment: str = setting(PRESET_DEFAULTS["augment"],
+            "differentiable augmentation of D's inputs, comma-separated; empty: none (the report)")
+    augment_p: float = setting(PRESET_DEFAULTS["augment_p"],
+            "probability of each augmentation per image; ADA's start value")
+    ada_target: float = setting(PRESET_DEFAULTS["ada_target"],
+            ">0: adapt augment_p so D's accuracy on reals stays near this (ADA)")
+    minibatch_stddev: bool = setting(PRESET_DEFAULTS["minibatch_stddev"],
+            "D also sees its batch's spread (ProGAN), to catch a collapsing G")
+    r1_gamma: float = setting(PRESET_DEFAULTS["r1_gamma"],
+            ">0: R1 penalty (gamma/2)·|grad of D's logit at reals|^2, against oscillation")
+    r1_every: int = setting(PRESET_DEFAULTS["r1_every"],
+            "R1 on every n-th step only, weighted n times (lazy regularisation, StyleGAN2)")
+    reuse_fakes: bool = setting(PRESET_DEFAULTS["reuse_fakes"],
+            "G's update goes through the images D just trained on (one G forward per step, as PyTorch's DCGAN example);"
+            " False: fresh noise (the report)")
+    mirror: bool = setting(PRESET_DEFAULTS["mirror"],
+            "flip each real image left-right with probability 1/2: brains are near mirror images and tumours sit on "
+            "either side, so this doubles the data without teaching G anything false")
+    symmetry_channel: bool = setting(PRESET_DEFAULTS["symmetry_channel"],
+            "D also sees each image minus its left-right mirror image: its convolutions cannot compare a head's two "
+            "halves otherwise")
+    real_label: float = setting(PRESET_DEFAULTS["real_label"],
+            "D's BCE target for real images; 0.9 is one-sided label smoothing (Salimans et al. 2016): a D sure of a "
+            "real image is pulled back from certainty")
+    label_every_block: bool = setting(PRESET_DEFAULTS["label_every_block"],
+            "with classes=both (else unused): G gives each class its own gain and bias per channel after every "
+            "upsampling block, not only the label's embedding beside the noise")
+    mismatched_labels: bool = setting(PRESET_DEFAULTS["mismatched_labels"],
+            "with classes=both (else unused): D also sees each real image under the other class's label and must call"
+            " it generated, so G must draw the class it is asked for")
+    ema_decay: float = setting(PRESET_DEFAULTS["ema_decay"],
+            ">0: samples and the saved G use a moving average of G's weights")
+    kid_every: int = setting(500,
+            "steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off")
+    kid_images: int = setting(200, "generated images per KID/diversity check during training")
+    run_name: str = setting("tumour-gan", "the run folder is <output_root>/<run_name>")
+    output_root: str = setting("outputs/runs",
+            "relative: under the repository, or the Drive workspace on Colab (gan_lib.colab)")
+    resume: bool = setting(True, "continue a run folder that exists; False refuses to touch it")
+    checkpoint_every: int = setting(500, "steps between checkpoints: the most work a crash can lose")
+    log_every: int = setting(10, "steps between history.csv rows (and progress-bar updates)")
+    precision: str = setting("auto",
+            "auto | float32 | mixed_float16 | mixed_bfloat16; auto: by the hardware (docs/hardware.md)")
+    xla: str = setting("auto", "auto | on | off: compile the step with XLA; auto: on a GPU/TPU, measured on a CPU")
+    speed_layers: str = setting("auto",
+            "auto | on | off: the CPU speed layers (gan_lib.layers); auto: measured on a CPU")
+    strategy: str = setting("default",
+            "default (one device) | mirrored (every local GPU, or `devices`) | multiworker (TF_CONFIG) | tpu")
+    logical_devices: int = setting(0,
+            ">1: split the CPU into this many logical devices (mirrored replicas on a machine without several "
+            "accelerators)")
+    devices: str = setting("", "mirrored: the devices to use, e.g. GPU:0,GPU:1; empty: every GPU (or the logical CPUs)")
+    tensorboard: bool = setting(False, "also write losses to <run folder>/tensorboard for TensorBoard")
 
     # --- evaluation of a finished run (notebooks 05 and 06; `make report RUN=<run_name>`) ---
-    n_generated: int = 500  # generated images the metrics are computed on
-    feature_extractor: str = "auto"  # auto | inception | random_cnn: KID/FID features (auto: InceptionV3 if its weights can be had)
-    kid_subset_size: int = 100  # images per KID subset (capped by the smaller set)
-    kid_subsets: int = 50  # KID is averaged over this many random subsets; its std is over them
-    diversity_pairs: int = 1000  # random image pairs for the mean pairwise MS-SSIM
-    near_copy_ssim: float = 0.8  # SSIM to a training image at or above which an image counts as a near-copy
-    classifier_seeds: int = 3  # tumour-classifier trainings per condition (mean and spread), each on its own draw of generated images
-    classifier_epochs: int = 60  # epochs of each tumour-classifier training
-    synthetic_per_real: float = 1.0  # generated images added per real training image of the GAN's class
+    n_generated: int = setting(500, "generated images the metrics are computed on")
+    feature_extractor: str = setting("auto",
+            "auto | inception | random_cnn: KID/FID features (auto: InceptionV3 if its weights can be had)")
+    kid_subset_size: int = setting(100, "images per KID subset (capped by the smaller set)")
+    kid_subsets: int = setting(50, "KID is averaged over this many random subsets; its std is over them")
+    diversity_pairs: int = setting(1000, "random image pairs for the mean pairwise MS-SSIM")
+    near_copy_ssim: float = setting(0.8, "SSIM to a training image at or above which an image counts as a near-copy")
+    classifier_seeds: int = setting(3,
+            "tumour-classifier trainings per condition (mean and spread), each on its own draw of generated images")
+    classifier_epochs: int = setting(60, "epochs of each tumour-classifier training")
+    synthetic_per_real: float = setting(1.0, "generated images added per real training image of the GAN's class")
 
     @classmethod
     def from_overrides(cls, preset: str | None = None, **overrides) -> "GANConfig":

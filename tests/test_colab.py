@@ -135,6 +135,23 @@ def test_the_bootstrap_check_fails_when_one_copy_differs(tmp_path):
     assert notebook_cells.drifted(copies) == [f"{copies[2].name}: its 'colab' cell differs from gan_lib/scripts/notebook_cells.py"]
 
 
+def test_a_parameter_comment_or_settings_page_edited_by_hand_is_drift(tmp_path):
+    """One description per setting: the notebooks' parameter comments and docs/settings.md are copies of it."""
+    copies = [Path(shutil.copy(p, tmp_path)) for p in notebook_cells.notebooks()]
+    nb = json.loads(copies[4].read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    line = next(i for i, text in enumerate(cell["source"]) if text.startswith("epochs = "))
+    cell["source"][line] = "epochs = 10  # the report: 10 epochs\n"
+    copies[4].write_text(json.dumps(nb))
+    settings = tmp_path / "settings.md"
+    settings.write_text(notebook_cells.SETTINGS_DOC.read_text().replace("epochs of training", "epochs"))
+    assert notebook_cells.drifted(copies, settings_doc=settings) == [
+        "settings.md: not the settings' descriptions in gan_lib/config.py",
+        f"{copies[4].name}: its parameters cell's comments differ from the settings' descriptions"]
+    nb_text = notebook_cells.described("".join(cell["source"]))
+    assert "epochs = 10  # epochs of training (the report: 10)" in nb_text.splitlines()
+
+
 @pytest.fixture
 def standin_colab(tmp_path, monkeypatch):
     """This process as a Colab runtime: the stand-in google.colab importable, its Drive a temporary folder."""
