@@ -117,7 +117,7 @@ def settings_reference(paths: list[Path]) -> str:
         if name in starts:
             out += ["" if out[-1] else None, f"## {starts[name]}", "", "| setting | default | notebooks | what it does |", "|---|---|---|---|"]
         shown = f"`{default!r}`" + (" *preset*" if name in PRESET_DEFAULTS else "")
-        doc = DESCRIPTIONS[name].replace("|", "\\|")
+        doc = DESCRIPTIONS[name].replace("|", "\\|").replace("<", "&lt;")
         out.append(f"| `{name}` | {shown} | {', '.join(taking.get(name, [])) or '-'} | {doc} |")
     out += ["", "## Notebook parameters that are not settings", "", "| parameter | notebooks | what it does |",
             "|---|---|---|"]
