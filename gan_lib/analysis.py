@@ -110,23 +110,6 @@ def sample_grids(run_dir: Path) -> list[Path]:
     return sorted((Path(run_dir) / "samples").glob("epoch_*.png"))
 
 
-def write_evolution_gif(run_dir: Path, out: Path, seconds_per_frame: float = 0.8) -> Path:
-    """The per-epoch sample grids (one fixed noise batch) as an animated GIF, epoch number burnt in."""
-    import cv2
-    from PIL import Image
-
-    frames = []
-    for path in sample_grids(run_dir):
-        grid = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        cv2.putText(grid, path.stem.replace("_", " "), (6, grid.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 2)
-        frames.append(Image.fromarray(grid))
-    if not frames:
-        raise FileNotFoundError(f"No samples/epoch_*.png in {run_dir}: no epoch has finished yet.")
-    frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(seconds_per_frame * 1000), loop=0)
-    return out
-
-
-
 def read_health(run_dir: Path) -> dict | None:
     """The run's quality checks (health.csv), the steps that warned of collapse and the best-KID
     generator's step (best.json); None for a run trained with kid_every=0."""

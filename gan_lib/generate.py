@@ -3,7 +3,8 @@
     python -m gan_lib generate --run outputs/runs/<name> --n 500 --out DIR [--seed 0] [--upscale 256]
 
 Image i's noise is `noise_for(seed, i)`, a generator of its own, so any single image can be made
-again without the others; `images.csv` lists file, seed and index, `noise.npy` the vectors.
+again without the others; `images.csv` lists file, seed and index, `noise.npy` the vectors. Every
+PNG says it is synthetic in its own text chunks, so it still does once it leaves this folder.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import cv2
 import keras
 import numpy as np
 
-from .images import from_unit_range
+from .config import write_json
+from .images import from_unit_range, synthetic_marks, write_png
 
 
 def load_generator(run_dir: Path) -> keras.Model:
@@ -82,27 +84,43 @@ def interpolate(generator: keras.Model, seed: int, start: int, end: int, steps: 
     return _run(generator, path.astype(np.float32), np.repeat(default_labels(start, 1), steps))
 
 
-def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int = 0, label: int | None = None) -> Path:
-    """PNG files (at the training size, or `upscale` px with bicubic interpolation), images.csv and
-    noise.npy in `out`; returns `out`. `label` picks the class of a conditional generator."""
+def run_source(run_dir: Path) -> dict:
+    """What a generated image's text chunk names: the run, its preset and seed, and the step its
+    generator.keras was saved at (the end of its schedule)."""
+    record = json.loads((Path(run_dir) / "config.json").read_text())
+    return {"run": Path(run_dir).resolve().name, "preset": record["preset"], "run_seed": record["config"]["seed"],
+            "step": record["effective"]["total_steps"]}
+
+
+def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int = 0, label: int | None = None,
+                 batch: int = 256) -> Path:
+    """PNG files (at the training size, or `upscale` px with bicubic interpolation), each marked
+    synthetic in its text chunks (`gan_lib.images.png_text`), images.csv and noise.npy in `out`;
+    returns `out`. `label` picks the class of a conditional generator. Images are made and written
+    `batch` at a time, so a large `n` does not have to fit in memory."""
     generator = load_generator(run_dir)
-    images, noise = generate(generator, n, seed, label=label)
-    labels = (np.full(n, label) if label is not None else default_labels(0, n)) if takes_label(generator) else None
+    conditional = takes_label(generator)
+    source = run_source(run_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    pixels = from_unit_range(images[..., 0])
+    noise = np.zeros((n, noise_dim(generator)), np.float32)
     listing = out / ".images.csv.tmp"  # images.csv appears whole, once every image is written
     with listing.open("w", newline="") as f:
         rows = csv.writer(f)
-        rows.writerow(["file", "seed", "index"] + (["label"] if labels is not None else []))
-        for i, image in enumerate(pixels):
-            if upscale:
-                image = cv2.resize(image, (upscale, upscale), interpolation=cv2.INTER_CUBIC)
-            name = f"gen_{seed}_{i:05d}.png"
-            cv2.imwrite(str(out / name), image)
-            rows.writerow([name, seed, i] + ([int(labels[i])] if labels is not None else []))
+        rows.writerow(["file", "synthetic", "run", "step", "seed", "index"] + (["label"] if conditional else []))
+        for start in range(0, n, batch):
+            images, noise[start:start + batch] = generate(generator, min(batch, n - start), seed, start, label=label)
+            labels = np.full(len(images), label) if label is not None else default_labels(start, len(images))
+            for i, image in enumerate(from_unit_range(images[..., 0]), start):
+                if upscale:
+                    image = cv2.resize(image, (upscale, upscale), interpolation=cv2.INTER_CUBIC)
+                name = f"gen_{seed}_{i:05d}.png"
+                image_label = [int(labels[i - start])] if conditional else []
+                write_png(out / name, image, synthetic_marks({**source, "seed": seed, "index": i,
+                                                               "label": image_label[0] if image_label else None}))
+                rows.writerow([name, "yes", source["run"], source["step"], seed, i] + image_label)
     os.replace(listing, out / "images.csv")
     np.save(out / "noise.npy", noise)
-    (out / "source.json").write_text(json.dumps({"run": str(Path(run_dir).resolve()), "n": n, "seed": seed,
-                                                  "upscale": upscale, "label": label, "noise": "gan_lib.generate.noise_for"}, indent=2))
+    write_json(out / "source.json", {"run": str(Path(run_dir).resolve()), "n": n, "seed": seed, "upscale": upscale,
+                                      "label": label, "noise": "gan_lib.generate.noise_for", **source})
     return out

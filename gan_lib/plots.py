@@ -13,11 +13,11 @@ import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .analysis import smooth
+from .analysis import sample_grids, smooth
 from .data import find_class_files
 from .descriptors import DESCRIPTORS
 from .scans import decode_image
-from .images import CLASS_LABELS, as_uint8, montage
+from .images import CLASS_LABELS, SYNTHETIC_TEXT, as_uint8, montage
 from .phantom import SYNTHETIC_LABEL
 
 
@@ -248,3 +248,25 @@ def side_by_side(grids: dict[str, np.ndarray], ncols: int = 4):
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+GIF_MIN_WIDTH = 640  # the evolution GIF's frames are scaled up to at least this many pixels across
+
+
+def write_evolution_gif(run_dir: Path, out: Path, seconds_per_frame: float = 0.8) -> Path:
+    """The per-epoch sample grids (one fixed noise batch) as an animated GIF, epoch number burnt in."""
+    from PIL import Image
+
+    frames = []
+    for path in sample_grids(run_dir):
+        grid = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        scale = -(-GIF_MIN_WIDTH // grid.shape[1])  # whole pixels, so a 64-px grid is not blurred
+        grid = cv2.resize(grid, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        cv2.putText(grid, path.stem.replace("_", " "), (6, grid.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.7 * scale, 255, 2 * scale)
+        frames.append(Image.fromarray(grid))
+    if not frames:
+        raise FileNotFoundError(f"No samples/epoch_*.png in {run_dir}: no epoch has finished yet.")
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(seconds_per_frame * 1000), loop=0,
+                   comment=SYNTHETIC_TEXT.encode())
+    return out

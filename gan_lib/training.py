@@ -22,7 +22,7 @@ from .config import PRESETS, GANConfig, write_json
 from . import streaming
 from .datasets import (choose_dataset, load_processed, read_manifest, read_shards, shard_files, shards_sha256, split_mb,
                        split_sha256, with_dataset)
-from .images import SAMPLE_GRID, save_grid
+from .images import GRID_ROWS_CAPTION, SAMPLE_GRID, by_grid_rows, save_grid, synthetic_marks
 from .distribute import describe, is_chief, make_strategy
 from .models import is_conditional
 from .monitor import HealthLog
@@ -119,7 +119,9 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
     engine, engine_record = choose_engine(cfg, images, labels[:len(images)], strategy)
     stream = streaming.batches(data.shards, cfg.image_size, cfg.batch_size, cfg.seed) if data.shards else None
     trainer = GANTrainer(cfg, None if stream else images, labels, engine, strategy, stream)
-    grid_label = SYNTHETIC_LABEL if manifest["dataset"]["synthetic"] else ""
+    conditional = is_conditional(cfg)
+    phantom = [SYNTHETIC_LABEL] if manifest["dataset"]["synthetic"] else []
+    rows = [GRID_ROWS_CAPTION] if conditional else []
     if chief:
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         ckpt_dir.mkdir(exist_ok=True)
@@ -139,7 +141,8 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
     else:
         z_fixed = np.random.default_rng(cfg.seed).standard_normal((SAMPLE_GRID**2, cfg.noise_dim)).astype(np.float32)
         np.save(z_path, z_fixed)
-        save_grid(images[:SAMPLE_GRID**2], run_dir / "samples" / "reals.png", grid_label)
+        reals = by_grid_rows(labels[:len(images)]) if conditional else np.arange(min(len(images), SAMPLE_GRID**2))
+        save_grid(images[reals], run_dir / "samples" / "reals.png", "\n".join(["REAL training scans", *rows, *phantom]))
     engine_used = {**vars(engine), **({"replicas": where["replicas"]} if strategy is not None else {})}
     effective = {"engine": engine_record, "strategy": where,
                  "engines": engines_by_step(run_dir, restored, int(trainer.step), engine_used),
@@ -147,7 +150,7 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
                  "training_data": (f"streamed from {len(data.shards)} shard(s) (memory_budget_mb="
                                    f"{cfg.memory_budget_mb:g}); quality checks against its first {len(images)} images"
                                    if data.shards else "in memory, batches drawn with replacement"),
-                 "conditional": is_conditional(cfg), "total_steps": cfg.epochs * cfg.steps_per_epoch}
+                 "conditional": conditional, "total_steps": cfg.epochs * cfg.steps_per_epoch}
     write_json(run_dir / "config.json", run_record(cfg, manifest, effective, train_sha256))
     history_path = run_dir / "history.csv"
     trim_history(history_path, int(trainer.step), HISTORY_FIELDS)
@@ -206,7 +209,10 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
                 if stop_after_steps is not None and done_now >= stop_after_steps:
                     return run_dir
             bar.close()
-            save_grid(trainer.samples(z_fixed), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", grid_label)
+            save_grid(trainer.samples(z_fixed), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
+                      "\n".join([f"GENERATED, step {step}", *rows, *phantom]),
+                      synthetic_marks({"run": cfg.run_name, "preset": cfg.preset, "seed": cfg.seed, "step": step,
+                                       "label": "rows alternate 0 (no tumour) and 1 (tumour)" if conditional else None}))
             if step % cfg.checkpoint_every:  # otherwise this step was saved just above
                 history_file.flush()
                 manager.save(checkpoint_number=step)

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import cv2
 
 import numpy as np
 import pytest
@@ -18,7 +22,8 @@ from gan_lib.datasets import load_processed, save_processed
 from gan_lib.evaluate import Evaluation, class_images, evaluate_run, summary_table
 from gan_lib.features import INCEPTION_URL, FeatureExtractorUnavailable, choose_extractor, inception_weights
 from gan_lib.generate import generate, interpolate, load_generator, noise_for
-from gan_lib.plots import class_picks
+from gan_lib.images import png_text
+from gan_lib.plots import class_picks, write_evolution_gif
 from gan_lib.sources import fetch_raw
 from gan_lib.training import train
 
@@ -57,11 +62,42 @@ def test_generate_cli_writes_pngs_and_the_seed_table(run_cfg, tmp_path):
     with (out / "images.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [r["index"] for r in rows] == [str(i) for i in range(6)] and {r["seed"] for r in rows} == {"2"}
-    import cv2
 
     first = cv2.imread(str(out / rows[0]["file"]), cv2.IMREAD_GRAYSCALE)
     assert first.shape == (64, 64)
     assert np.load(out / "noise.npy").shape == (6, 100)
+    assert {r["synthetic"] for r in rows} == {"yes"} and {r["run"] for r in rows} == {run_cfg.run_name}
+
+
+def test_a_generated_png_says_it_is_synthetic_wherever_it_goes(run_cfg, tmp_path):
+    """The marker is in the file itself (read here by Pillow, not by our own reader), so a copy
+    that has left its folder and images.csv still says what made it."""
+    from PIL import Image
+
+    from gan_lib.generate import write_images
+
+    out = write_images(run_cfg.run_dir, 3, tmp_path / "gen", seed=5, batch=2)
+    copied = Path(shutil.copy(out / "gen_5_00002.png", tmp_path / "elsewhere.png"))
+    text = Image.open(copied).text
+    assert text["Synthetic"].startswith("yes")
+    source = json.loads(text["Generator"])
+    recorded = json.loads((run_cfg.run_dir / "config.json").read_text())
+    assert source == {"run": run_cfg.run_name, "preset": run_cfg.preset, "run_seed": run_cfg.seed,
+                      "step": recorded["effective"]["total_steps"], "seed": 5, "index": 2, "label": None}
+    assert png_text(copied) == text
+    np.testing.assert_array_equal(np.load(out / "noise.npy")[2], noise_for(5, 2, run_cfg.noise_dim))
+
+
+def test_training_grids_are_captioned_and_only_generated_ones_are_marked(run_cfg):
+    from PIL import Image
+
+    samples = run_cfg.run_dir / "samples"
+    assert "Synthetic" not in Image.open(samples / "reals.png").text
+    last = sorted(samples.glob("epoch_*.png"))[-1]
+    assert json.loads(Image.open(last).text["Generator"])["step"] == run_cfg.epochs * run_cfg.steps_per_epoch
+    grid, reals = (cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in (last, samples / "reals.png"))
+    tile = max(run_cfg.image_size, 64)
+    assert grid.shape[0] > 5 * tile + 16 and reals.shape[0] > 5 * tile + 16, "a caption strip above each grid"
 
 
 def test_loss_reading_names_the_reports_failure_and_a_balanced_game():
@@ -84,8 +120,9 @@ def test_loss_reading_names_the_reports_failure_and_a_balanced_game():
 def test_sample_evolution_gif_has_a_frame_per_epoch(run_cfg, tmp_path):
     from PIL import Image
 
-    gif = analysis.write_evolution_gif(run_cfg.run_dir, tmp_path / "evolution.gif")
+    gif = write_evolution_gif(run_cfg.run_dir, tmp_path / "evolution.gif")
     assert Image.open(gif).n_frames == 2
+    assert Image.open(gif).width >= 640
 
 
 def _evaluated(run_cfg) -> Evaluation:
