@@ -12,9 +12,10 @@ NOTEBOOKS := $(DATA_NOTEBOOKS) 03_build_models 04_train $(REPORT_NOTEBOOKS)
 # NAME=VALUE pairs given on the make command line, handed to the notebooks as parameters: each pair
 # single-quoted for the shell, and its text taken as typed ($(value)), so no value is ever run by
 # make or the shell. They are also kept out of the recipes' environment, where make would expand them.
-MAKE_ONLY := RUN DRY_RUN NOTEBOOK_OUT
-# Where `make data` and `make train` keep the executed notebooks.
-NOTEBOOK_OUT ?= outputs/notebooks
+MAKE_ONLY := RUN DRY_RUN NOTEBOOK_OUT N OUT LABEL UPSCALE
+# `make data` keeps the executed notebooks beside the dataset, `make train` in the run folder
+# (gan_lib.scripts.run_notebooks); NOTEBOOK_OUT=<folder> puts them there instead.
+OUT_NOTEBOOKS = $(if $(NOTEBOOK_OUT),--out $(call quote,$(value NOTEBOOK_OUT)))
 CLI_NAMES := $(foreach v,$(.VARIABLES),$(if $(filter command line,$(origin $v)),$(v)))
 quote = '$(subst ','\'',$(1))'
 NB_PARAMS := $(foreach v,$(filter-out $(MAKE_ONLY),$(CLI_NAMES)),$(call quote,$(v)=$(value $(v))))
@@ -23,7 +24,7 @@ RUN_NOTEBOOKS := $(PY) -m gan_lib.scripts.run_notebooks $(if $(DRY_RUN),--dry-ru
 # Quiet TensorFlow's C++ start-up chatter (no GPU found, etc.).
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup data train report bench quality demo test nbval-prepare notebook-cells clean-outputs help
+.PHONY: setup data train report generate bench quality demo test nbval-prepare notebook-cells results clean-outputs help
 
 help:
 	@echo "make setup   create .venv and install requirements.txt and gan_lib"
@@ -32,12 +33,14 @@ help:
 	@echo "make train   notebook 04 (the report's schedule, the default preset: gan_lib.config.DEFAULT_PRESET); PRESET=report: the report's GAN as it was; e.g. EPOCHS=2 RUN_NAME=x"
 	@echo "            STRATEGY=mirrored (every GPU; LOGICAL_DEVICES=2 splits a CPU) | multiworker (TF_CONFIG) | tpu"
 	@echo "make report  notebooks 05+06 on a finished run: RUN=<run_name> (executed copies go into the run folder)"
+	@echo "make generate RUN=<run_name> [N=500 OUT=folder LABEL=yes|no SEED=0 UPSCALE=256]  PNGs marked synthetic, images.csv"
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
 	@echo "make quality every training preset on the real tumour images, evaluated (outputs/quality/);"
 	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (six presets, two at a time: about 3 h here)"
 	@echo "            DRY_RUN=1 with data/train/report/demo: print each notebook's parameters, run nothing"
 	@echo "make test    unit tests, the simulated-Colab runs, then the notebooks executed by nbval in small settings"
-	@echo "make notebook-cells  write the Colab bootstrap cell (gan_lib/scripts/notebook_cells.py) into every notebook"
+	@echo "make notebook-cells  write the Colab bootstrap cell, the parameters' comments and docs/settings.md (gan_lib/scripts/notebook_cells.py)"
+	@echo "make results  write results/README.md and the README's headline table from the records' JSON"
 
 setup: $(STAMP)
 
@@ -49,14 +52,20 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 data: $(STAMP)
-	$(RUN_NOTEBOOKS) $(DATA_NOTEBOOKS) --out $(call quote,$(value NOTEBOOK_OUT)) $(NB_PARAMS)
+	$(RUN_NOTEBOOKS) $(DATA_NOTEBOOKS) $(OUT_NOTEBOOKS) $(NB_PARAMS)
 
 train: $(STAMP)
-	$(RUN_NOTEBOOKS) 04_train --out $(call quote,$(value NOTEBOOK_OUT)) $(NB_PARAMS)
+	$(RUN_NOTEBOOKS) 04_train $(OUT_NOTEBOOKS) $(NB_PARAMS)
 
 # The executed notebooks are kept in the run folder, next to metrics.json.
 report: $(STAMP)
 	$(RUN_NOTEBOOKS) $(REPORT_NOTEBOOKS) --report $(call quote,$(value RUN)) $(NB_PARAMS)
+
+generate: $(STAMP)
+	@test -n "$(RUN)" || { echo "usage: make generate RUN=<run_name or folder> [N=500] [OUT=folder] [LABEL=yes|no] [SEED=0] [UPSCALE=256]" >&2; exit 2; }
+	$(PY) -m gan_lib generate --run $(call quote,$(value RUN)) --n $(call quote,$(or $(value N),500)) \
+		--out $(call quote,$(or $(value OUT),outputs/generated/$(value RUN))) $(if $(LABEL),--label $(call quote,$(value LABEL))) \
+		$(if $(SEED),--seed $(call quote,$(value SEED))) $(if $(UPSCALE),--upscale $(call quote,$(value UPSCALE)))
 
 bench: $(STAMP)
 	$(PY) -m gan_lib.scripts.bench
@@ -78,6 +87,9 @@ test: nbval-prepare
 
 notebook-cells: $(STAMP)
 	$(PY) -m gan_lib.scripts.notebook_cells
+
+results: $(STAMP)
+	$(PY) -m gan_lib.scripts.results
 
 clean-outputs:
 	rm -rf outputs/notebooks outputs/demo outputs/ci

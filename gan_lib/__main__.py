@@ -16,6 +16,19 @@ def count(text: str) -> int:
     return value
 
 
+def run_folder(text: str) -> Path:
+    """A path to a run folder, or a run's name: its folder under the default output_root."""
+    path = Path(text)
+    if path.exists() or len(path.parts) != 1:
+        return path
+    from .config import GANConfig
+
+    try:
+        return GANConfig.from_overrides(run_name=text).run_dir
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def writable_folder(text: str) -> Path:
     """A folder that exists or can be made, and can be written to: checked before any work."""
     path = Path(text)
@@ -32,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gan_lib")
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="write PNG images from a run's generator, with their seeds")
-    gen.add_argument("--run", required=True, help="a run folder holding generator.keras")
+    gen.add_argument("--run", required=True, type=run_folder, help="a run folder holding generator.keras, or a run "
+                     "name (its folder under the default output_root)")
     gen.add_argument("--n", type=count, default=500, help="how many images")
     gen.add_argument("--out", type=writable_folder, required=True, help="output folder")
     gen.add_argument("--seed", type=int, default=0, help="image i is made from noise seeded by (seed, i)")

@@ -106,14 +106,14 @@ class GANConfig:
     kaggle_dataset: str = setting(KAGGLE_DATASET,
             "kaggle: the dataset's handle, pinned to a version (owner/name/versions/N)")
     class_map: str = setting("",
-            "class folders per label, e.g. yes=glioma,meningioma,pituitary;no=notumor (docs/data.md); empty: folders "
-            "named yes/ (tumour) and no/")
+            "which class folders hold each label (label, then its folders: the four-class set's map is in docs/data.md); "
+            "empty: folders named yes/ (tumour) and no/")
     test_folder: str = setting("",
             "empty: hold out `holdout` of each class; a folder name (e.g. Testing): the dataset's own test split")
     data_root: str = setting("data", "where raw/ and processed/ live; relative: under the repo, or the Colab workspace")
     image_size: int = setting(128, "side of the square training images in pixels (64 works too)")
     classes: str = setting("yes", "yes (tumour, as in the report) | no | both (labels kept)")
-    n_images: int = setting(0, "seeded subset of this many images; 0 = all (the report once used 10)")
+    n_images: int = setting(0, "seeded subset of this many images; 0: all (the report once used 10)")
     holdout: float = setting(0.2, "share of each class held out for evaluation, never shown to the GAN")
     seed: int = setting(0, "seeds the phantom, the subset, the hold-out split and training")
     dataset: str = setting("", "training: the dataset to train on, by the name 02 printed; empty: the one 02 last wrote")
@@ -160,15 +160,15 @@ class GANConfig:
             "D's BCE target for real images; 0.9 is one-sided label smoothing (Salimans et al. 2016): a D sure of a "
             "real image is pulled back from certainty")
     label_every_block: bool = setting(PRESET_DEFAULTS["label_every_block"],
-            "with classes=both (else unused): G gives each class its own gain and bias per channel after every "
+            "with classes both (else unused): G gives each class its own gain and bias per channel after every "
             "upsampling block, not only the label's embedding beside the noise")
     mismatched_labels: bool = setting(PRESET_DEFAULTS["mismatched_labels"],
-            "with classes=both (else unused): D also sees each real image under the other class's label and must call"
+            "with classes both (else unused): D also sees each real image under the other class's label and must call"
             " it generated, so G must draw the class it is asked for")
     ema_decay: float = setting(PRESET_DEFAULTS["ema_decay"],
             ">0: samples and the saved G use a moving average of G's weights")
     kid_every: int = setting(500,
-            "steps between KID/diversity checks during training (health.csv, generator_best.keras); 0 = off")
+            "steps between KID/diversity checks during training (health.csv, generator_best.keras); 0: off")
     kid_images: int = setting(200, "generated images per KID/diversity check during training")
     run_name: str = setting("tumour-gan", "the run folder is <output_root>/<run_name>")
     output_root: str = setting("outputs/runs",

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import FOUR_CLASS_MAP, GANConfig, parse_class_map
+from .config import GANConfig, parse_class_map
 from .images import CLASS_LABELS, to_unit_range
 from .scans import crop_pad_resize, decode_image, head_box
 from .sources import RawSource
@@ -91,9 +91,17 @@ def require_class_folders(root: Path, files: list[ImageFile], classes: str, clas
     have = Counter(f.label for f in files)
     folders = parse_class_map(class_map)
     if not files:
-        listing = sorted(p.name for p in root.iterdir())[:20]
-        raise DataError(f"No class folder ({', '.join(f'{name}/' for name in folders)}) with files under {root} "
-                        f"(it holds: {listing}). Another layout: class_map, e.g. class_map={FOUR_CLASS_MAP!r}.")
+        entries = sorted(root.iterdir())
+        subfolders = [p.name for p in entries if p.is_dir()]
+        expected = ", ".join(f"{name}/" for name in folders)
+        if not subfolders:  # a flat folder: no map can give its files labels
+            raise DataError(f"{root} holds files but no class folders ({len(entries)} entries, e.g. "
+                            f"{[p.name for p in entries[:5]]}): the label of each scan comes from its folder, so put "
+                            f"tumour scans in yes/ and scans without a tumour in no/.")
+        raise DataError(f"No class folder ({expected}) with files under {root}; its folders are {subfolders[:20]}. "
+                        f"To use them, map them to the labels with the class_map setting (CLASS_MAP with make), e.g. "
+                        f"{';'.join(['yes=' + ','.join(subfolders[:-1] or subfolders), 'no=' + subfolders[-1]])!r} "
+                        f"(docs/data.md).")
     missing = [c for c in wanted if not have[c]]
     if missing:
         names = [f"{name}/" for name, label in folders.items() if label in missing]

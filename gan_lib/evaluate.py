@@ -212,7 +212,7 @@ def features(extractor, train: np.ndarray, held_out: np.ndarray, generated: np.n
     f_train, f_gen = extractor.extract(train), extractor.extract(generated)
     f_held = extractor.extract(held_out) if len(held_out) else None
     if extractor.standardise:
-        mean, std = f_train.mean(0), f_train.std(0) + 1e-6
+        mean, std = metrics.standardiser(f_train)
         f_gen, f_train = (f_gen - mean) / std, (f_train - mean) / std
         f_held = None if f_held is None else (f_held - mean) / std
     return f_train, f_held, f_gen
@@ -368,43 +368,32 @@ def _kid_fid(a: np.ndarray, b: np.ndarray, kid_args: dict) -> dict:
 
 
 def summary_table(result: dict) -> str:
-    """metrics.json as a short text table, each figure next to its real-vs-real baseline (the
-    warnings are printed by evaluate_run and kept in metrics.json)."""
-    f, d, m = result["fidelity"], result["diversity"], result["memorisation"]
+    """metrics.json as a Markdown table (readable as text on a terminal too): each figure in the
+    generated column, its real-vs-real baseline beside it (the warnings are printed by evaluate_run
+    and kept in metrics.json)."""
+    f, d, m, cov = result["fidelity"], result["diversity"], result["memorisation"], result["coverage"]
     kind = "phantom" if result["synthetic_data"] else "real"
-    width = 44
-    lines = [f"{SYNTHETIC_LABEL}: these figures test the pipeline only"] if result["synthetic_data"] else []
-    lines += [f"features: {f['feature_extractor']}", f"{'':{width}s}{'KID':>18s}{'FID':>10s}"]
-    for key, label in (("generated_vs_train", "generated vs training images"),
-                       ("baseline_held_out_vs_train", f"baseline: held-out {kind} vs training"),
-                       ("baseline_train_half_vs_half", "baseline: training half vs half")):
-        if key in f:
-            lines.append(f"{label:{width}s}{f[key]['kid']:>10.4f} ± {f[key]['kid_std']:.4f}{f[key]['fid']:>10.2f}")
-    for name, per_class in f.get("per_class", {}).items():
-        for key, label in (("generated_vs_train", f"class {name}: generated vs training"),
-                           ("baseline_held_out_vs_train", f"class {name}: held-out {kind} vs training")):
-            if key in per_class:
-                row = per_class[key]
-                lines.append(f"{label:{width}s}{row['kid']:>10.4f} ± {row['kid_std']:.4f}{row['fid']:>10.2f}")
-    cov = result["coverage"]
-    lines.append(f"{'':{width}s}{'precision':>10s}{'recall':>8s}{'density':>9s}{'coverage':>10s}")
-    for key, label in (("generated_vs_train", "generated ({n}) vs training"),
-                       ("generated_vs_train_matched", "generated ({n}) vs training"),
-                       ("baseline_held_out_vs_train", f"baseline: held-out {kind} ({{n}}) vs training")):
-        if key in cov:
-            row = cov[key]
-            lines.append(f"{label.format(n=row['n']):{width}s}{row['precision']:>10.2f}{row['recall']:>8.2f}"
-                         f"{row['density']:>9.2f}{row['coverage']:>10.2f}")
-    lines += [f"{'training scans not covered':{width}s}{cov['train_scans_not_covered']:.0%} (coverage.csv)",
-              f"{'mean pairwise MS-SSIM':{width}s}generated {d['generated_msssim']:.3f}, {kind} {d['real_msssim']:.3f} "
-              f"-> diversity {d['diversity_ratio']:.0%} of {kind}",
-              f"{'near-copies (SSIM >= ' + str(m['near_copy_ssim']) + ')':{width}s}generated "
-              f"{m['generated_near_copy_share']:.1%}, held-out {kind} {m['baseline_near_copy_share']:.1%}"]
+
+    def kid(row):
+        return f"{row['kid']:.4f} ± {row['kid_std']:.4f} (FID {row['fid']:.1f})" if row else "-"
+
+    rows = [("KID, generated vs training images", kid(f["generated_vs_train"]), kid(f.get("baseline_held_out_vs_train")))]
+    class_names = {"yes": "tumour", "no": "no tumour"}
+    rows += [(f"KID, class {name} ({class_names.get(name, name)}) only", kid(c.get("generated_vs_train")),
+              kid(c.get("baseline_held_out_vs_train"))) for name, c in f.get("per_class", {}).items()]
+    generated = cov.get("generated_vs_train_matched") or cov["generated_vs_train"]
+    baseline = cov.get("baseline_held_out_vs_train", {})
+    rows += [(f"{name} (n = {generated['n']})", f"{generated[name]:.2f}",
+              f"{baseline[name]:.2f}" if baseline else "-") for name in ("precision", "recall", "density", "coverage")]
+    rows += [("training scans not covered (coverage.csv)", f"{cov['train_scans_not_covered']:.0%}", ""),
+             ("mean pairwise MS-SSIM (diversity)", f"{d['generated_msssim']:.3f} ({d['diversity_ratio']:.0%} of {kind})",
+              f"{d['real_msssim']:.3f}"),
+             (f"near-copies (SSIM >= {m['near_copy_ssim']})", f"{m['generated_near_copy_share']:.1%}",
+              f"{m['baseline_near_copy_share']:.1%}")]
     u = result["utility"]
-    if "conditions" in u:
-        for name, c in u["conditions"].items():
-            lines.append(f"{'classifier: ' + name:{width}s}accuracy {c['accuracy_mean']:.3f} ± {c['accuracy_std']:.3f}, "
-                         f"AUC {c['auc_mean']:.3f} ± {c['auc_std']:.3f}")
-    else:
-        lines.append(f"classifier utility: {u['skipped']}")
-    return "\n".join(lines)
+    rows += ([(f"classifier trained on {name}: AUC", f"{c['auc_mean']:.3f} ± {c['auc_std']:.3f}", "")
+              for name, c in u["conditions"].items()] if "conditions" in u else [("classifier utility", u["skipped"], "")])
+    header = ["| measure | generated | baseline: held-out " + kind + " vs training |", "|---|---|---|"]
+    notes = [f"**{SYNTHETIC_LABEL}: these figures test the pipeline only.**", ""] if result["synthetic_data"] else []
+    notes += [f"Features: {f['feature_extractor']}. Classifier AUCs are on held-out {kind} scans.", ""]
+    return "\n".join(notes + header + [f"| {a} | {b} | {c} |" for a, b, c in rows])

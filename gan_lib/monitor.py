@@ -50,7 +50,7 @@ class QualityMonitor:
         self.n_generated, self.seed = n_generated, seed
         self.extractor = random_cnn_extractor(real_images.shape[1])
         features = self.extractor.extract(real_images)
-        self.mean, self.std = features.mean(0), features.std(0) + 1e-6
+        self.mean, self.std = metrics.standardiser(features)
         self.real_features = (features - self.mean) / self.std
         self.real_msssim, _ = metrics.mean_pairwise_msssim(real_images, DIVERSITY_PAIRS, seed)
 

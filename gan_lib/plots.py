@@ -218,7 +218,10 @@ def kid_curves(health: dict[str, list[dict]], synthetic: bool = False):
         axes[1].plot(steps, [r["diversity_ratio"] for r in rows], "o-", color=line.get_color())
         axes[2].plot(steps, [r.get("coverage", np.nan) for r in rows], "o-", color=line.get_color())
         axes[2].plot(steps, [r.get("recall", np.nan) for r in rows], "s--", color=line.get_color())
-    axes[0].set_yscale("symlog", linthresh=0.1)
+    kids = np.array([r["kid"] for rows in health.values() for r in rows])
+    if len(kids) and kids.min() > 0 and kids.max() / kids.min() > 20:  # spans decades: log scale, labelled ticks
+        axes[0].set_yscale("log")
+    axes[0].set_ylabel("KID")
     axes[0].set_title("KID during training (random-CNN; lower is better)")
     kind = "phantom" if synthetic else "real"
     axes[1].axhline(1.0, color="0.5", linestyle="--")

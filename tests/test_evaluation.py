@@ -224,7 +224,9 @@ def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(tmp_
     figure = class_picks(evaluation.generated, evaluation.generated_labels, evaluation.train, evaluation.train_labels,
                          synthetic=True)
     assert figure.texts, "labelled synthetic"
-    assert "class yes: generated vs training" in summary_table(evaluation.metrics)
+    table = summary_table(evaluation.metrics).splitlines()
+    assert any(row.startswith("| KID, class yes (tumour) only | ") for row in table)
+    assert all(row.count("|") == 4 for row in table if row.startswith("|")), "every row its own table row"
 
 
 def test_inception_weights_offline_fail_clearly_and_auto_falls_back_loudly(tmp_path, offline, capsys):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
@@ -115,8 +116,20 @@ def test_a_test_folder_the_data_lacks_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no usable image is below a folder of that name"):
         prepare_dataset(cfg, fetch_raw(cfg))
     report_names = GANConfig.from_overrides(data_source="local", data_dir=str(root), image_size=32)
-    with pytest.raises(DataError, match=r"No class folder \(yes/, no/\).*class_map="):
+    with pytest.raises(DataError, match=r"No class folder \(yes/, no/\).*folders are \['Testing', 'Training'\]"
+                                        r".*class_map setting"):
         prepare_dataset(report_names, fetch_raw(report_names))
+
+
+def test_a_flat_folder_is_told_to_make_class_folders_not_to_map_them(tmp_path):
+    root = tmp_path / "flat"
+    root.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(root / f"scan{i}.png"), np.full((40, 40), 90, np.uint8))
+    cfg = GANConfig.from_overrides(data_source="local", data_dir=str(root), image_size=32)
+    with pytest.raises(DataError, match=r"holds files but no class folders.*put tumour scans in yes/") as caught:
+        prepare_dataset(cfg, fetch_raw(cfg))
+    assert "class_map" not in str(caught.value)
 
 
 def test_another_pinned_kaggle_dataset_comes_from_the_kagglehub_cache(tmp_path, monkeypatch, offline):

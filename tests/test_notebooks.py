@@ -11,7 +11,8 @@ import papermill as pm
 import pytest
 
 from gan_lib.config import NOTEBOOK_ONLY, PAPERMILL_CELL_MARK, PRESET_DEFAULTS, PRESETS, PROJECT_ROOT, GANConfig, notebook_parameters
-from gan_lib.scripts.run_notebooks import COLAB_ONLY, NOTEBOOK_DIR, filtered_stderr, resolve_parameters
+from gan_lib.scripts.run_notebooks import (COLAB_ONLY, NOTEBOOK_DIR, as_typed, filtered_stderr, keep_folders,
+                                         resolve_parameters)
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
@@ -93,7 +94,8 @@ def test_every_preset_setting_has_its_default_written_once_in_the_default_preset
     preset_settings = set().union(*PRESETS.values())
     assert preset_settings <= set(defaults)
     for name in preset_settings:
-        assert ast.unparse(defaults[name]) == f"PRESET_DEFAULTS[{name!r}]", f"{name}: its default is written twice"
+        default = defaults[name].args[0] if isinstance(defaults[name], ast.Call) else defaults[name]  # setting(default, doc)
+        assert ast.unparse(default) == f"PRESET_DEFAULTS[{name!r}]", f"{name}: its default is written twice"
 
 
 def ran(path, injected: dict) -> dict:
@@ -141,8 +143,10 @@ def test_make_style_parameters_are_typed_per_notebook():
 
 
 def test_unknown_or_mistyped_make_parameter_is_an_error():
-    with pytest.raises(SystemExit, match="Unknown notebook parameter 'EPOCS'"):
-        resolve_parameters(NOTEBOOKS[1:3], ["EPOCS=3"], None)
+    with pytest.raises(SystemExit, match="Unknown notebook parameter 'EPOCS'; did you mean EPOCHS\\?"):
+        resolve_parameters([NOTEBOOK_DIR / "04_train.ipynb"], ["EPOCS=3"], None)
+    with pytest.raises(SystemExit, match="'XYZZY'; these notebooks take: CLASSES, CLASS_MAP, "):
+        resolve_parameters(NOTEBOOKS[1:3], ["XYZZY=3"], None)
     with pytest.raises(SystemExit, match="IMAGE_SIZE='big': expected int"):
         resolve_parameters(NOTEBOOKS[1:3], ["IMAGE_SIZE=big"], None)
 
@@ -166,3 +170,20 @@ def test_make_drops_tensorflow_and_kernel_start_up_lines_and_passes_everything_e
     with filtered_stderr():  # a child process writes to the inherited stderr, as a kernel does
         subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write(sys.argv[1])", "\n".join(noise + kept) + "\n"])
     assert capfd.readouterr().err.splitlines() == kept
+
+
+def test_errors_name_parameters_as_the_user_typed_them_on_the_command_line():
+    message = "epochs=0: must be at least 1; image_size=30: use a multiple of 16; not_a_setting=1"
+    assert as_typed(message, {"epochs", "image_size"}) == \
+        "EPOCHS=0: must be at least 1; IMAGE_SIZE=30: use a multiple of 16; not_a_setting=1"
+    with pytest.raises(SystemExit, match="^EPOCHS=0: must be at least 1"):
+        keep_folders([NOTEBOOK_DIR / "04_train.ipynb"], [{"epochs": 0}])
+
+
+def test_each_executed_notebook_is_kept_with_what_it_made(tmp_path):
+    """make data and make train no longer share one folder, where a failed run replaced a good one's copy."""
+    data, train = ({"data_source": "phantom", "data_root": str(tmp_path / "d"), "image_size": 64},
+                   {"run_name": "r1", "output_root": str(tmp_path / "runs")})
+    folders = keep_folders(NOTEBOOKS[1:3] + [NOTEBOOK_DIR / "04_train.ipynb"], [data, data, train])
+    dataset = GANConfig.from_overrides(**data).processed_path
+    assert folders == [dataset.with_suffix(".notebooks")] * 2 + [tmp_path / "runs" / "r1" / "notebooks"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import re
 import sys
 import threading
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import papermill as pm
@@ -90,21 +92,51 @@ def resolve_parameters(paths: list[Path], assignments: list[str], params_file: s
         if sep and key in COLAB_ONLY:
             raise SystemExit(f"{name}: the workspace applies on Colab only; here set DATA_ROOT and OUTPUT_ROOT.")
         if not sep or key not in known:
-            raise SystemExit(f"Unknown notebook parameter {name!r}; these notebooks take: "
-                             f"{', '.join(sorted(k.upper() for k in known))}")
+            raise SystemExit(unknown_parameter(name, known))
         type_name = next(d[key] for d in declared if key in d)
         overrides[key] = convert(key, text, type_name)
     return [{k: v for k, v in overrides.items() if k in d} for d in declared]
 
 
-def execute(paths: list[Path], parameters: list[dict], out_dir: Path, prepare_only: bool = False) -> Path | None:
+def unknown_parameter(name: str, known: set[str]) -> str:
+    """The error for a NAME=VALUE no notebook takes: the closest names, else the whole list."""
+    close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.6)
+    if close:
+        return f"Unknown notebook parameter {name!r}; did you mean {' or '.join(c.upper() for c in close)}?"
+    return f"Unknown notebook parameter {name!r}; these notebooks take: {', '.join(sorted(k.upper() for k in known))}"
+
+
+def as_typed(message: str, names: set[str]) -> str:
+    """A notebook's error in the form the user typed its parameters on the command line:
+    `epochs=0` becomes `EPOCHS=0`."""
+    return re.sub(r"\b(" + "|".join(sorted(names, key=len, reverse=True)) + r")=", lambda m: m[1].upper() + "=",
+                  message) if names else message
+
+
+def keep_folders(paths: list[Path], parameters: list[dict]) -> list[Path]:
+    """Where each executed notebook is kept when no --out is given, with what it made: 01's and
+    02's beside the dataset they write (<dataset>.notebooks/), 04's in its run folder (notebooks/),
+    any other in outputs/notebooks/. Each copy's name carries its start time, so a failed run
+    never replaces the executed notebook of one before it."""
+    given = {k: v for p in parameters for k, v in p.items() if k in SETTING_TYPES}
+    try:
+        cfg = GANConfig.from_overrides(**given)
+    except (TypeError, ValueError) as err:
+        raise SystemExit(as_typed(str(err), set(given))) from None
+    folders = {"01": cfg.processed_path.with_suffix(".notebooks"), "02": cfg.processed_path.with_suffix(".notebooks"),
+               "04": cfg.run_dir / "notebooks"}
+    return [folders.get(path.stem[:2], PROJECT_ROOT / "outputs" / "notebooks") for path in paths]
+
+
+def execute(paths: list[Path], parameters: list[dict], targets: list[Path], prepare_only: bool = False,
+            typed: set[str] = frozenset()) -> Path | None:
     """Run the notebooks in order, their cells' printed output relayed here (no per-cell log lines);
-    the executed copies go to `out_dir`. Returns the copy of the notebook that failed, or None."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    the executed copies go to `targets`. An error names the parameters in `typed` as they were typed
+    (upper case). Returns the copy of the notebook that failed, or None."""
     os.environ[HEADLESS_ENV] = "1"  # kernels inherit it: text progress bars in the log
-    for path, params in zip(paths, parameters):
-        target = out_dir / path.name
-        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+    for path, params, target in zip(paths, parameters, targets):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shown = ", ".join(f"{k.upper() if k in typed else k}={v!r}" for k, v in params.items())
         print(f"\n== {path.stem}{'  (' + shown + ')' if shown else ''}", flush=True)
         try:
             pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(path.parent),
@@ -113,7 +145,7 @@ def execute(paths: list[Path], parameters: list[dict], out_dir: Path, prepare_on
                                 stderr_file=None if prepare_only else sys.stderr, kernel_name="python3",
                                 extra_arguments=KERNEL_ARGUMENTS)
         except pm.PapermillExecutionError as err:
-            print(f"\n{path.name} stopped: {err.ename}: {err.evalue}\n(the executed copy, with the "
+            print(f"\n{path.name} stopped: {err.ename}: {as_typed(err.evalue, typed)}\n(the executed copy, with the "
                   f"traceback, is {target})", file=sys.stderr)
             return target
     return None
@@ -159,7 +191,7 @@ def run_pipeline(values: dict, out_dir: Path, names: tuple[str, ...] = PIPELINE)
     00_colab runs them in one Colab runtime; raises if one fails. Returns the run folder."""
     paths = [notebook_path(n) for n in names]
     parameters = resolve_parameters(paths, [], None, values)
-    failed = execute(paths, parameters, out_dir)
+    failed = execute(paths, parameters, [out_dir / path.name for path in paths])
     if failed:
         raise RuntimeError(f"{failed.stem} failed; the executed copy with the traceback is {failed}")
     (run_dir,) = run_folders(paths, parameters)
@@ -184,7 +216,8 @@ def report_folder(run_name: str, output_root: str | None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("items", nargs="+", help="notebook names, then NAME=VALUE parameters")
-    parser.add_argument("--out", default="outputs/notebooks", help="folder for the executed copies")
+    parser.add_argument("--out", help="folder for the executed copies; default: each beside what it made "
+                        "(01/02: <dataset>.notebooks/, 04: <run folder>/notebooks/, timestamped)")
     parser.add_argument("--params-file", help="YAML of parameters shared by all notebooks (e.g. params/ci.yaml)")
     parser.add_argument("--prepare-only", action="store_true", help="inject parameters, do not execute")
     parser.add_argument("--dry-run", action="store_true", help="print each notebook's parameters, run nothing")
@@ -203,16 +236,22 @@ def main(argv: list[str] | None = None) -> int:
     parameters = resolve_parameters(paths, assignments, args.params_file)
     if args.report is not None:
         args.out = str(report_folder(args.report, parameters[0].get("output_root")))
+    if args.out:
+        targets = [Path(args.out) / path.name for path in paths]
+    else:
+        started = datetime.now().strftime("%Y%m%d-%H%M%S")
+        targets = [folder / f"{path.stem}-{started}.ipynb" for path, folder in zip(paths, keep_folders(paths, parameters))]
     if args.dry_run:
         for path, params in zip(paths, parameters):
             print(f"{path.stem}: {json.dumps(params, ensure_ascii=False)}")
-        print(f"executed copies would go to {args.out}")
+        print(f"executed copies would go to {', '.join(sorted({str(t.parent) for t in targets}))}")
         return 0
+    typed = {a.partition("=")[0].lower() for a in assignments} | {n for p in parameters for n in p}
     with filtered_stderr():
-        failed = execute(paths, parameters, Path(args.out), args.prepare_only)
+        failed = execute(paths, parameters, targets, args.prepare_only, typed)
     if failed or args.prepare_only:
         return 1 if failed else 0
-    print(f"\nExecuted notebooks: {Path(args.out).resolve()}")
+    print("\nExecuted notebooks:\n" + "\n".join(f"  {t.resolve()}" for t in targets))
     for run_dir in run_folders(paths, parameters):
         print(f"Run folder: {run_dir}")
     return 0
