@@ -15,7 +15,7 @@ PACKAGE = PROJECT_ROOT / "gan_lib"
 # Bottom to top; the data path runs down the list: raw files -> dataset -> run folder -> generated
 # images -> metrics -> figures.
 LAYERS = [
-    {"colab", "images", "phantom", "analysis", "hardware"},  # no gan_lib imports; no TensorFlow
+    {"colab", "images", "phantom", "analysis", "hardware", "tf_noise"},  # no gan_lib imports; no TensorFlow
     {"config"},  # every setting, and the presets
     {"sources", "scans"},  # raw files: Kaggle, Drive, a local folder, the phantom; one file -> a head image
     {"data"},  # raw files -> dataset

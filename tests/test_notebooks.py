@@ -11,8 +11,8 @@ import papermill as pm
 import pytest
 
 from gan_lib.config import NOTEBOOK_ONLY, PAPERMILL_CELL_MARK, PRESET_DEFAULTS, PRESETS, PROJECT_ROOT, GANConfig, notebook_parameters
-from gan_lib.scripts.run_notebooks import (COLAB_ONLY, NOTEBOOK_DIR, as_typed, filtered_stderr, keep_folders,
-                                         resolve_parameters)
+from gan_lib.scripts.run_notebooks import COLAB_ONLY, NOTEBOOK_DIR, as_typed, keep_folders, resolve_parameters
+from gan_lib.tf_noise import REMAPPER_NOTE, filtered_stderr
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
@@ -165,11 +165,15 @@ def test_make_drops_tensorflow_and_kernel_start_up_lines_and_passes_everything_e
              "E0000 00:00:1795832021.234297   11401 cuda_platform.cc:52] failed call to cuInit: INTERNAL",
              "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
              "[IPKernelApp] WARNING | Kernel is running over TCP without encryption."]
+    remapper = ("E0000 00:00:1796370469.227283    2206 meta_optimizer.cc:967] remapper failed: INVALID_ARGUMENT: "
+                "Mutation::Apply error: fanout 'gradient_tape/d/leaky_re_lu_11_1/LeakyRelu/LeakyReluGrad_1' exist for "
+                "missing node 'd/phase_grad_conv2d_3_1/BiasAdd'.")
     kept = ["E0000 00:00:1795832021.234297   11401 gpu_device.cc:99] Out of memory", "Traceback (most recent call last):",
             "WARNING: step 500: generated diversity is 40% of the real set's"]
     with filtered_stderr():  # a child process writes to the inherited stderr, as a kernel does
-        subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write(sys.argv[1])", "\n".join(noise + kept) + "\n"])
-    assert capfd.readouterr().err.splitlines() == kept
+        subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write(sys.argv[1])",
+                        "\n".join(noise[:2] + [remapper] + noise[2:] + [remapper] + kept) + "\n"])
+    assert capfd.readouterr().err.splitlines() == [REMAPPER_NOTE.strip()] + kept, "the remapper's lines: one note"
 
 
 def test_errors_name_parameters_as_the_user_typed_them_on_the_command_line():

@@ -42,6 +42,7 @@ from gan_lib.progress import duration
 from gan_lib.run_folder import library_versions
 from gan_lib.speed import candidate_engines, choose_precision, device_facts, engine_name
 from gan_lib.trainer import XLA_MODES, Engine, GANTrainer
+from gan_lib.tf_noise import filtered_stderr
 
 
 def forward_flops(model: keras.Model) -> float:
@@ -222,4 +223,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with filtered_stderr():  # TensorFlow's C++ start-up and remapper lines (gan_lib.tf_noise)
+        status = main()
+    raise SystemExit(status)

@@ -20,8 +20,6 @@ import logging
 import os
 import re
 import sys
-import threading
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -29,18 +27,12 @@ import papermill as pm
 import yaml
 
 from gan_lib.config import HEADLESS_ENV, PROJECT_ROOT, GANConfig
+from gan_lib.tf_noise import filtered_stderr
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PIPELINE = ("01_download", "02_preprocess", "03_build_models", "04_train", "05_analyze", "06_evaluate")
 COLAB_ONLY = {"workspace"}  # read by the bootstrap cell on Colab; off Colab it would do nothing
 SETTING_TYPES = {name: type(value).__name__ for name, value in GANConfig().to_dict().items()}
-# Start-up chatter the kernels print on their stderr: TensorFlow's absl INFO/WARNING lines (oneDNN,
-# no CUDA driver, XLA compiled) and its error line for a machine without a GPU, and the kernel's own
-# notes on its transport and shutdown. Every other line, errors included, passes.
-KERNEL_NOISE = re.compile(r"[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
-                          r"|E\d{4} [\d:.]+ +\d+ \S+:\d+\] failed call to cuInit"
-                          r"|WARNING: All log messages before absl::"
-                          r"|\[IPKernelApp\] (WARNING \| Kernel is running over TCP|ERROR \| KeyboardInterrupt caught)")
 # The kernel keeps C-level output (TensorFlow's) out of the notebooks; it still reaches the terminal.
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 
@@ -149,34 +141,6 @@ def execute(paths: list[Path], parameters: list[dict], targets: list[Path], prep
                   f"traceback, is {target})", file=sys.stderr)
             return target
     return None
-
-
-@contextmanager
-def filtered_stderr():
-    """This process's stderr, which the kernels inherit, through a filter that drops KERNEL_NOISE
-    lines and passes every other line on."""
-    read, write = os.pipe()
-    terminal = os.dup(2)
-    sys.stderr.flush()
-    os.dup2(write, 2)
-    os.close(write)
-
-    def pump():
-        with os.fdopen(read, errors="replace") as lines, os.fdopen(os.dup(terminal), "w") as out:
-            for line in lines:
-                if not KERNEL_NOISE.match(line):
-                    out.write(line)
-                    out.flush()
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(terminal, 2)
-        os.close(terminal)
-        thread.join(timeout=5)
 
 
 def run_folders(paths: list[Path], parameters: list[dict]) -> list[Path]:
