@@ -42,6 +42,7 @@ from gan_lib.progress import duration
 from gan_lib.run_folder import library_versions
 from gan_lib.speed import candidate_engines, choose_precision, device_facts, engine_name
 from gan_lib.trainer import XLA_MODES, Engine, GANTrainer
+from gan_lib.scripts.results import finish_record, start_record
 from gan_lib.tf_noise import filtered_stderr
 
 
@@ -175,17 +176,21 @@ def bench_size(image_size: int, args, precisions: list[str]) -> dict:
                                  "seconds_auto": schedule / rates[chosen]}}
 
 
-def print_table(record: dict) -> None:
-    print(f"\n{record['image_size']} px, batch {record['batch_size']}: report loop vs the default recipe's step "
-          f"({record['default_preset']}); {record['step_gflop']:.1f} GFLOP per step counted; matmul "
-          + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in record["matmul_gflops"].items()))
-    print(f"{'variant':66s} {'steps/s':>8s} {'x report':>9s} {'% matmul':>9s}")
+def print_table(record: dict) -> str:
+    """Print the speed table of one image size, and return it."""
+    s = record["default_schedule"]
+    lines = [f"{record['image_size']} px, batch {record['batch_size']}: report loop vs the default recipe's step "
+             f"({record['default_preset']}); {record['step_gflop']:.1f} GFLOP per step counted; matmul "
+             + ", ".join(f"{p} {g:.0f} GFLOP/s" for p, g in record["matmul_gflops"].items()),
+             f"{'variant':66s} {'steps/s':>8s} {'x report':>9s} {'% matmul':>9s}"]
     for name, r in record["results"].items():
         mark = "  <- auto" if name == record["auto_choice"] else ""
-        print(f"{name:66s} {r['steps_per_s']:8.3f} {r['x_report_loop']:9.2f} {100 * r['share_of_matmul']:8.1f}%{mark}")
-    s = record["default_schedule"]
-    print(f"default schedule ({s['steps']:,} steps): report loop {duration(s['seconds_report_loop'])}, "
-          f"auto choice {duration(s['seconds_auto'])}")
+        lines.append(f"{name:66s} {r['steps_per_s']:8.3f} {r['x_report_loop']:9.2f} {100 * r['share_of_matmul']:8.1f}%{mark}")
+    lines.append(f"default schedule ({s['steps']:,} steps): report loop {duration(s['seconds_report_loop'])}, "
+                 f"auto choice {duration(s['seconds_auto'])}")
+    text = "\n".join(lines)
+    print("\n" + text)
+    return text
 
 
 def main(argv=None) -> int:
@@ -203,22 +208,27 @@ def main(argv=None) -> int:
                         help="auto: only the report loop and the engines auto may choose for the default recipe (on the "
                              "AMX machine at 128 px the auto step ran 11 %% slower in the rotation of all 17 than of 5)")
     parser.add_argument("--out", default="outputs/bench")
+    parser.add_argument("--record", metavar="SLUG", help="write the JSON as a new benchmark record, "
+                        "results/<today>-SLUG/, with the command, commit and machine (then write its verdict)")
     args = parser.parse_args(argv)
     cpu = cpu_facts()
     precisions = args.precisions or ["float32"] + (["mixed_bfloat16"] if fast_bfloat16(cpu) else [])
     print(f"CPU: {cpu['model']}, {cpu['cores']} logical cores, features {' '.join(cpu['features']) or 'none known'}")
-    out = Path(args.out)
+    out = start_record(args.record, "benchmark", f"Training step speed, {cpu['model']}") if args.record else Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    tables = []
     slug = re.sub(r"[^a-z0-9]+", "-", cpu["model"].lower()).strip("-")
     for image_size in args.image_size:
         record = {"cpu": cpu, **bench_size(image_size, args, precisions), "variants": args.variants,
                   "steps_per_round": args.steps,
                   "rounds": args.rounds, "warmup_steps": args.warmup, "versions": library_versions()}
-        print_table(record)
+        tables.append(print_table(record))
         variants = "" if args.variants == "all" else f"_{args.variants}_only"
         path = out / f"train_step_{slug}_{image_size}px_b{args.batch_size}{variants}.json"
         path.write_text(json.dumps(record, indent=2))
         print(f"wrote {path}")
+    if args.record:
+        finish_record(out, "```\n" + "\n\n".join(tables) + "\n```\n")
     return 0
 
 

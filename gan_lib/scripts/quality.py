@@ -35,6 +35,7 @@ from gan_lib.evaluate import Stopwatch, add_coverage, coverage_section, evaluate
 from gan_lib.generate import generate, load_generator
 from gan_lib.metrics import LESS_DIVERSE_RATIO
 from gan_lib.plots import descriptor_histograms, kid_curves, least_covered, side_by_side
+from gan_lib.scripts.results import finish_record, start_record
 from gan_lib.training import train
 from gan_lib.tf_noise import filtered_stderr
 
@@ -210,6 +211,8 @@ def main(argv=None) -> int:
                         help="the table and figures of finished --only runs, one --out folder each, labelled by folder")
     parser.add_argument("--feature-extractor", default="auto")
     parser.add_argument("--out", default="outputs/quality")
+    parser.add_argument("--record", metavar="SLUG", help="write the table and figures as a new experiment record, "
+                        "results/<today>-SLUG/, with the command, commit and machine (then write its verdict)")
     parser.add_argument("--precision", default="auto", help="how the step is computed (README, Speed)")
     parser.add_argument("--xla", default="auto")
     parser.add_argument("--speed-layers", default="auto")
@@ -226,11 +229,15 @@ def main(argv=None) -> int:
     if not args.table_only and not args.compare:
         for preset in presets:
             run_preset(preset, args)
+    summary_out = start_record(args.record, "quality", f"Quality: {', '.join(args.compare) or args.presets}") \
+        if args.record else Path(args.out)
     if args.compare:
         runs = {Path(folder).name: run_dir for folder in args.compare for run_dir in sorted((Path(folder) / "runs").iterdir())}
-        summarise(runs, Path(args.out), args.seed)
+        result = summarise(runs, summary_out, args.seed)
     elif not args.only:
-        summarise({preset: preset_config(preset, args).run_dir for preset in presets}, Path(args.out), args.seed)
+        result = summarise({preset: preset_config(preset, args).run_dir for preset in presets}, summary_out, args.seed)
+    if args.record and (args.compare or not args.only):
+        finish_record(summary_out, table(result["rows"], result["bars"]))
     return 0
 
 

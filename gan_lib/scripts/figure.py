@@ -1,0 +1,48 @@
+"""The README's figure: a class-conditional run's generated slices of each class above real
+training scans of that class (06's class picks), as a small PNG.
+
+    python -m gan_lib.scripts.figure --run <run folder> --out docs/figure.png [--per-class 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gan_lib.datasets import load_processed
+from gan_lib.generate import default_labels, generate, load_generator, takes_label
+from gan_lib.plots import class_picks
+from gan_lib.tf_noise import filtered_stderr
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a finished class-conditional run folder")
+    parser.add_argument("--out", type=Path, default=Path("docs/figure.png"))
+    parser.add_argument("--per-class", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0, help="noise seed of the generated images and the real picks")
+    args = parser.parse_args(argv)
+    generator = load_generator(args.run)
+    if not takes_label(generator):
+        parser.error(f"--run {args.run}: its generator makes one class; the figure shows both")
+    record = json.loads((args.run / "config.json").read_text())
+    real, real_labels, _ = load_processed(Path(record["data"]["file"]), "train")
+    n = 4 * args.per_class  # alternating labels: enough of each class to pick from
+    generated, _ = generate(generator, n, seed=args.seed)
+    figure = class_picks(generated, default_labels(0, n), real, real_labels, n=args.per_class, seed=args.seed,
+                         synthetic=bool(record["data"]["synthetic"]))
+    figure.suptitle(f"{record['preset']}, {record['config']['image_size']} px, "
+                    f"{record['effective']['total_steps']:,} steps: generated (upper row of each class) "
+                    f"and real training scans (lower row)", fontsize=9)
+    figure.axes[0].set_title("")
+    figure.savefig(args.out, dpi=72, bbox_inches="tight")
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    with filtered_stderr():  # TensorFlow's C++ start-up and remapper lines (gan_lib.tf_noise)
+        status = main()
+    sys.exit(status)
