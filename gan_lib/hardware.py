@@ -14,7 +14,7 @@ from pathlib import Path
 SPEED_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_fp16")
 BFLOAT16_FEATURES = ("amx_bf16", "avx512_bf16")
 # oneDNN's ISA levels (ONEDNN_MAX_CPU_ISA caps its kernels at one, e.g. AVX2), each with the
-# SPEED_FEATURES it adds: a capped CPU computes as one without the rest (README: Speed).
+# SPEED_FEATURES it adds: a capped CPU computes as one without the rest (docs/hardware.md).
 ISA_LEVELS = (("SSE41", ()), ("AVX", ()), ("AVX2", ("avx2", "fma")), ("AVX2_VNNI", ()), ("AVX2_VNNI_2", ()),
               ("AVX512_CORE", ("avx512f",)), ("AVX512_CORE_VNNI", ()), ("AVX512_CORE_BF16", ("avx512_bf16",)),
               ("AVX512_CORE_FP16", ("avx512_fp16",)), ("AVX512_CORE_AMX", ("amx_tile", "amx_bf16")),

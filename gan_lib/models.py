@@ -1,7 +1,7 @@
 """Generator and discriminator architectures, chosen by name from a registry.
 
 `report` and `report-v1` are the student report's two models, layer for layer (see
-`../shared/SEED_NOTES.md`; their transposed convolutions are computed by `PhaseConv2DTranspose`,
+docs/report.md; their transposed convolutions are computed by `PhaseConv2DTranspose`,
 the same layer made faster: gan_lib.layers), at 128x128; at other sizes the generator starts from
 a proportionally smaller grid so the same layers produce `image_size`. Add a preset by registering
 a pair of builders in `ARCHITECTURES`; notebooks never branch on the name.
@@ -61,7 +61,7 @@ def noise_projection(units: int, **kwargs) -> layers.Dense:
     """G's first layer, from the noise to its first grid, computed in float32 under every precision
     policy. Its kernel holds noise_dim/batch_size times more numbers than its outputs (25x at the
     report's batch of 4; 26 M weights at 128 px), so casting the kernel to bfloat16 or float16 each
-    step costs more than the cheaper multiply saves (README, Speed)."""
+    step costs more than the cheaper multiply saves (docs/hardware.md)."""
     return layers.Dense(units, dtype="float32", **kwargs)
 
 

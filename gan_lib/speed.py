@@ -2,7 +2,7 @@
 CPU the layers and the XLA mode by measuring them here.
 
 The same step runs 0.7x to 2.3x the report's loop on one machine depending on these choices, and the
-fastest choice differs between CPUs (README, Speed), so on a CPU each "auto" setting is decided by
+fastest choice differs between CPUs (docs/hardware.md), so on a CPU each "auto" setting is decided by
 timing the candidates for a few steps at start-up. The result is cached per machine and settings
 (`speed_choices.json` under the user's cache folder), so only the first run of a kind pays for it.
 GPUs and TPUs use the stock layers and whole-step XLA (not measured here: no accelerator). Under a

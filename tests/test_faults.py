@@ -1,6 +1,6 @@
 """Faults on purpose: kills, damaged checkpoints, failing writes, two writers, swapped data, bad
 settings and shell metacharacters. Each test asserts what the user sees and that nothing earlier
-was lost. The README's catalogue table names these tests."""
+was lost. The catalogue table in docs/faults.md names these tests."""
 
 from __future__ import annotations
 

@@ -213,7 +213,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="outputs/quality")
     parser.add_argument("--record", metavar="SLUG", help="write the table and figures as a new experiment record, "
                         "results/<today>-SLUG/, with the command, commit and machine (then write its verdict)")
-    parser.add_argument("--precision", default="auto", help="how the step is computed (README, Speed)")
+    parser.add_argument("--precision", default="auto", help="how the step is computed (docs/hardware.md)")
     parser.add_argument("--xla", default="auto")
     parser.add_argument("--speed-layers", default="auto")
     parser.add_argument("--set", type=setting, action="append", default=[], metavar="NAME=VALUE",
