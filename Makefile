@@ -36,7 +36,7 @@ help:
 	@echo "make generate RUN=<run_name> [N=500 OUT=folder LABEL=yes|no SEED=0 UPSCALE=256]  PNGs marked synthetic, images.csv"
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
 	@echo "make quality every training preset on the real tumour images, evaluated (outputs/quality/);"
-	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (six presets, two at a time: about 3 h here)"
+	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (every preset in turn)"
 	@echo "            DRY_RUN=1 with data/train/report/demo: print each notebook's parameters, run nothing"
 	@echo "make test    unit tests, the simulated-Colab runs, then the notebooks executed by nbval in small settings"
 	@echo "make notebook-cells  write the Colab bootstrap cell, the parameters' comments and docs/settings.md (gan_lib/scripts/notebook_cells.py)"

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from gan_lib import analysis, descriptors
-from gan_lib.config import EVALUATION_FIELDS, GANConfig
+from gan_lib.config import EVALUATION_FIELDS, PROJECT_ROOT, GANConfig
 from gan_lib.data import prepare_dataset
 from gan_lib.datasets import load_processed, save_processed
 from gan_lib.evaluate import Evaluation, class_images, evaluate_run, summary_table
@@ -269,3 +269,27 @@ def test_inception_features_come_from_a_cached_weight_file_offline(tmp_path, off
     assert out.shape == (3, 2048) and np.isfinite(out).all()
     expected = model(np.repeat(keras.ops.image.resize(images, (299, 299)), 3, axis=-1), training=False)
     np.testing.assert_allclose(out, np.asarray(expected), rtol=1e-3, atol=1e-4)
+
+
+def test_the_kid_panel_has_numbers_on_its_axis_whatever_the_range():
+    from gan_lib.plots import kid_curves
+
+    for values in ([0.021, 0.034, 0.05], [0.02, 0.9, 3.5], [-0.02, 0.01, 0.03]):
+        rows = [{"step": 500 * (i + 1), "kid": k, "kid_std": 0.01, "diversity_ratio": 0.9, "coverage": 0.7,
+                 "recall": 0.7} for i, k in enumerate(values)]
+        figure = kid_curves({"run": rows})
+        figure.canvas.draw()
+        labels = [t.get_text() for t in figure.axes[0].get_yticklabels() if t.get_text()]
+        assert len(labels) >= 2 and figure.axes[0].get_ylabel() == "KID", values
+
+
+def test_make_generate_works_from_the_shell_as_documented(run_cfg, tmp_path):
+    """The README's `make generate RUN=... N=...`, through the project's .venv (not this interpreter)."""
+    out = tmp_path / "made"
+    done = subprocess.run(["make", "-s", "-C", str(PROJECT_ROOT), "generate", f"RUN={run_cfg.run_dir}", "N=2",
+                           f"OUT={out}", "SEED=4"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.glob("*.png")) == ["gen_4_00000.png", "gen_4_00001.png"]
+    assert "Traceback" not in done.stderr and "cuInit" not in done.stderr and "remapper" not in done.stderr
+    usage = subprocess.run(["make", "-s", "-C", str(PROJECT_ROOT), "generate"], capture_output=True, text=True)
+    assert usage.returncode != 0 and "usage: make generate RUN=" in usage.stderr

@@ -98,3 +98,19 @@ def test_nearest_ssim_over_more_references_than_one_opencv_call_takes(slices):
     best, index = metrics.nearest_by_ssim(references[140:145], references, exclude_same_index=False)
     np.testing.assert_allclose(best, 1.0, atol=1e-5)
     np.testing.assert_array_equal(references[index], references[140:145])
+
+
+def test_a_nearly_constant_feature_no_longer_dominates_kid():
+    """Split 0's no-tumour class had one of 480 features at 0.4 % of the median spread; standardised
+    on its 64 training scans, held-out scans sat ~95 spreads out and their KID was 32.9."""
+    rng = np.random.default_rng(0)
+    train, held = rng.standard_normal((64, 40)), rng.standard_normal((16, 40))
+    train[:, 0] = 5.0 + 1e-4 * rng.standard_normal(64)
+    held[:, 0] = 5.0 + 0.02 * rng.standard_normal(16)  # differs by a hair, but by ~200 of train's spreads
+    raw_mean, raw_spread = train.mean(0), train.std(0) + 1e-6
+    mean, spread = metrics.standardiser(train)
+    np.testing.assert_array_equal(spread[1:], raw_spread[1:]), "features with an ordinary spread: unchanged"
+    assert spread[0] == pytest.approx(metrics.SPREAD_FLOOR * np.median(train.std(0)) + 1e-6)
+    before = metrics.kid((held - raw_mean) / raw_spread, (train - raw_mean) / raw_spread, subset_size=16, subsets=20)[0]
+    after = metrics.kid((held - mean) / spread, (train - mean) / spread, subset_size=16, subsets=20)[0]
+    assert before > 10 and abs(after) < 0.5

@@ -83,3 +83,20 @@ def test_a_program_writes_a_record_that_waits_for_its_verdict(tmp_path):
         results.records(tmp_path)
     with pytest.raises(FileExistsError):
         results.start_record("my-test", "benchmark", "again", root=tmp_path)
+
+
+def test_every_make_command_in_the_readme_and_docs_is_a_target_make_accepts():
+    """Each documented `make ...` line, its placeholders filled, parses (`make -n`: nothing runs)."""
+    import shlex
+    import subprocess
+
+    commands = set()
+    for page in [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]:
+        for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S):
+            lines = block.replace("\\\n", " ").splitlines()  # continued lines joined
+            commands |= {line.split("#")[0].strip() for line in lines if line.startswith("make ")}
+    assert len(commands) >= 6
+    for command in sorted(commands):
+        words = shlex.split(re.sub(r"<[^>]*>", "x", command.replace("[", "").replace("]", "")))[1:]
+        done = subprocess.run(["make", "-n", "-C", str(PROJECT_ROOT), *words], capture_output=True, text=True)
+        assert done.returncode == 0, f"{command}: {done.stderr}"
