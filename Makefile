@@ -21,8 +21,6 @@ quote = '$(subst ','\'',$(1))'
 NB_PARAMS := $(foreach v,$(filter-out $(MAKE_ONLY),$(CLI_NAMES)),$(call quote,$(v)=$(value $(v))))
 unexport $(CLI_NAMES)
 RUN_NOTEBOOKS := $(PY) -m gan_lib.scripts.run_notebooks $(if $(DRY_RUN),--dry-run)
-# Quiet TensorFlow's C++ start-up chatter (no GPU found, etc.).
-export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: setup data train report generate bench quality demo test nbval-prepare notebook-cells results clean-outputs help
 

@@ -1,5 +1,8 @@
 """gan_lib: the thin library behind the notebooks (data, phantom, models, training, metrics, plots)."""
 
-from .tf_noise import quiet_tensorflow
+import sys
 
-quiet_tensorflow()  # before any module here imports TensorFlow: its INFO/WARNING start-up lines stay off
+if sys.argv[:1] == ["-m"]:  # `python -m gan_lib...` is starting one of our programs, before any TensorFlow import:
+    from .tf_noise import filter_stderr_until_exit  # its C++ start-up and remapper lines stay off the terminal
+
+    filter_stderr_until_exit()

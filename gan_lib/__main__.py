@@ -7,8 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-from .tf_noise import filtered_stderr
-
 
 def count(text: str) -> int:
     """A whole number of at least 1, for argparse (its error then names the argument)."""
@@ -72,6 +70,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    with filtered_stderr():  # TensorFlow's C++ start-up and remapper lines (gan_lib.tf_noise)
-        status = main()
-    sys.exit(status)
+    sys.exit(main())

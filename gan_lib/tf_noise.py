@@ -1,12 +1,15 @@
 """TensorFlow's C++ log lines that say nothing to a user, kept off the terminal (no TensorFlow here).
 
 TensorFlow writes them from C++ straight to the process's stderr (file descriptor 2), so Python's
-logging cannot catch them: `filtered_stderr` puts a filter on descriptor 2 itself, which child
-processes (the notebooks' kernels) inherit. Every other line, errors included, passes.
+logging cannot catch them, and `TF_CPP_MIN_LOG_LEVEL` does not hide the start-up lines of the
+versions installed here: `filtered_stderr` puts a filter on descriptor 2 itself, which child
+processes (the notebooks' kernels) inherit. Every other line, errors included, passes. Every
+`python -m gan_lib...` program has it from its start (gan_lib/__init__.py).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import sys
@@ -18,6 +21,7 @@ from contextlib import contextmanager
 START_UP = re.compile(r"[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] "
                       r"|E\d{4} [\d:.]+ +\d+ \S+:\d+\] failed call to cuInit"
                       r"|WARNING: All log messages before absl::"
+                      r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler"
                       r"|\[IPKernelApp\] (WARNING \| Kernel is running over TCP|ERROR \| KeyboardInterrupt caught)")
 # Grappler's remapper gives up on fusing a layer's BiasAdd and activation when the gradient also
 # reads the BiasAdd (gan_lib.layers' convolutions do): it leaves that graph unfused and says so as
@@ -28,15 +32,8 @@ REMAPPER_NOTE = ("(TensorFlow's 'remapper failed ... Mutation::Apply error' line
                  "fusion on this graph, and the step computes the same; docs/hardware.md)\n")
 
 
-def quiet_tensorflow() -> None:
-    """Hide TensorFlow's INFO and WARNING lines in this process, unless the user chose a level."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-@contextmanager
-def filtered_stderr():
-    """This process's stderr, and that of the processes it starts, through a filter that drops the
-    START_UP and REMAPPER lines (the first REMAPPER line is replaced by REMAPPER_NOTE, once)."""
+def _start() -> tuple[int, threading.Thread]:
+    """Put the filter on descriptor 2; returns the terminal's descriptor and the filter's thread."""
     read, write = os.pipe()
     terminal = os.dup(2)
     sys.stderr.flush()
@@ -56,10 +53,29 @@ def filtered_stderr():
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
+    return terminal, thread
+
+
+def _stop(terminal: int, thread: threading.Thread) -> None:
+    """Give descriptor 2 back to the terminal, once the filter has passed on every line."""
+    sys.stderr.flush()
+    os.dup2(terminal, 2)
+    os.close(terminal)
+    thread.join(timeout=5)
+
+
+@contextmanager
+def filtered_stderr():
+    """This process's stderr, and that of the processes it starts, through a filter that drops the
+    START_UP and REMAPPER lines (the first REMAPPER line is replaced by REMAPPER_NOTE, once)."""
+    started = _start()
     try:
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(terminal, 2)
-        os.close(terminal)
-        thread.join(timeout=5)
+        _stop(*started)
+
+
+def filter_stderr_until_exit() -> None:
+    """`filtered_stderr` for the rest of this process: a program's last lines (a traceback too) still
+    pass, as the filter is taken off at exit."""
+    atexit.register(_stop, *_start())

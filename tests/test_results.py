@@ -71,12 +71,13 @@ def test_every_record_has_its_fields_and_files():
         assert (folder / "README.md").exists()
 
 
-def test_a_program_writes_a_record_that_waits_for_its_verdict(tmp_path):
+def test_a_program_writes_a_record_that_waits_for_its_verdict(tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", [str(PROJECT_ROOT / "gan_lib" / "scripts" / "bench.py"), "--record", "my test"])
     folder = results.start_record("my-test", "benchmark", "A test record", root=tmp_path)
     (folder / "bench.json").write_text(json.dumps({"steps_per_s": 1.0}))
     results.finish_record(folder, "| a | b |")
     record = json.loads((folder / "record.json").read_text())
-    assert record["results"] == ["bench.json"] and record["command"].startswith("python -m ")
+    assert record["results"] == ["bench.json"] and record["command"] == "python -m gan_lib.scripts.bench --record 'my test'"
     assert record["commit"] and record["machine"].split(",")[0]
     assert "| a | b |" in (folder / "README.md").read_text()
     with pytest.raises(ValueError, match="write its question and verdict"):

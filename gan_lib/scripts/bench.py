@@ -43,7 +43,6 @@ from gan_lib.run_folder import library_versions
 from gan_lib.speed import candidate_engines, choose_precision, device_facts, engine_name
 from gan_lib.trainer import XLA_MODES, Engine, GANTrainer
 from gan_lib.scripts.results import finish_record, start_record
-from gan_lib.tf_noise import filtered_stderr
 
 
 def forward_flops(model: keras.Model) -> float:
@@ -233,6 +232,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    with filtered_stderr():  # TensorFlow's C++ start-up and remapper lines (gan_lib.tf_noise)
-        status = main()
-    raise SystemExit(status)
+    raise SystemExit(main())

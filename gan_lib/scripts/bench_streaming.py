@@ -21,7 +21,6 @@ from pathlib import Path
 
 from gan_lib.config import PROJECT_ROOT, GANConfig, write_json
 from gan_lib.hardware import cpu_facts
-from gan_lib.tf_noise import filtered_stderr
 
 RATE_FROM_STEP = 100  # steps/s from the history after this step: compilation and warm-up excluded
 
@@ -109,6 +108,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    with filtered_stderr():  # TensorFlow's C++ start-up and remapper lines (gan_lib.tf_noise)
-        status = main()
-    sys.exit(status)
+    sys.exit(main())

@@ -27,7 +27,6 @@ from gan_lib.hardware import cpu_facts
 from gan_lib.run_folder import library_versions
 from gan_lib.scripts.quality import preset_config
 from gan_lib.training import train
-from gan_lib.tf_noise import filtered_stderr
 
 BEFORE_AUTO = ("report-ada-mbstd-r1", "float32", "on", "on")  # preset, precision, xla, speed_layers
 
@@ -87,6 +86,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    with filtered_stderr():  # TensorFlow's C++ start-up and remapper lines (gan_lib.tf_noise)
-        status = main()
-    raise SystemExit(status)
+    raise SystemExit(main())

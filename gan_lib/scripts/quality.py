@@ -37,7 +37,6 @@ from gan_lib.metrics import LESS_DIVERSE_RATIO
 from gan_lib.plots import descriptor_histograms, kid_curves, least_covered, side_by_side
 from gan_lib.scripts.results import finish_record, start_record
 from gan_lib.training import train
-from gan_lib.tf_noise import filtered_stderr
 
 STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
 GRID_IMAGES = 16
@@ -242,6 +241,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    with filtered_stderr():  # TensorFlow's C++ start-up and remapper lines (gan_lib.tf_noise)
-        status = main()
-    raise SystemExit(status)
+    raise SystemExit(main())

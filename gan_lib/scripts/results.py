@@ -46,6 +46,7 @@ HEADLINE_ROWS = (
     Row("the report's GAN (`PRESET=report`)", "tumour slices", "report-vs-default-64px", "report_s"),
     Row("default preset", "tumour slices", "report-vs-default-64px", "default_s"),
     Row("default preset", "both classes", "conditional-12k", "seed", "_12000"),
+    Row("default preset, evaluated with the spread floor", "both classes", "conditional-12k-seed0", "default_both_s"),
 )
 LONGEST_RUNS = "conditional-24k"  # its results.json: TSTR over draws per seed and step
 
@@ -80,6 +81,15 @@ def commit() -> str:
     return head + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
+def invocation() -> str:
+    """This program's command line, as `python -m <module> ...` for a module of this project."""
+    script = Path(sys.argv[0]).resolve()
+    if script.is_relative_to(PROJECT_ROOT) and script.suffix == ".py":
+        return shlex.join(["python", "-m", ".".join(script.relative_to(PROJECT_ROOT).with_suffix("").parts),
+                           *sys.argv[1:]])
+    return shlex.join(sys.argv)
+
+
 def start_record(slug: str, kind: str, title: str, root: Path = RESULTS) -> Path:
     """A new record folder `<today>-<slug>` for a program's outputs (refused if it exists), with a
     record.json holding the command, commit and machine, and a README to finish: the question and
@@ -87,7 +97,7 @@ def start_record(slug: str, kind: str, title: str, root: Path = RESULTS) -> Path
     folder = root / f"{datetime.date.today().isoformat()}-{slug}"
     folder.mkdir(parents=True)
     record = {"title": title, "date": folder.name[:10], "kind": kind, "question": "", "verdict": "",
-              "status": "current", "superseded_by": None, "command": shlex.join(["python", "-m", *sys.argv]),
+              "status": "current", "superseded_by": None, "command": invocation(),
               "commit": commit(), "machine": machine(), "results": [], "figures": [], "source": "program"}
     write_json(folder / "record.json", record)
     return folder

@@ -27,7 +27,6 @@ import papermill as pm
 import yaml
 
 from gan_lib.config import HEADLESS_ENV, PROJECT_ROOT, GANConfig
-from gan_lib.tf_noise import filtered_stderr
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PIPELINE = ("01_download", "02_preprocess", "03_build_models", "04_train", "05_analyze", "06_evaluate")
@@ -204,20 +203,25 @@ def main(argv: list[str] | None = None) -> int:
         targets = [Path(args.out) / path.name for path in paths]
     else:
         started = datetime.now().strftime("%Y%m%d-%H%M%S")
-        targets = [folder / f"{path.stem}-{started}.ipynb" for path, folder in zip(paths, keep_folders(paths, parameters))]
+        folders = keep_folders(paths, parameters)
+        targets = [folder / f"{path.stem}-{started}.ipynb" for path, folder in zip(paths, folders)]
     if args.dry_run:
         for path, params in zip(paths, parameters):
             print(f"{path.stem}: {json.dumps(params, ensure_ascii=False)}")
         print(f"executed copies would go to {', '.join(sorted({str(t.parent) for t in targets}))}")
         return 0
     typed = {a.partition("=")[0].lower() for a in assignments} | {n for p in parameters for n in p}
-    with filtered_stderr():
-        failed = execute(paths, parameters, targets, args.prepare_only, typed)
+    failed = execute(paths, parameters, targets, args.prepare_only, typed)  # the kernels inherit gan_lib.tf_noise's filter
     if failed or args.prepare_only:
         return 1 if failed else 0
     print("\nExecuted notebooks:\n" + "\n".join(f"  {t.resolve()}" for t in targets))
     for run_dir in run_folders(paths, parameters):
         print(f"Run folder: {run_dir}")
+        evaluated = any(p.stem == "06_evaluate" for p in paths)
+        if evaluated and (run_dir / "metrics.json").exists():  # the notebook shows it rendered, the terminal as text
+            from gan_lib.evaluate import summary_table
+
+            print("\n" + summary_table(json.loads((run_dir / "metrics.json").read_text())))
     return 0
 
 
