@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gan_lib.config import PROJECT_ROOT, GANConfig, write_json
 from gan_lib.hardware import cpu_facts
+from gan_lib.scripts.results import finish_record, start_record
 
 RATE_FROM_STEP = 100  # steps/s from the history after this step: compilation and warm-up excluded
 
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-mb", type=float, default=64.0, help="memory budget of the streamed run")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "outputs" / "bench_streaming")
     parser.add_argument("--prepare-only", action="store_true", help="write and prepare the phantom set, train nothing")
+    parser.add_argument("--record", metavar="SLUG", help="write the JSON as a new benchmark record, "
+                        "results/<today>-SLUG/, with the command, commit and machine (then write its verdict)")
     parser.add_argument("--child", choices=["memory", "streamed"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -96,14 +99,19 @@ def main(argv: list[str] | None = None) -> int:
                "steps": args.steps, "budget_mb": args.budget_mb, "runs": results,
                "speed_ratio_streamed_to_memory": results["streamed"]["steps_per_s"] / results["memory"]["steps_per_s"]}
     name = f"streaming_{re.sub(r'[^A-Za-z0-9]+', '_', cpu['model']).strip('_')}_{args.images}.json"
-    path = PROJECT_ROOT / "outputs" / "bench" / name
+    folder = start_record(args.record, "benchmark", f"Streamed training, {cpu['model']}") if args.record \
+        else PROJECT_ROOT / "outputs" / "bench"
+    path = folder / name
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, summary)
-    print(f"{cpu['model']}; {train_images} training images at {args.image_size} px ({dataset_mb:.0f} MB float32)")
-    print("| run | steps/s | peak RSS MB | how |\n|---|---|---|---|")
-    for mode, r in results.items():
-        print(f"| {mode} | {r['steps_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['training_data']} |")
-    print(f"streamed / in memory: {summary['speed_ratio_streamed_to_memory']:.2f}x steps/s; JSON: {path}")
+    table = [f"{cpu['model']}; {train_images} training images at {args.image_size} px ({dataset_mb:.0f} MB float32)",
+             "", "| run | steps/s | peak RSS MB | how |", "|---|---|---|---|"]
+    table += [f"| {mode} | {r['steps_per_s']:.2f} | {r['peak_rss_mb']:.0f} | {r['training_data']} |"
+              for mode, r in results.items()]
+    table.append(f"\nstreamed / in memory: {summary['speed_ratio_streamed_to_memory']:.2f}x steps/s")
+    print("\n".join(table) + f"; JSON: {path}")
+    if args.record:
+        finish_record(folder, "\n".join(table) + "\n")
     return 0
 
 

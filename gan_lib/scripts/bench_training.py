@@ -26,6 +26,7 @@ from gan_lib.datasets import ensure_processed
 from gan_lib.hardware import cpu_facts
 from gan_lib.run_folder import library_versions
 from gan_lib.scripts.quality import preset_config
+from gan_lib.scripts.results import finish_record, start_record
 from gan_lib.training import train
 
 BEFORE_AUTO = ("report-ada-mbstd-r1", "float32", "on", "on")  # preset, precision, xla, speed_layers
@@ -51,6 +52,8 @@ def main(argv=None) -> int:
     parser.add_argument("--presets", default="report-ada-mbstd-r1,report-ada-mbstd-r1-lean",
                         help="comma-separated presets, each timed as a first and as a later run")
     parser.add_argument("--out", default="outputs/bench")
+    parser.add_argument("--record", metavar="SLUG", help="write the JSON as a new benchmark record, "
+                        "results/<today>-SLUG/, with the command, commit and machine (then write its verdict)")
     args = parser.parse_args(argv)
     runs = timed_runs(args.presets.split(","))
     cpu = cpu_facts()
@@ -71,10 +74,10 @@ def main(argv=None) -> int:
             seconds[label] = time.perf_counter() - start
             print(f"{label}: {seconds[label]:.0f} s", flush=True)
     first = next(iter(seconds.values()))
-    print(f"\n{args.steps} steps at {args.image_size} px, batch 4, end to end")
-    for label, s in seconds.items():
-        print(f"{label:75s} {s:7.0f} s  {first / s:5.2f}x")
-    out = Path(args.out)
+    lines = [f"{args.steps} steps at {args.image_size} px, batch 4, end to end"]
+    lines += [f"{label:75s} {s:7.0f} s  {first / s:5.2f}x" for label, s in seconds.items()]
+    print("\n" + "\n".join(lines))
+    out = start_record(args.record, "benchmark", f"Training end to end, {cpu['model']}") if args.record else Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", cpu["model"].lower()).strip("-")
     path = out / f"train_end_to_end_{slug}_{args.image_size}px_{args.steps}steps.json"
@@ -82,6 +85,8 @@ def main(argv=None) -> int:
                                 "x_before_auto": {k: first / s for k, s in seconds.items()},
                                 "versions": library_versions()}, indent=2))
     print(f"wrote {path}")
+    if args.record:
+        finish_record(out, "```\n" + "\n".join(lines) + "\n```\n")
     return 0
 
 
