@@ -14,12 +14,12 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .colab import workspace_root
+from .files import write_json  # noqa: F401 - re-exported: every JSON record is written this one way
 
 # Presets: named model and training settings (`make train PRESET=...`, `make quality`). Each is
 # complete, so a preset means the same run whatever the defaults are; the schedule, batch size,
@@ -374,13 +374,6 @@ def parse_class_map(text: str) -> dict[str, str]:
         raise ValueError(f"class_map={text!r}: no folder for {' or '.join(missing)}; both classes need one, "
                          f"e.g. {FOUR_CLASS_MAP!r}")
     return folders
-
-
-def write_json(path: Path, content: dict) -> None:
-    """Write whole or not at all: a crash mid-write leaves the previous file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2))
-    os.replace(tmp, path)
 
 
 def notebook_parameters(namespace: dict) -> dict:

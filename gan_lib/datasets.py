@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import DATASET_FIELDS, PROJECT_ROOT, GANConfig, write_json
 from .data import DataError, PrepareResult, prepare_dataset
+from .files import replacing
 from .sources import fetch_raw
 
 LATEST = "latest.json"  # in processed/: the dataset 02 last wrote, which training uses if not told
@@ -61,9 +62,8 @@ def save_processed(result: PrepareResult, path: Path, latest: bool = True, memor
                             "or an older version of gan_lib wrote it); runs may have trained on it, so it is not "
                             "overwritten. Move it away (with its .manifest.json), or set another data_root.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, images=result.images, labels=result.labels, split=result.split)
-    os.replace(tmp, path)
+    with replacing(path, "wb") as f:
+        np.savez(f, images=result.images, labels=result.labels, split=result.split)
     result.manifest["dataset"].update(file=path.name, file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                                       **content)
     write_json(manifest_path(path), result.manifest)

@@ -23,7 +23,8 @@ import numpy as np
 
 from . import classifier as clf
 from . import descriptors, metrics
-from .config import EVALUATION_FIELDS, GANConfig
+from .config import EVALUATION_FIELDS, GANConfig, write_json
+from .files import replacing
 from .datasets import ensure_processed, load_processed, split_sha256
 from .features import FeatureExtractor, choose_extractor
 from .generate import default_labels, generate, load_generator, takes_label
@@ -257,7 +258,7 @@ def add_coverage(cfg: GANConfig) -> dict:
     path = cfg.run_dir / "metrics.json"
     result = json.loads(path.read_text())
     result["coverage"], result["descriptors"], _, _ = coverage_and_descriptors(run_images(cfg, Stopwatch()), Stopwatch())
-    path.write_text(json.dumps(result, indent=2))
+    write_json(path, result)
     return result
 
 
@@ -324,7 +325,7 @@ def evaluate_run(cfg: GANConfig) -> Evaluation:
         "memorisation": memo,
         "utility": utility_result, "warnings": warnings, "timings_s": watch.times, "versions": library_versions(),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_json(run_dir / "metrics.json", result)
     print(f"wrote {run_dir / 'metrics.json'}")
     generated_labels = default_labels(0, len(generated)) if takes_label(generator) else None
     return Evaluation(result, generated, generated_labels, train, run.train_labels, nearest_ssim, nearest_index,
@@ -354,7 +355,7 @@ def write_coverage_csv(path: Path, per_real: dict, gan_manifest: dict) -> None:
     files = [e["source_path"] for e in gan_manifest["images"] if e["split"] == "train"]
     if len(files) != len(per_real["ratio"]):
         raise RuntimeError(f"the manifest lists {len(files)} training images, the data file {len(per_real['ratio'])}")
-    with path.open("w", newline="") as f:
+    with replacing(path, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["train_index", "source_path", "ratio_to_radius", "distance", "radius", "nearest_generated"])
         for i in np.argsort(per_real["ratio"])[::-1]:

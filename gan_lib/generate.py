@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -19,6 +18,7 @@ import keras
 import numpy as np
 
 from .config import write_json
+from .files import replacing
 from .images import from_unit_range, synthetic_marks, write_png
 
 
@@ -104,8 +104,7 @@ def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int =
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     noise = np.zeros((n, noise_dim(generator)), np.float32)
-    listing = out / ".images.csv.tmp"  # images.csv appears whole, once every image is written
-    with listing.open("w", newline="") as f:
+    with replacing(out / "images.csv", newline="") as f:  # it appears whole, once every image is written
         rows = csv.writer(f)
         rows.writerow(["file", "synthetic", "run", "step", "seed", "index"] + (["label"] if conditional else []))
         for start in range(0, n, batch):
@@ -119,7 +118,6 @@ def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int =
                 write_png(out / name, image, synthetic_marks({**source, "seed": seed, "index": i,
                                                                "label": image_label[0] if image_label else None}))
                 rows.writerow([name, "yes", source["run"], source["step"], seed, i] + image_label)
-    os.replace(listing, out / "images.csv")
     np.save(out / "noise.npy", noise)
     write_json(out / "source.json", {"run": str(Path(run_dir).resolve()), "n": n, "seed": seed, "upscale": upscale,
                                       "label": label, "noise": "gan_lib.generate.noise_for", **source})

@@ -6,13 +6,14 @@ montages of images saved as PNG.
 from __future__ import annotations
 
 import json
-import os
 import struct
 import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .files import write_bytes
 
 CLASS_LABELS = {"yes": 1, "no": 0}  # folder name -> label; 1 = tumour
 SAMPLE_GRID = 5  # training's sample grids are 5x5, from one fixed noise batch, as the report saved
@@ -109,11 +110,7 @@ def write_png(path: Path, pixels: np.ndarray, text: dict[str, str] | None = None
     header_end = 8 + 25  # the signature, then IHDR (always first, 13 bytes of data)
     chunks = b"".join(_chunk(b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode())
                       for key, value in (text or {}).items())
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as f:
-        f.write(png[:header_end] + chunks + png[header_end:])
-    os.replace(tmp, path)
+    write_bytes(path, png[:header_end] + chunks + png[header_end:])
 
 
 def png_text(path: Path) -> dict[str, str]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import metrics
 from .analysis import load_history
-from .config import GANConfig
+from .config import GANConfig, write_json
 from .features import random_cnn_extractor
 from .generate import generate
 from .progress import say
@@ -110,4 +110,4 @@ class HealthLog:
         if quality.kid < self.best_kid:
             self.best_kid = quality.kid
             save_model(generator, self.run_dir / "generator_best.keras")
-            self.best_path.write_text(json.dumps({"step": step, "kid": quality.kid, "kid_std": quality.kid_std}))
+            write_json(self.best_path, {"step": step, "kid": quality.kid, "kid_std": quality.kid_std})

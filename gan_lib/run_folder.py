@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import socket
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,7 @@ import tensorflow as tf
 
 from .colab import workspace_root
 from .config import CONDITIONAL_ONLY, DEFAULT_PRESET, DISTRIBUTE_FIELDS, ENGINE_FIELDS, EVALUATION_FIELDS, PRESETS, PROJECT_ROOT, REPORT, GANConfig
+from .files import replacing
 from .layers import with_stock_layers
 from .progress import say
 
@@ -166,20 +168,22 @@ def trim_history(path: Path, last_step: int, fields: list[str]) -> None:
     whole = [r for r in rows if all(r.get(k) not in (None, "") for k in present) and r["step"].isdigit()]
     if len(whole) < len(rows):
         say(f"dropped {len(rows) - len(whole)} incomplete row(s) of {path.name}, cut short by a kill")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with replacing(path, newline="") as f:
         writer = csv.DictWriter(f, fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(r for r in whole if int(r["step"]) <= last_step)
-    os.replace(tmp, path)
 
 
 def save_model(model: keras.Model, path: Path) -> None:
     """Save a float32, stock-layer copy (loadable anywhere without gan_lib, whatever precision
     trained it), whole or not at all (a kill mid-save leaves the previous file)."""
-    tmp = path.with_name(f".{path.stem}.tmp.keras")
-    with_stock_layers(model, dtype="float32").save(tmp)
-    os.replace(tmp, path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.keras")  # one per writer
+    os.close(handle)
+    try:
+        with_stock_layers(model, dtype="float32").save(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 class RunFolderError(RuntimeError):
     """A run folder that cannot be continued as it is; the message says why and what to do."""

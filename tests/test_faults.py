@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -380,3 +381,32 @@ def test_every_row_of_the_catalogue_in_docs_names_a_test_that_exists():
         for name in re.findall(r"`(?:(test_\w+\.py)::)?(test_\w+)`", row):
             source = (PROJECT_ROOT / "tests" / (name[0] or "test_faults.py")).read_text()
             assert f"def {name[1]}(" in source, f"{name[1]} named in docs/faults.md does not exist"
+
+
+# --- records written by several processes --------------------------------------------------------
+
+
+def _write_often(path: str, writer: int, times: int) -> None:
+    from gan_lib.files import write_json
+
+    for i in range(times):
+        write_json(Path(path), {"writer": writer, "i": i, "padding": "x" * 4000})
+
+
+def test_two_processes_writing_one_json_record_never_tear_it_or_fail(tmp_path):
+    """Every JSON record (latest.json, manifests, config.json, metrics.json, the speed cache) is
+    written one way: a temporary file of its own, flushed, renamed over the target."""
+    import multiprocessing
+
+    path = tmp_path / "latest.json"
+    _write_often(str(path), 0, 1)
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_write_often, args=(str(path), w, 300)) for w in (1, 2)]
+    for process in writers:
+        process.start()
+    reads = 0
+    while any(p.is_alive() for p in writers):
+        assert json.loads(path.read_text())["padding"] == "x" * 4000, "a reader saw a torn file"
+        reads += 1
+    assert [p.exitcode for p in writers] == [0, 0], "a writer failed"
+    assert reads > 10 and sorted(p.name for p in tmp_path.iterdir()) == ["latest.json"], "no temporary file left"

@@ -15,7 +15,8 @@ PACKAGE = PROJECT_ROOT / "gan_lib"
 # Bottom to top; the data path runs down the list: raw files -> dataset -> run folder -> generated
 # images -> metrics -> figures.
 LAYERS = [
-    {"colab", "images", "phantom", "analysis", "hardware", "tf_noise"},  # no gan_lib imports; no TensorFlow
+    {"files", "tf_noise"},  # no gan_lib imports: files written whole; TensorFlow's log lines kept off the terminal
+    {"colab", "images", "phantom", "analysis", "hardware"},  # numpy-only helpers; no TensorFlow
     {"config"},  # every setting, and the presets
     {"sources", "scans"},  # raw files: Kaggle, Drive, a local folder, the phantom; one file -> a head image
     {"data"},  # raw files -> dataset

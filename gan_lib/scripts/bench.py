@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import re
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_lib.config import GANConfig
+from gan_lib.config import GANConfig, write_json
 from gan_lib.hardware import cpu_facts, fast_bfloat16
 from gan_lib.layers import with_stock_layers
 from gan_lib.models import build_models
@@ -224,7 +223,7 @@ def main(argv=None) -> int:
         tables.append(print_table(record))
         variants = "" if args.variants == "all" else f"_{args.variants}_only"
         path = out / f"train_step_{slug}_{image_size}px_b{args.batch_size}{variants}.json"
-        path.write_text(json.dumps(record, indent=2))
+        write_json(path, record)
         print(f"wrote {path}")
     if args.record:
         finish_record(out, "```\n" + "\n\n".join(tables) + "\n```\n")

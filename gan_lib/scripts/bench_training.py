@@ -14,14 +14,13 @@ checks, checkpoints and the saved generator. Not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import tempfile
 import time
 from pathlib import Path
 
-from gan_lib.config import DEFAULT_PRESET
+from gan_lib.config import DEFAULT_PRESET, write_json
 from gan_lib.datasets import ensure_processed
 from gan_lib.hardware import cpu_facts
 from gan_lib.run_folder import library_versions
@@ -81,9 +80,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "-", cpu["model"].lower()).strip("-")
     path = out / f"train_end_to_end_{slug}_{args.image_size}px_{args.steps}steps.json"
-    path.write_text(json.dumps({"cpu": cpu, "steps": args.steps, "image_size": args.image_size, "seconds": seconds,
-                                "x_before_auto": {k: first / s for k, s in seconds.items()},
-                                "versions": library_versions()}, indent=2))
+    write_json(path, {"cpu": cpu, "steps": args.steps, "image_size": args.image_size, "seconds": seconds,
+                      "x_before_auto": {k: first / s for k, s in seconds.items()}, "versions": library_versions()})
     print(f"wrote {path}")
     if args.record:
         finish_record(out, "```\n" + "\n".join(lines) + "\n```\n")

@@ -29,7 +29,7 @@ import numpy as np
 
 from gan_lib import descriptors
 from gan_lib.analysis import load_history
-from gan_lib.config import EVALUATION_FIELDS, PRESETS, GANConfig
+from gan_lib.config import EVALUATION_FIELDS, PRESETS, GANConfig, write_json
 from gan_lib.datasets import ensure_processed, load_processed
 from gan_lib.evaluate import Stopwatch, add_coverage, coverage_section, evaluate_run, run_config, run_images
 from gan_lib.generate import generate, load_generator
@@ -113,7 +113,7 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
              **grids}
     scans = {"real (training)": descriptors.describe(real), **scans}
     result = {"rows": rows, "bars": bars(rows) if "report" in rows and len(rows) > 1 else {}}
-    (out / "quality.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "quality.json", result)
     (out / "table.md").write_text(table(rows, result["bars"]))
     kid_curves(health).savefig(out / "kid_vs_steps.png", dpi=100, bbox_inches="tight")
     side_by_side(grids).savefig(out / "grids.png", dpi=100, bbox_inches="tight")
