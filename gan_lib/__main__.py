@@ -64,8 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--run: {err}")
 
     label = CLASS_LABELS[args.label] if args.label else None
-    out = write_images(args.run, args.n, args.out, seed=args.seed, upscale=args.upscale, label=label)
-    print(f"wrote {args.n} images, images.csv and noise.npy to {out}")
+    try:
+        out = write_images(args.run, args.n, args.out, seed=args.seed, upscale=args.upscale, label=label)
+    except OSError as err:  # a full disk, a folder that went away: the images written so far are whole
+        print(f"python -m gan_lib generate: stopped: {err}; images.csv was not written (run it again when "
+              "there is room: each image is made again from its seed and index)", file=sys.stderr)
+        return 1
+    print(f"wrote {args.n} images, images.csv, noise.npy and source.json to {out}")
     return 0
 
 

@@ -278,6 +278,23 @@ def test_generate_refuses_bad_arguments_in_one_line_before_any_work(tmp_path, ar
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
+def test_generate_on_a_full_disk_fails_loudly_and_lists_no_broken_image(data_root, tmp_path):
+    """A PNG that cannot be written whole stops generate (a full disk fails with ENOSPC as the file
+    size limit here fails with EFBIG); images.csv, written last, is never left listing it."""
+    run_dir = train(small_cfg(data_root, tmp_path, run_name="full", epochs=1))
+    out = tmp_path / "made"
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))  # smaller than any of its PNGs
+
+    done = subprocess.run([sys.executable, "-m", "gan_lib", "generate", "--run", str(run_dir), "--n", "3",
+                           "--out", str(out)], capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    assert done.returncode == 1 and "stopped: [Errno 27] File too large" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(out.iterdir()) == [], "no PNG, no images.csv, no temporary file"
+
+
 def test_a_truncated_generator_keras_says_what_to_do(data_root, tmp_path):
     from gan_lib.generate import load_generator
 
