@@ -87,6 +87,18 @@ def cache_path() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gan_lib" / "speed_choices.json"
 
 
+def read_cache(path: Path) -> dict:
+    """The cached measurements; a cache that cannot be read is measured anew, never a reason to stop."""
+    try:
+        cache = json.loads(path.read_text()) if path.exists() else {}
+        if not isinstance(cache, dict):
+            raise ValueError("not a JSON object")
+        return cache
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        say(f"WARNING: the speed cache {path} is unreadable ({err}): measuring again; it will be rewritten")
+        return {}
+
+
 def choose_engine(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None = None,
                   strategy: tf.distribute.Strategy | None = None) -> tuple[Engine, dict]:
     """This machine's engine for `cfg`'s step (on `strategy`'s replicas, if given), and the record
@@ -111,12 +123,16 @@ def choose_engine(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None 
                       **({"strategy": cfg.strategy, "replicas": replicas} if strategy is not None else {})},
                      sort_keys=True)
     path = cache_path()
-    cache = json.loads(path.read_text()) if path.exists() else {}
+    cache = read_cache(path)
     if key not in cache:
         cache[key] = measure(cfg, images, labels, candidates, strategy)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json(path, cache)
         how = "measured now"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(path, cache)
+        except OSError as err:
+            say(f"WARNING: the speed cache {path} cannot be written ({err.strerror or err}): the next run measures again")
+            how += " (not cached)"
     else:
         how = f"measured before on this machine ({path})"
     rates = cache[key]

@@ -427,3 +427,27 @@ def test_two_processes_writing_one_json_record_never_tear_it_or_fail(tmp_path):
         reads += 1
     assert [p.exitcode for p in writers] == [0, 0], "a writer failed"
     assert reads > 10 and sorted(p.name for p in tmp_path.iterdir()) == ["latest.json"], "no temporary file left"
+
+
+
+def test_a_garbage_or_unwritable_speed_cache_is_measured_anew_never_a_stop(tmp_path, monkeypatch, capsys):
+    """The cache only saves measuring time: a torn or foreign file, or a folder that cannot be
+    written, costs one measurement and a warning naming it."""
+    from gan_lib.speed import cache_path, choose_engine
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cfg = GANConfig.from_overrides(image_size=32, precision="float32", xla="off")
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 1)).astype("float32")
+    cache_path().parent.mkdir(parents=True)
+    cache_path().write_bytes(b"\x00\xff{not json")
+    _, record = choose_engine(cfg, images)
+    assert record["how"] == "measured now" and f"the speed cache {cache_path()} is unreadable" in capsys.readouterr().out
+    assert len(json.loads(cache_path().read_text())) == 1, "rewritten whole"
+    cache_path().unlink()
+    cache_path().parent.chmod(0o500)  # as root the folder stays writable, so also make the cache a folder
+    cache_path().mkdir()
+    try:
+        _, record = choose_engine(cfg, images)
+    finally:
+        cache_path().parent.chmod(0o700)
+    assert record["how"] == "measured now (not cached)" and "cannot be written" in capsys.readouterr().out
