@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -326,7 +327,7 @@ class GANConfig:
             folder = "-" + hashlib.sha256(where.encode()).hexdigest()[:8]
         subset = f"_n{self.n_images}" if self.n_images else ""
         layout = {"kaggle_dataset": self.kaggle_dataset if self.data_source == "kaggle" else KAGGLE_DATASET,
-                  "class_folders": parse_class_map(self.class_map), "test_folder": self.test_folder.lower()}
+                  "class_folders": parse_class_map(self.class_map), "test_folder": folder_key(self.test_folder)}
         if layout != {"kaggle_dataset": KAGGLE_DATASET, "class_folders": parse_class_map(""), "test_folder": ""}:
             folder += "-" + hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:8]
         return (f"{self.data_source}{folder}_{self.classes}_{self.image_size}px{subset}"
@@ -353,6 +354,12 @@ class GANConfig:
         write_json(Path(path), self.to_dict())
 
 
+def folder_key(name: str) -> str:
+    """A folder's name as class maps compare it: case and Unicode normal form (NFC, as macOS's NFD
+    names are not) do not matter."""
+    return unicodedata.normalize("NFC", name).strip().lower()
+
+
 def parse_class_map(text: str) -> dict[str, str]:
     """Class folder name (lower case) -> "yes" (tumour) or "no", from "yes=a,b;no=c"; "" maps the
     folders yes/ and no/ themselves. A malformed map, a folder under both labels or a label with no
@@ -366,7 +373,7 @@ def parse_class_map(text: str) -> dict[str, str]:
         if not equals or label not in ("yes", "no"):
             raise ValueError(f"class_map={text!r}: write label=folder,folder;label=folder with the labels yes "
                              f"(tumour) and no, e.g. {FOUR_CLASS_MAP!r}")
-        for name in filter(None, (n.strip().lower() for n in names.split(","))):
+        for name in filter(None, (folder_key(n) for n in names.split(","))):
             if folders.setdefault(name, label) != label:
                 raise ValueError(f"class_map={text!r}: folder {name!r} is under both yes and no")
     missing = sorted({"yes", "no"} - set(folders.values()))

@@ -12,6 +12,7 @@ nothing is dropped silently.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import stat
@@ -23,7 +24,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .config import GANConfig, parse_class_map
+from .config import GANConfig, folder_key, parse_class_map
 from .images import CLASS_LABELS, to_unit_range
 from .scans import crop_pad_resize, decode_image, head_box
 from .sources import RawSource
@@ -66,7 +67,7 @@ def find_class_files(root: Path, class_map: str = "") -> list[ImageFile]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        label = folders.get(Path(dirpath).name.lower())
+        label = folders.get(folder_key(Path(dirpath).name))
         if label and Path(dirpath) != root:
             found += [ImageFile(Path(dirpath) / f, label, not_regular=_not_regular(Path(dirpath) / f))
                       for f in sorted(filenames)]
@@ -102,6 +103,14 @@ def require_class_folders(root: Path, files: list[ImageFile], classes: str, clas
                         f"To use them, map them to the labels with the class_map setting (CLASS_MAP with make), e.g. "
                         f"{';'.join(['yes=' + ','.join(subfolders[:-1] or subfolders), 'no=' + subfolders[-1]])!r} "
                         f"(docs/data.md).")
+    if class_map.strip():  # a misspelt folder would otherwise leave its images out without a word
+        present = {folder_key(d) for _, dirs, _ in os.walk(root) for d in dirs}
+        absent = [name for name in folders if name not in present]
+        if absent:
+            hints = {name: difflib.get_close_matches(name, present, n=1, cutoff=0.6) for name in absent}
+            raise DataError(f"class_map names folder(s) not found under {root}: " + ", ".join(
+                f"{name!r}" + (f" (did you mean {hints[name][0]!r}?)" if hints[name] else "") for name in absent)
+                + f"; its folders are {sorted(present)[:20]}.")
     missing = [c for c in wanted if not have[c]]
     if missing:
         names = [f"{name}/" for name, label in folders.items() if label in missing]
@@ -261,8 +270,8 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
 def given_split(paths: list[str], test_folder: str, root: Path) -> np.ndarray:
     """"test" for each file below a folder named `test_folder` (any case), else "train": the split
     a dataset ships with (e.g. Kaggle's four-class set: Training/ and Testing/)."""
-    name = test_folder.lower()
-    split = np.array(["test" if name in (p.lower() for p in Path(path).parts[:-1]) else "train" for path in paths],
+    name = folder_key(test_folder)
+    split = np.array(["test" if name in (folder_key(p) for p in Path(path).parts[:-1]) else "train" for path in paths],
                      dtype="<U5")
     if not (split == "test").any():
         raise DataError(f"test_folder={test_folder!r}, but no usable image is below a folder of that name under "

@@ -451,3 +451,25 @@ def test_a_garbage_or_unwritable_speed_cache_is_measured_anew_never_a_stop(tmp_p
     finally:
         cache_path().parent.chmod(0o700)
     assert record["how"] == "measured now (not cached)" and "cannot be written" in capsys.readouterr().out
+
+
+def test_a_class_map_folder_that_is_not_there_is_an_error_and_unicode_forms_match(tmp_path):
+    """A misspelt folder in CLASS_MAP used to leave its images out, rc 0; so did a folder name in
+    another Unicode normal form (macOS writes NFD, a map typed by hand is NFC)."""
+    import unicodedata
+
+    from test_layouts import four_class_layout
+
+    root = tmp_path / "four"
+    four_class_layout(root, n_yes=6, n_no=3)
+    misspelt = "yes=glioma,meningioma,pituitry;no=notumor"
+    cfg = GANConfig.from_overrides(data_source="local", data_dir=str(root), image_size=32, classes="both",
+                                   class_map=misspelt)
+    with pytest.raises(DataError, match=r"class_map names folder\(s\) not found .*'pituitry' \(did you mean 'pituitary'\?\)"):
+        prepare_dataset(cfg, fetch_raw(cfg))
+    for split in ("Training", "Testing"):  # the folder renamed to its NFD form, mapped by its NFC form
+        (root / split / "notumor").rename(root / split / unicodedata.normalize("NFD", "kein_tumör"))
+    nfc = GANConfig.from_overrides(data_source="local", data_dir=str(root), image_size=32, classes="both",
+                                   class_map="yes=glioma,meningioma,pituitary;no=" + unicodedata.normalize("NFC", "kein_tumör"))
+    result = prepare_dataset(nfc, fetch_raw(nfc))
+    assert int((result.labels == 0).sum()) == 3, "every no-tumour image found"
