@@ -30,7 +30,7 @@ from .features import FeatureExtractor, choose_extractor
 from .generate import default_labels, generate, load_generator, takes_label
 from .images import CLASS_LABELS
 from .phantom import SYNTHETIC_LABEL
-from .run_folder import check_same_data, library_versions, recorded_dataset, recorded_settings
+from .run_folder import check_same_data, library_versions, recorded_dataset, recorded_settings, run_lock
 
 
 def run_config(cfg: GANConfig) -> GANConfig:
@@ -263,7 +263,13 @@ def add_coverage(cfg: GANConfig) -> dict:
 
 
 def evaluate_run(cfg: GANConfig) -> Evaluation:
-    """All metrics for the run `cfg.run_name`; writes metrics.json into the run folder."""
+    """All metrics for the run `cfg.run_name`; writes metrics.json into the run folder, holding its
+    lock: a run that is training (or being evaluated) is refused, naming the process."""
+    with run_lock(run_config(cfg).run_dir):
+        return _evaluate_run(cfg)
+
+
+def _evaluate_run(cfg: GANConfig) -> Evaluation:
     cfg = run_config(cfg)
     watch = Stopwatch()
     run_dir = cfg.run_dir

@@ -192,7 +192,7 @@ class RunFolderError(RuntimeError):
 @contextmanager
 def run_lock(run_dir: Path):
     """One writer per run folder: an exclusive lock on <run folder>/.lock for as long as the run
-    trains. The operating system drops it when the process ends, however it ends, so a killed run
+    trains or is evaluated. The operating system drops it when the process ends, however it ends, so a killed run
     leaves nothing stuck. (It holds between processes of one machine; across two Colab runtimes
     sharing a Drive folder it is not checked here.)"""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -204,8 +204,8 @@ def run_lock(run_dir: Path):
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise RunFolderError(f"{run_dir} is already training ({holder}); wait for it to finish or stop it, "
-                             "or choose another run_name.") from None
+        raise RunFolderError(f"{run_dir} is in use ({holder}: training, or being evaluated); wait for it to finish "
+                             "or stop it, or choose another run_name.") from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
@@ -214,6 +214,20 @@ def run_lock(run_dir: Path):
         yield
     finally:
         handle.close()  # releases the lock
+
+
+def lock_holder(run_dir: Path) -> str | None:
+    """Who holds the run folder's lock ("pid N on host since T"), or None if no process does."""
+    path = run_dir / ".lock"
+    if not path.exists():
+        return None
+    with path.open() as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
 
 
 def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path, tidy: bool = True) -> str | None:

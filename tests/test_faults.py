@@ -22,6 +22,7 @@ from gan_lib.analysis import load_history
 from gan_lib.config import PROJECT_ROOT, GANConfig
 from gan_lib.data import DataError, prepare_dataset
 from gan_lib.datasets import LATEST, choose_dataset, save_processed
+from gan_lib.evaluate import evaluate_run
 from gan_lib.run_folder import RunFolderError
 from gan_lib.sources import RawSource, fetch_raw
 from gan_lib.training import train
@@ -128,8 +129,13 @@ def test_a_second_writer_is_refused_and_a_killed_one_leaves_nothing_stuck(data_r
         deadline = time.time() + 120
         while not (cfg.run_dir / "history.csv").exists() and time.time() < deadline:
             time.sleep(0.5)
-        with pytest.raises(RunFolderError, match=rf"already training \(pid {child.pid} on "):
+        with pytest.raises(RunFolderError, match=rf"is in use \(pid {child.pid} on "):
             train(cfg)
+        with pytest.raises(RunFolderError, match=rf"is in use \(pid {child.pid} on "):  # 06 on a run training
+            evaluate_run(cfg)
+        report = make("report", f"RUN={cfg.run_name}", f"OUTPUT_ROOT={cfg.output_root}", "DRY_RUN=1")
+        assert report.returncode != 0 and f"is in use (pid {child.pid} on " in report.stderr
+        assert not (cfg.run_dir / "metrics.json").exists()
     finally:
         child.kill()
         child.wait()
@@ -155,7 +161,6 @@ def test_a_missing_or_empty_config_json_is_refused_with_its_path(data_root, tmp_
 
 
 def test_a_run_whose_data_changed_is_refused_on_resume_and_evaluation(tmp_path):
-    from gan_lib.evaluate import evaluate_run
 
     data = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "data"), image_size=32)
     path = save_processed(prepare_dataset(data, fetch_raw(data)), data.processed_path)

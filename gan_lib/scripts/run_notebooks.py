@@ -27,6 +27,7 @@ import papermill as pm
 import yaml
 
 from gan_lib.config import HEADLESS_ENV, PROJECT_ROOT, GANConfig
+from gan_lib.run_folder import lock_holder
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PIPELINE = ("01_download", "02_preprocess", "03_build_models", "04_train", "05_analyze", "06_evaluate")
@@ -173,6 +174,10 @@ def report_folder(run_name: str, output_root: str | None) -> Path:
         raise SystemExit(f"RUN={run_name!r}: {err}") from None
     if not (run_dir / "config.json").exists():
         raise SystemExit(f"RUN={run_name!r}: no run folder at {run_dir} (train it first, or set OUTPUT_ROOT).")
+    holder = lock_holder(run_dir)
+    if holder:
+        raise SystemExit(f"RUN={run_name!r}: {run_dir} is in use ({holder}); report on it once its training has "
+                         "finished.")
     return run_dir / "report"
 
 
