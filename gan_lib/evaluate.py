@@ -34,13 +34,14 @@ from .run_folder import check_same_data, library_versions, recorded_dataset, rec
 
 
 def run_config(cfg: GANConfig) -> GANConfig:
-    """The run's own settings (from its config.json), with the evaluation parameters of `cfg`."""
+    """The run's own settings (from its config.json), with the evaluation parameters of `cfg` and
+    its folder: a copied or renamed run folder is evaluated where it is, never where it was made."""
     path = cfg.run_dir / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: no training run named {cfg.run_name!r} under "
                                 f"{cfg.path(cfg.output_root)}: run 04_train first, with this run_name and output_root "
                                 "(on Colab: the same workspace).")
-    now = {name: getattr(cfg, name) for name in (*EVALUATION_FIELDS, "output_root")}
+    now = {name: getattr(cfg, name) for name in (*EVALUATION_FIELDS, "run_name", "output_root")}
     return GANConfig.from_overrides(**{**recorded_settings(cfg.run_dir), **now})
 
 

@@ -33,7 +33,10 @@ from .progress import say
 KEEP_CHECKPOINTS = 3  # the newest ones; a damaged newest leaves two to walk back to
 # Settings a resumed run may change: they do not change what is trained (the data is checked by
 # its hash, `check_same_data`).
-RESUME_FREE = {"preset", "dataset", "epochs", "resume", "output_root", "data_dir", "log_every", "checkpoint_every",
+# The folder a command is given is the run, wherever it was made: a copied or renamed folder
+# resumes and is evaluated in place (its recorded run_name and output_root are history).
+RESUME_FREE = {"preset", "dataset", "epochs", "resume", "run_name", "output_root", "data_dir", "log_every",
+               "checkpoint_every",
                # how the step is computed, not what: chosen again on each machine; effective.engines
                # in config.json says which engine computed which steps
                *ENGINE_FIELDS,

@@ -478,3 +478,19 @@ def test_a_class_map_folder_that_is_not_there_is_an_error_and_unicode_forms_matc
                                    class_map="yes=glioma,meningioma,pituitary;no=" + unicodedata.normalize("NFC", "kein_tumör"))
     result = prepare_dataset(nfc, fetch_raw(nfc))
     assert int((result.labels == 0).sum()) == 3, "every no-tumour image found"
+
+
+def test_a_copied_run_folder_is_reported_and_resumed_in_the_copy_never_the_original(data_root, tmp_path):
+    """`cp -a runs/m1 runs/m1copy; make report RUN=m1copy` used to rewrite m1's metrics.json."""
+    import shutil
+
+    original = train(small_cfg(data_root, tmp_path, run_name="m1", epochs=1))
+    before = {p.name: p.read_bytes() for p in original.iterdir() if p.is_file()}
+    copy = Path(shutil.copytree(original, original.parent / "m1copy", symlinks=True))
+    evaluate_run(GANConfig.from_overrides(run_name="m1copy", output_root=str(original.parent), n_generated=10,
+                                          kid_subset_size=5, kid_subsets=2, diversity_pairs=10, classifier_seeds=1,
+                                          classifier_epochs=1))
+    assert (copy / "metrics.json").exists() and (copy / "coverage.csv").exists()
+    train(small_cfg(data_root, tmp_path, run_name="m1copy", epochs=2))  # resumes in the copy
+    assert int(load_history(copy)[-1]["step"]) == 2 * small_cfg(data_root, tmp_path).steps_per_epoch
+    assert {p.name: p.read_bytes() for p in original.iterdir() if p.is_file()} == before, "the original untouched"
