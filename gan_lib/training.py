@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from .analysis import load_history
 from .config import PRESETS, GANConfig, write_json
 from . import streaming
 from .datasets import (choose_dataset, load_processed, read_manifest, read_shards, shard_files, shards_sha256, split_mb,
@@ -28,8 +29,9 @@ from .models import is_conditional
 from .monitor import HealthLog
 from .phantom import SYNTHETIC_LABEL
 from .progress import PACE_STEPS, Pace, duration, progress_bar, say
-from .run_folder import (KEEP_CHECKPOINTS, check_resumable, check_same_data, has_checkpoint, recorded_dataset,
-                         engines_by_step, restore_newest_good, run_lock, run_record, save_model, trim_history)
+from .run_folder import (KEEP_CHECKPOINTS, RunFolderError, check_resumable, check_same_data, has_checkpoint,
+                         engines_by_step, recorded_dataset, recorded_settings, restore_newest_good, run_lock,
+                         run_record, save_model, trim_history)
 from .speed import choose_engine, engine_name
 from .trainer import GANTrainer, StepOutput
 
@@ -63,6 +65,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
         check_resumable(run_dir, cfg, is_conditional(cfg))
         check_same_data(run_dir, path, data.sha256, data.manifest)
     elif (run_dir / "config.json").exists():
+        refuse_to_restart_lost_work(run_dir)
         print(f"{run_dir} holds no checkpoint: starting it over.")
     if not is_chief(strategy):  # a multi-worker run's other workers compute, the chief writes
         with tempfile.TemporaryDirectory(prefix="gan_lib_worker_") as scratch:
@@ -82,6 +85,19 @@ class TrainingData:
     manifest: dict
     sha256: str
     shards: list[Path] | None
+
+
+def refuse_to_restart_lost_work(run_dir: Path) -> None:
+    """A run folder without a checkpoint starts over only if it never had one to lose (a run that
+    stopped before its first): one that trained past a checkpoint, or finished, has had them
+    deleted, and training again would replace its generator.keras and config.json. That must be
+    asked for, by moving the folder away."""
+    logged = load_history(run_dir) if (run_dir / "history.csv").exists() else []
+    steps = int(logged[-1]["step"]) if logged else 0
+    if steps >= recorded_settings(run_dir)["checkpoint_every"] or (run_dir / "generator.keras").exists():
+        raise RunFolderError(f"{run_dir} trained {steps} steps but holds no checkpoint (were they deleted?): "
+                             "training it again would start over and replace its generator.keras and config.json. "
+                             "To start over, move the folder away (or delete it); else choose another run_name.")
 
 
 def training_data(cfg: GANConfig, path: Path) -> TrainingData:

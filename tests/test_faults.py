@@ -494,3 +494,15 @@ def test_a_copied_run_folder_is_reported_and_resumed_in_the_copy_never_the_origi
     train(small_cfg(data_root, tmp_path, run_name="m1copy", epochs=2))  # resumes in the copy
     assert int(load_history(copy)[-1]["step"]) == 2 * small_cfg(data_root, tmp_path).steps_per_epoch
     assert {p.name: p.read_bytes() for p in original.iterdir() if p.is_file()} == before, "the original untouched"
+
+
+def test_a_finished_run_whose_checkpoints_were_deleted_is_not_silently_retrained(data_root, tmp_path):
+    """Asked for more epochs, it used to train from step 0 and replace generator.keras and config.json."""
+    import shutil
+
+    run_dir = train(small_cfg(data_root, tmp_path, run_name="done", epochs=1))
+    shutil.rmtree(run_dir / "checkpoints")
+    kept = {name: (run_dir / name).read_bytes() for name in ("generator.keras", "config.json", "history.csv")}
+    with pytest.raises(RunFolderError, match=r"trained 6 steps but holds no checkpoint .*move the folder away"):
+        train(small_cfg(data_root, tmp_path, run_name="done", epochs=2))
+    assert {name: (run_dir / name).read_bytes() for name in kept} == kept
