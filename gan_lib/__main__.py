@@ -29,6 +29,14 @@ def run_folder(text: str) -> Path:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def non_negative(text: str) -> int:
+    """A whole number of at least 0 (a noise seed), for argparse."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be 0 or more")
+    return value
+
+
 def writable_folder(text: str) -> Path:
     """A folder that exists or can be made, and can be written to: checked before any work."""
     path = Path(text)
@@ -49,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                      "name (its folder under the default output_root)")
     gen.add_argument("--n", type=count, default=500, help="how many images")
     gen.add_argument("--out", type=writable_folder, required=True, help="output folder")
-    gen.add_argument("--seed", type=int, default=0, help="image i is made from noise seeded by (seed, i)")
+    gen.add_argument("--seed", type=non_negative, default=0, help="image i is made from noise seeded by (seed, i)")
     gen.add_argument("--upscale", type=lambda t: 0 if t == "0" else count(t), default=0,
                      help="also resize to this side (bicubic); 0 = training size")
     gen.add_argument("--label", choices=["yes", "no"], help="class-conditional runs: tumour (yes) or not (no); "
@@ -66,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     label = CLASS_LABELS[args.label] if args.label else None
     try:
         out = write_images(args.run, args.n, args.out, seed=args.seed, upscale=args.upscale, label=label)
+    except ValueError as err:  # a label for a generator of one class
+        parser.error(f"--label: {err}")
     except OSError as err:  # a full disk, a folder that went away: the images written so far are whole
         print(f"python -m gan_lib generate: stopped: {err}; images.csv was not written (run it again when "
               "there is room: each image is made again from its seed and index)", file=sys.stderr)

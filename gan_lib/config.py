@@ -90,6 +90,7 @@ DATASET_FIELDS = ("data_source", "data_dir", "kaggle_dataset", "class_map", "tes
 KAGGLE_DATASET = "navoneel/brain-mri-images-for-brain-tumor-detection/versions/1"
 KAGGLE_HANDLE = re.compile(r"[\w.-]+/[\w.-]+/versions/\d+")
 FOUR_CLASS_MAP = "yes=glioma,meningioma,pituitary;no=notumor"  # Kaggle's 7,000-image four-class set, as two classes
+MAX_NAME_BYTES = 200  # run_name, dataset: a folder or file name, with room for what is added to it
 HEADLESS_ENV = "GAN_LIB_HEADLESS"  # set by gan_lib.scripts.run_notebooks for the kernels papermill starts
 
 
@@ -302,6 +303,9 @@ class GANConfig:
             value = getattr(self, name)
             if value in (".", "..") or "/" in value or "\\" in value or (name == "run_name" and not value):
                 raise ValueError(f"{name}={value!r}: a plain folder or file name (no '/', not '.' or '..')")
+            if len(value.encode()) > MAX_NAME_BYTES:
+                raise ValueError(f"{name}={value[:40]!r}...: {len(value.encode())} bytes; at most {MAX_NAME_BYTES} "
+                                 "(a file system allows 255 per name)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

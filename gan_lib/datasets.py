@@ -18,7 +18,7 @@ import numpy as np
 
 from .config import DATASET_FIELDS, PROJECT_ROOT, GANConfig, write_json
 from .data import DataError, PrepareResult, prepare_dataset
-from .files import replacing
+from .files import read_json, replacing
 from .sources import fetch_raw
 
 LATEST = "latest.json"  # in processed/: the dataset 02 last wrote, which training uses if not told
@@ -143,7 +143,10 @@ def read_manifest(path: Path) -> dict:
     if not path.exists():
         raise DataError(f"{path} does not exist: run 02_preprocess first (or `make data`), with the same data_source, "
                         "classes, image_size and n_images (on Colab: the same workspace).")
-    return json.loads(manifest_path(path).read_text())
+    try:
+        return read_json(manifest_path(path), "Run 02_preprocess again (or `make data`) with the same settings.")
+    except ValueError as err:
+        raise DataError(str(err)) from None
 
 
 def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray, dict]:
@@ -172,7 +175,10 @@ def choose_dataset(cfg: GANConfig) -> Path:
                 f"DATA_ROOT={elsewhere[0]}`).") if elsewhere else ""
         raise DataError(f"No dataset in {processed}: run 02_preprocess first (or `make data`), with the same "
                         f"data_root (on Colab: the same workspace).{hint}")
-    name = json.loads((processed / LATEST).read_text())["dataset"]
+    try:
+        name = read_json(processed / LATEST, "Name the dataset (dataset=...), or run 02_preprocess again.")["dataset"]
+    except ValueError as err:
+        raise DataError(str(err)) from None
     print(f"dataset: {name} (the one 02 last wrote; dataset=... names another)")
     return cfg.dataset_file(name)
 

@@ -38,6 +38,15 @@ def write_json(path: Path, content: dict) -> None:
         f.write(json.dumps(content, indent=2))
 
 
+def read_json(path: Path, remedy: str) -> dict:
+    """A JSON record; one that cannot be read (torn by an old writer, edited, binary garbage) is a
+    ValueError naming the file and what to do (`remedy`), not a bare decoder traceback."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is damaged: not the JSON it should hold ({err}). {remedy}") from None
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     with replacing(path, "wb") as f:
         f.write(data)

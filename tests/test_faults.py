@@ -21,7 +21,7 @@ from conftest import encode, head_image, small_cfg, write
 from gan_lib.analysis import load_history
 from gan_lib.config import PROJECT_ROOT, GANConfig
 from gan_lib.data import DataError, prepare_dataset
-from gan_lib.datasets import LATEST, choose_dataset, save_processed
+from gan_lib.datasets import LATEST, choose_dataset, load_processed, save_processed
 from gan_lib.evaluate import evaluate_run
 from gan_lib.run_folder import RunFolderError
 from gan_lib.sources import RawSource, fetch_raw
@@ -274,6 +274,7 @@ def test_health_csv_after_a_resume_equals_an_uninterrupted_run(data_root, tmp_pa
     (["--n", "-5"], "argument --n: -5: must be at least 1"),
     (["--upscale", "-1"], "argument --upscale"),
     (["--out", "/proc/forbidden"], "argument --out: /proc/forbidden: cannot be made"),
+    (["--seed", "-1"], "argument --seed: -1: must be 0 or more"),
 ])
 def test_generate_refuses_bad_arguments_in_one_line_before_any_work(tmp_path, arguments, message):
     base = {"--run": str(tmp_path), "--out": str(tmp_path / "out"), "--n": "3"}
@@ -506,3 +507,28 @@ def test_a_finished_run_whose_checkpoints_were_deleted_is_not_silently_retrained
     with pytest.raises(RunFolderError, match=r"trained 6 steps but holds no checkpoint .*move the folder away"):
         train(small_cfg(data_root, tmp_path, run_name="done", epochs=2))
     assert {name: (run_dir / name).read_bytes() for name in kept} == kept
+
+
+
+def test_a_torn_latest_json_or_manifest_is_named_with_what_to_do(tmp_path):
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=32)
+    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    (tmp_path / "processed" / LATEST).write_text('{"dataset": "loc')
+    with pytest.raises(DataError, match=r"latest.json is damaged: not the JSON .*Name the dataset"):
+        choose_dataset(cfg)
+    (path.with_suffix(".manifest.json")).write_bytes(b"\x00\xff\x00")
+    with pytest.raises(DataError, match=r"manifest.json is damaged: .*Run 02_preprocess again"):
+        load_processed(path)
+
+
+def test_a_name_too_long_for_a_file_system_is_refused_before_any_work():
+    with pytest.raises(ValueError, match=r"run_name='r{40}'\.\.\.: 300 bytes; at most 200"):
+        GANConfig.from_overrides(run_name="r" * 300)
+
+
+def test_asking_a_one_class_generator_for_a_label_is_one_line(data_root, tmp_path):
+    run_dir = train(small_cfg(data_root, tmp_path, run_name="one", epochs=1))
+    done = subprocess.run([sys.executable, "-m", "gan_lib", "generate", "--run", str(run_dir), "--n", "2",
+                           "--out", str(tmp_path / "x"), "--label", "yes"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--label: label=1: this generator is not class-conditional" in done.stderr
+    assert "Traceback" not in done.stderr
