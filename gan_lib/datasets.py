@@ -25,6 +25,10 @@ LATEST = "latest.json"  # in processed/: the dataset 02 last wrote, which traini
 SHARD_MB = 64  # pixels per shard file; each record is the label then the pixels, float32
 
 
+# The manifest's hash of each split load_processed serves (dataset.<key>).
+SPLIT_HASHES = {"train": "train_sha256", "test": "test_sha256", None: "content_sha256"}
+
+
 def manifest_path(processed_path: Path) -> Path:
     return processed_path.with_suffix(".manifest.json")
 
@@ -54,7 +58,8 @@ def save_processed(result: PrepareResult, path: Path, latest: bool = True, memor
     never overwritten: runs may have trained on it."""
     train = result.split == "train"
     content = {"content_sha256": split_sha256(result.images, result.labels),
-               "train_sha256": split_sha256(result.images[train], result.labels[train])}
+               "train_sha256": split_sha256(result.images[train], result.labels[train]),
+               "test_sha256": split_sha256(result.images[~train], result.labels[~train])}
     if path.exists() and manifest_path(path).exists():
         before = json.loads(manifest_path(path).read_text())["dataset"].get("content_sha256")
         if before != content["content_sha256"]:
@@ -124,7 +129,11 @@ def read_shards(files: list[Path], side: int, limit: int | None = None):
     if given. Yields per file, so a caller can keep a hash or a sample without holding them all."""
     taken = 0
     for file in files:
-        records = np.fromfile(file, np.float32).reshape(-1, side * side + 1)
+        values = np.fromfile(file, np.float32)
+        if values.size % (side * side + 1):
+            raise DataError(f"{file} is cut short ({values.size * 4} bytes, not a whole number of {side}x{side} "
+                            "records): run 02_preprocess again for this dataset (move its .shards folder away first).")
+        records = values.reshape(-1, side * side + 1)
         if limit is not None:
             records = records[:limit - taken]
         taken += len(records)
@@ -133,10 +142,16 @@ def read_shards(files: list[Path], side: int, limit: int | None = None):
             return
 
 
-def shards_sha256(files: list[Path], side: int) -> tuple[str, np.ndarray]:
+def shards_sha256(files: list[Path], side: int, expected: str | None = None) -> tuple[str, np.ndarray]:
     """`split_sha256` of the images and labels the shards hold (one file in memory at a time), and
-    the labels."""
-    return _parts_sha256(read_shards(files, side))
+    the labels; shards that do not hold the training split the manifest's hash (`expected`) says
+    are refused: a damaged shard would train silently, and the run could never be evaluated."""
+    sha256, labels = _parts_sha256(read_shards(files, side))
+    if expected is not None and sha256 != expected:
+        raise DataError(f"the shards in {files[0].parent} do not hold the training split of their dataset (hash "
+                        f"{sha256[:12]}, the manifest's {expected[:12]}): one was changed or damaged since 02 wrote it. "
+                        "Move the .shards folder away and run 02_preprocess again for this dataset.")
+    return sha256, labels
 
 
 def read_manifest(path: Path) -> dict:
@@ -150,11 +165,18 @@ def read_manifest(path: Path) -> dict:
 
 
 def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray, dict]:
-    """Images and labels of one split ("train", "test", or None for all) and the manifest."""
+    """Images and labels of one split ("train", "test", or None for all) and the manifest; a split
+    whose content is not what its manifest's hash says (the file edited or damaged since 02 wrote
+    it) is refused, whichever split it is."""
     manifest = read_manifest(path)
     with np.load(path) as arrays:
         images, labels, splits = arrays["images"], arrays["labels"], arrays["split"]
     chosen = np.ones(len(labels), bool) if split is None else splits == split
+    recorded = manifest["dataset"].get(SPLIT_HASHES[split])  # None in a dataset from before it was kept
+    if recorded is not None and split_sha256(images[chosen], labels[chosen]) != recorded:
+        raise DataError(f"{path}: its {split or 'whole'} split is not the one 02_preprocess wrote (its hash differs "
+                        f"from the manifest's, {recorded[:12]}): the file was changed or damaged since. Restore it, "
+                        "or run 02_preprocess again under another data_root.")
     return images[chosen], labels[chosen], manifest
 
 

@@ -110,7 +110,7 @@ def training_data(cfg: GANConfig, path: Path) -> TrainingData:
         return TrainingData(images, labels, manifest, split_sha256(images, labels), None)
     files = shard_files(path, manifest)
     side = manifest["dataset"]["image_size"]
-    sha256, labels = shards_sha256(files, side)
+    sha256, labels = shards_sha256(files, side, manifest["dataset"].get("train_sha256"))
     images = np.concatenate([part for part, _ in read_shards(files, side, STREAM_SAMPLE)])
     say(f"streaming the training split ({len(labels)} images, {size:.0f} MB > memory_budget_mb={cfg.memory_budget_mb:g}) "
         f"from {len(files)} shard(s); previews, quality checks and the speed measurement use its first {len(images)}")

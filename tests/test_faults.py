@@ -21,7 +21,7 @@ from conftest import encode, head_image, small_cfg, write
 from gan_lib.analysis import load_history
 from gan_lib.config import PROJECT_ROOT, GANConfig
 from gan_lib.data import DataError, prepare_dataset
-from gan_lib.datasets import LATEST, choose_dataset, load_processed, save_processed
+from gan_lib.datasets import LATEST, choose_dataset, load_processed, manifest_path, save_processed
 from gan_lib.evaluate import evaluate_run
 from gan_lib.run_folder import RunFolderError
 from gan_lib.sources import RawSource, fetch_raw
@@ -166,10 +166,10 @@ def test_a_run_whose_data_changed_is_refused_on_resume_and_evaluation(tmp_path):
     path = save_processed(prepare_dataset(data, fetch_raw(data)), data.processed_path)
     cfg = small_cfg(tmp_path / "data", tmp_path, run_name="swap")
     train(cfg, stop_after_steps=5)
-    with np.load(path) as arrays:  # another dataset put in its place by hand
-        swapped = {k: arrays[k] for k in arrays}
-    swapped["images"] = swapped["images"][::-1].copy()
-    np.savez(path, **swapped)
+    other = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "other"), image_size=32, seed=1)
+    made = save_processed(prepare_dataset(other, fetch_raw(other)), other.processed_path)
+    for source, target in ((made, path), (manifest_path(made), manifest_path(path))):  # put in its place by hand
+        os.replace(source, target)
     with pytest.raises(RunFolderError, match=r"swap trained on .*holds other data"):
         train(cfg)
     with pytest.raises(RunFolderError, match="holds other data"):
@@ -532,3 +532,41 @@ def test_asking_a_one_class_generator_for_a_label_is_one_line(data_root, tmp_pat
                            "--out", str(tmp_path / "x"), "--label", "yes"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "--label: label=1: this generator is not class-conditional" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_edited_held_out_split_is_refused_not_scored(tmp_path):
+    """Changing only the held-out part of a dataset's .npz used to move the held-out KID from 0.74
+    to -0.09 and near-copies from 0 % to 100 %, rc 0: each split is checked by its own hash."""
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=32)
+    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    with np.load(path) as arrays:
+        images, labels, split = arrays["images"].copy(), arrays["labels"], arrays["split"]
+    images[split == "test"] = images[split == "train"][:int((split == "test").sum())]  # held-out = training copies
+    np.savez(path, images=images, labels=labels, split=split)
+    assert len(load_processed(path, "train")[0]), "the training split is as written"
+    with pytest.raises(DataError, match=r"its test split is not the one 02_preprocess wrote"):
+        load_processed(path, "test")
+    with pytest.raises(DataError, match=r"its whole split is not the one"):
+        load_processed(path, None)
+
+
+@pytest.mark.parametrize("damage", ["bit-flipped", "truncated"])
+def test_a_damaged_shard_is_refused_before_training_naming_it(tmp_path, damage):
+    """One flipped byte in a shard used to train silently (its run could then never be evaluated);
+    a cut-short one raised a bare reshape error."""
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "data"), image_size=32,
+                                   memory_budget_mb=0.1, output_root=str(tmp_path / "runs"), run_name="streamed",
+                                   epochs=1, steps_per_epoch=4, kid_every=0, xla="off", speed_layers="off",
+                                   precision="float32", preset="report")
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path, memory_budget_mb=cfg.memory_budget_mb)
+    shard = cfg.processed_path.with_suffix(".shards") / "train-00000.f32"
+    data = bytearray(shard.read_bytes())
+    if damage == "bit-flipped":
+        data[5000] ^= 0x10
+    else:
+        del data[-1000:]
+    shard.write_bytes(bytes(data))
+    message = "do not hold the training split" if damage == "bit-flipped" else "is cut short"
+    with pytest.raises(DataError, match=message):
+        train(cfg)
+    assert not cfg.run_dir.exists(), "no run folder made"
