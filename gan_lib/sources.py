@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,13 +50,28 @@ def fetch_raw(cfg: GANConfig) -> RawSource:
 
 
 def _phantom(cfg: GANConfig) -> RawSource:
-    """Write the synthetic set under data/raw/phantom, unless the same spec is already there."""
+    """Write the synthetic set under data/raw/phantom, unless the same spec is already there. It is
+    written whole into a folder of its own, then put in place of the old one, so the folder never
+    mixes two seeds' files and its phantom.json always describes what is in it."""
     spec = PhantomSpec(seed=cfg.seed)
     out = cfg.raw_dir / "phantom"
-    marker = out / "phantom.json"
-    if not (marker.exists() and json.loads(marker.read_text()).get("spec") == asdict(spec)):
+    try:
+        same = json.loads((out / "phantom.json").read_text()).get("spec") == asdict(spec)
+    except (OSError, ValueError):  # none yet, or one a kill cut short
+        same = False
+    if not same:
         print(f"Writing {spec.n_yes + spec.n_no} {PHANTOM_NOTICE} to {out} ...")
-        write_phantom_dataset(out, spec)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        for left in out.parent.glob(".phantom-*"):  # what a killed write left
+            shutil.rmtree(left, ignore_errors=True)
+        fresh = Path(tempfile.mkdtemp(prefix=".phantom-", dir=out.parent))
+        write_phantom_dataset(fresh, spec)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=".phantom-old-", dir=out.parent))
+            os.replace(out, old / "phantom")
+        os.replace(fresh, out)
+        for left in out.parent.glob(".phantom-*"):
+            shutil.rmtree(left, ignore_errors=True)
     return RawSource(out, "phantom", True, PHANTOM_NOTICE)
 
 

@@ -570,3 +570,18 @@ def test_a_damaged_shard_is_refused_before_training_naming_it(tmp_path, damage):
     with pytest.raises(DataError, match=message):
         train(cfg)
     assert not cfg.run_dir.exists(), "no run folder made"
+
+
+def test_phantom_data_of_another_seed_replaces_the_folder_whole(tmp_path):
+    """SEED=1 after SEED=0 under one DATA_ROOT used to leave seed 0's extra files beside seed 1's."""
+    def phantom_files(data_root, seed):
+        root = fetch_raw(GANConfig.from_overrides(data_source="phantom", data_root=str(data_root), seed=seed)).root
+        return root, sorted((str(p.relative_to(root)), p.read_bytes()) for p in root.rglob("*")
+                            if p.is_file() and p.name != "phantom.json")
+
+    root, first = phantom_files(tmp_path / "shared", 0)
+    _, second = phantom_files(tmp_path / "shared", 1)
+    _, alone = phantom_files(tmp_path / "fresh", 1)
+    assert second == alone and second != first, "seed 1's files exactly, none of seed 0's left"
+    assert json.loads((root / "phantom.json").read_text())["spec"]["seed"] == 1
+    assert [p.name for p in root.parent.iterdir()] == ["phantom"], "no temporary folder left"
