@@ -580,6 +580,14 @@ def test_phantom_data_of_another_seed_replaces_the_folder_whole(tmp_path):
                             if p.is_file() and p.name != "phantom.json")
 
     root, first = phantom_files(tmp_path / "shared", 0)
+    script = ("from gan_lib.config import GANConfig; from gan_lib.sources import fetch_raw; "
+              f"fetch_raw(GANConfig.from_overrides(data_source='phantom', data_root={str(tmp_path / 'shared')!r}, seed=1))")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().startswith("Writing"), "the write has begun"
+    time.sleep(0.5)
+    child.kill()
+    child.wait()
+    assert phantom_files(tmp_path / "shared", 0)[1] == first, "killed mid-write: seed 0's folder as it was"
     _, second = phantom_files(tmp_path / "shared", 1)
     _, alone = phantom_files(tmp_path / "fresh", 1)
     assert second == alone and second != first, "seed 1's files exactly, none of seed 0's left"
