@@ -6,6 +6,7 @@ raises ValueError with the reason, which the dataset's manifest records.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import tempfile
@@ -44,6 +45,23 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+# EXIF orientation -> how to turn the stored pixels upright (1: already upright). OpenCV's
+# IMREAD_UNCHANGED, needed for 16-bit and alpha, does not apply it.
+ORIENTATIONS = {2: np.fliplr, 3: lambda a: np.rot90(a, 2), 4: np.flipud, 5: np.transpose,
+                6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).T, 8: lambda a: np.rot90(a, 1)}
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation tag (274) of a JPEG, PNG or WebP, 1 if it has none or it cannot be read."""
+    from PIL import Image  # matplotlib's dependency, so always installed; imported only here
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return int(image.getexif().get(274, 1))
+    except Exception:  # noqa: BLE001 - a file Pillow cannot parse has no orientation to apply
+        return 1
+
+
 def decode_image(data: bytes) -> Decoded:
     """Decode to 8-bit grey, or raise ValueError with the reason the file cannot be used."""
     if not data:
@@ -51,9 +69,11 @@ def decode_image(data: bytes) -> Decoded:
     fmt = sniff_format(data)
     if fmt is None:
         raise ValueError("not an image (unrecognised file signature)")
-    if fmt == "jpeg" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+    # The end marker anywhere: some files carry bytes after it, which decoders ignore; a file cut
+    # short before it is also caught by libjpeg's warning below, or fails to decode.
+    if fmt == "jpeg" and b"\xff\xd9" not in data:
         raise ValueError("truncated JPEG (no end-of-image marker)")
-    if fmt == "png" and b"IEND" not in data[-16:]:
+    if fmt == "png" and b"IEND" not in data:
         raise ValueError("truncated PNG (no IEND chunk)")
     palette = fmt == "png" and len(data) > 25 and data[25] == 3  # PNG colour type 3
     with c_stderr() as warnings:
@@ -86,6 +106,10 @@ def decode_image(data: bytes) -> Decoded:
         mode, note = "palette", "palette image expanded to grey"
     elif note:
         mode = "gray16"
+    orientation = exif_orientation(data)
+    if orientation in ORIENTATIONS:
+        gray = ORIENTATIONS[orientation](gray)
+        note = "; ".join(filter(None, [note, f"turned upright by its EXIF orientation ({orientation})"]))
     if min(original_size) < MIN_SIDE:
         raise ValueError(f"too small ({original_size[1]}x{original_size[0]} px)")
     if int(gray.max()) - int(gray.min()) < BLANK_RANGE:

@@ -593,3 +593,31 @@ def test_phantom_data_of_another_seed_replaces_the_folder_whole(tmp_path):
     assert second == alone and second != first, "seed 1's files exactly, none of seed 0's left"
     assert json.loads((root / "phantom.json").read_text())["spec"]["seed"] == 1
     assert [p.name for p in root.parent.iterdir()] == ["phantom"], "no temporary folder left"
+
+
+def test_a_scan_stored_sideways_with_an_exif_orientation_is_used_upright_and_its_copy_caught(raw_root, tmp_path):
+    """A JPEG stored turned, with EXIF orientation 6, used to train sideways, and its copy escaped
+    the duplicate check (it went to the held-out split while the original trained)."""
+    import io
+
+    from PIL import Image
+
+    scan = head_image(seed=61, centre=(130, 170))
+    write(raw_root / "yes" / "upright.png", encode(scan))
+    exif = Image.Exif()
+    exif[274] = 6  # "turn 90 degrees clockwise to show it"
+    sideways = io.BytesIO()
+    Image.fromarray(np.rot90(scan, 1)).save(sideways, "JPEG", exif=exif, quality=95)
+    write(raw_root / "yes" / "sideways.jpg", sideways.getvalue())
+    result = prepared(raw_root, tmp_path, holdout=0.5)
+    kept = [e["source_path"] for e in result.manifest["images"]]
+    assert ("yes/upright.png" in kept) != ("yes/sideways.jpg" in kept), "one copy of the scan"
+    assert "near-duplicate of yes/" in " ".join(reasons(result).values())
+
+
+def test_a_valid_image_with_bytes_after_its_end_marker_is_used(raw_root, tmp_path):
+    scan = head_image(seed=62, centre=(140, 180))
+    write(raw_root / "yes" / "padded.jpg", encode(scan, ".jpg") + b"\x00camera trailer\xff" * 20)
+    write(raw_root / "yes" / "padded.png", encode(head_image(seed=63)) + b"trailing bytes" * 20)
+    kept = [e["source_path"] for e in prepared(raw_root, tmp_path).manifest["images"]]
+    assert {"yes/padded.jpg", "yes/padded.png"} <= set(kept)
