@@ -32,10 +32,10 @@ from .progress import say
 
 KEEP_CHECKPOINTS = 3  # the newest ones; a damaged newest leaves two to walk back to
 # Settings a resumed run may change: they do not change what is trained (the data is checked by
-# its hash, `check_same_data`).
+# its hash, `check_same_data`, wherever it is found).
 # The folder a command is given is the run, wherever it was made: a copied or renamed folder
 # resumes and is evaluated in place (its recorded run_name and output_root are history).
-RESUME_FREE = {"preset", "dataset", "epochs", "resume", "run_name", "output_root", "data_dir", "log_every",
+RESUME_FREE = {"preset", "dataset", "epochs", "resume", "run_name", "output_root", "data_dir", "data_root", "log_every",
                "checkpoint_every",
                # how the step is computed, not what: chosen again on each machine; effective.engines
                # in config.json says which engine computed which steps
@@ -101,8 +101,15 @@ def recorded_dataset(run_dir: Path, cfg: GANConfig) -> Path:
     """The dataset file the run trained on, under `cfg`'s data root: by its recorded name, or (a
     folder from before datasets were named) the file path it recorded."""
     record = read_record(run_dir)
-    name = record["config"].get("dataset")
-    return cfg.dataset_file(name) if name else Path(record["data"]["file"])
+    name, recorded = record["config"].get("dataset"), Path(record["data"]["file"])
+    if not name:
+        return recorded
+    path = cfg.dataset_file(name)
+    if not path.exists() and recorded.exists():  # resumed or evaluated without the data_root it trained with
+        say(f"dataset {name} is not under data_root={cfg.data_root!r}; using the file the run recorded, {recorded} "
+            "(checked by its hash)")
+        return recorded
+    return path
 
 
 def check_same_data(run_dir: Path, path: Path, train_sha256: str, manifest: dict) -> None:

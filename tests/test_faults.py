@@ -621,3 +621,12 @@ def test_a_valid_image_with_bytes_after_its_end_marker_is_used(raw_root, tmp_pat
     write(raw_root / "yes" / "padded.png", encode(head_image(seed=63)) + b"trailing bytes" * 20)
     kept = [e["source_path"] for e in prepared(raw_root, tmp_path).manifest["images"]]
     assert {"yes/padded.jpg", "yes/padded.png"} <= set(kept)
+
+
+def test_a_run_resumed_without_its_data_root_finds_the_dataset_it_recorded(data_root, tmp_path, capsys):
+    cfg = small_cfg(data_root, tmp_path, run_name="elsewhere")
+    train(cfg, stop_after_steps=5)
+    moved = GANConfig.from_overrides(**{**cfg.to_dict(), "data_root": str(tmp_path / "no-data-here")})
+    train(moved)
+    assert f"is not under data_root={str(tmp_path / 'no-data-here')!r}; using the file the run recorded" in capsys.readouterr().out
+    assert int(load_history(cfg.run_dir)[-1]["step"]) == cfg.epochs * cfg.steps_per_epoch
