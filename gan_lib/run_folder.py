@@ -35,8 +35,8 @@ KEEP_CHECKPOINTS = 3  # the newest ones; a damaged newest leaves two to walk bac
 # its hash, `check_same_data`, wherever it is found).
 # The folder a command is given is the run, wherever it was made: a copied or renamed folder
 # resumes and is evaluated in place (its recorded run_name and output_root are history).
-RESUME_FREE = {"preset", "dataset", "epochs", "resume", "run_name", "output_root", "data_dir", "data_root", "log_every",
-               "checkpoint_every",
+RESUME_FREE = {"preset", "dataset", "epochs", "resume", "run_name", "output_root", "data_dir", "data_root",
+               "log_every", "checkpoint_every",
                # how the step is computed, not what: chosen again on each machine; effective.engines
                # in config.json says which engine computed which steps
                *ENGINE_FIELDS,
