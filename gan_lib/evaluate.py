@@ -237,11 +237,10 @@ def per_class_section(run: RunImages, kid_args: dict) -> dict:
 
 
 def coverage_and_descriptors(run: RunImages, watch: Stopwatch) -> tuple[dict, dict, dict, dict]:
-    """metrics.json's coverage and descriptors sections (coverage.csv written), with the per-scan
-    arrays behind their figures."""
+    """metrics.json's coverage and descriptors sections, with the per-scan arrays behind their
+    figures (`per_real` goes into coverage.csv, written beside metrics.json)."""
     with watch("coverage"):
         coverage, per_real = coverage_section(run.f_train, run.f_gen, run.f_held, run.cfg.seed)
-        write_coverage_csv(run.cfg.run_dir / "coverage.csv", per_real, run.gan_manifest)
     with watch("scan descriptors"):
         real_name = f"{run.kind} (training)"
         scans = {real_name: descriptors.describe(run.train), "generated": descriptors.describe(run.generated)}
@@ -258,7 +257,9 @@ def add_coverage(cfg: GANConfig) -> dict:
     cfg = run_config(cfg)
     path = cfg.run_dir / "metrics.json"
     result = json.loads(path.read_text())
-    result["coverage"], result["descriptors"], _, _ = coverage_and_descriptors(run_images(cfg, Stopwatch()), Stopwatch())
+    run = run_images(cfg, Stopwatch())
+    result["coverage"], result["descriptors"], per_real, _ = coverage_and_descriptors(run, Stopwatch())
+    write_coverage_csv(cfg.run_dir / "coverage.csv", per_real, run.gan_manifest)
     write_json(path, result)
     return result
 
@@ -332,8 +333,10 @@ def _evaluate_run(cfg: GANConfig) -> Evaluation:
         "memorisation": memo,
         "utility": utility_result, "warnings": warnings, "timings_s": watch.times, "versions": library_versions(),
     }
+    # the evaluation's two files, one just after the other at its very end: a kill before leaves both old
+    write_coverage_csv(run_dir / "coverage.csv", per_real, run.gan_manifest)
     write_json(run_dir / "metrics.json", result)
-    print(f"wrote {run_dir / 'metrics.json'}")
+    print(f"wrote {run_dir / 'metrics.json'} and coverage.csv")
     generated_labels = default_labels(0, len(generated)) if takes_label(generator) else None
     return Evaluation(result, generated, generated_labels, train, run.train_labels, nearest_ssim, nearest_index,
                       per_real, scans)

@@ -630,3 +630,36 @@ def test_a_run_resumed_without_its_data_root_finds_the_dataset_it_recorded(data_
     train(moved)
     assert f"is not under data_root={str(tmp_path / 'no-data-here')!r}; using the file the run recorded" in capsys.readouterr().out
     assert int(load_history(cfg.run_dir)[-1]["step"]) == cfg.epochs * cfg.steps_per_epoch
+
+
+def test_a_kill_during_an_evaluation_leaves_the_previous_one_whole(data_root, tmp_path):
+    """A kill -9 during `make report` used to leave a new coverage.csv beside the old metrics.json:
+    both are written at the evaluation's very end."""
+    run_dir = train(small_cfg(data_root, tmp_path, run_name="judged", epochs=1))
+    settings = dict(run_name="judged", output_root=str(run_dir.parent), n_generated=10, kid_subset_size=5,
+                    kid_subsets=2, diversity_pairs=10, classifier_seeds=1, classifier_epochs=1)
+    evaluate_run(GANConfig.from_overrides(**settings))
+    before = {name: (run_dir / name).read_bytes() for name in ("metrics.json", "coverage.csv")}
+    script = ("from gan_lib.config import GANConfig; from gan_lib.evaluate import evaluate_run; "
+              f"evaluate_run(GANConfig.from_overrides(**{ {**settings, 'n_generated': 12, 'classifier_epochs': 200}!r}))")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    seen = ""
+    while "[memorisation" not in seen:  # coverage is computed; the classifiers train next
+        line = child.stdout.readline()
+        assert line, f"ended early: {seen}"
+        seen += line
+    child.kill()
+    child.wait()
+    assert {name: (run_dir / name).read_bytes() for name in before} == before
+
+
+def test_a_failed_notebook_is_kept_beside_the_good_copy_never_over_it(tmp_path):
+    from gan_lib.scripts.run_notebooks import execute, notebook_path
+
+    good = tmp_path / "04_train.ipynb"
+    good.write_text("an earlier run's executed copy")
+    failed = execute([notebook_path("04_train")], [{"data_root": str(tmp_path / "empty"), "run_name": "x",
+                                                    "output_root": str(tmp_path / "runs")}], [good])
+    assert failed == tmp_path / "04_train.failed.ipynb" and "No dataset in" in failed.read_text()
+    assert good.read_text() == "an earlier run's executed copy"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["04_train.failed.ipynb", "04_train.ipynb"]

@@ -123,23 +123,29 @@ def keep_folders(paths: list[Path], parameters: list[dict]) -> list[Path]:
 def execute(paths: list[Path], parameters: list[dict], targets: list[Path], prepare_only: bool = False,
             typed: set[str] = frozenset()) -> Path | None:
     """Run the notebooks in order, their cells' printed output relayed here (no per-cell log lines);
-    the executed copies go to `targets`. An error names the parameters in `typed` as they were typed
-    (upper case). Returns the copy of the notebook that failed, or None."""
+    the executed copies go to `targets`. Each is written under a hidden name while it runs and put
+    in place when it has finished, so a kill never leaves a partial copy over an earlier whole one;
+    one that failed is kept as <name>.failed.ipynb beside it. An error names the parameters in
+    `typed` as they were typed (upper case). Returns the copy of the notebook that failed, or None."""
     os.environ[HEADLESS_ENV] = "1"  # kernels inherit it: text progress bars in the log
     for path, params, target in zip(paths, parameters, targets):
         target.parent.mkdir(parents=True, exist_ok=True)
         shown = ", ".join(f"{k.upper() if k in typed else k}={v!r}" for k, v in params.items())
         print(f"\n== {path.stem}{'  (' + shown + ')' if shown else ''}", flush=True)
+        running = target.with_name(f".{target.stem}.running.ipynb")
         try:
-            pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(path.parent),
+            pm.execute_notebook(str(path), str(running), parameters=params, cwd=str(path.parent),
                                 prepare_only=prepare_only, log_output=False, progress_bar=False,
                                 stdout_file=None if prepare_only else sys.stdout,
                                 stderr_file=None if prepare_only else sys.stderr, kernel_name="python3",
                                 extra_arguments=KERNEL_ARGUMENTS)
         except pm.PapermillExecutionError as err:
+            failed = target.with_suffix(".failed.ipynb")
+            os.replace(running, failed)
             print(f"\n{path.name} stopped: {err.ename}: {as_typed(err.evalue, typed)}\n(the executed copy, with the "
-                  f"traceback, is {target})", file=sys.stderr)
-            return target
+                  f"traceback, is {failed})", file=sys.stderr)
+            return failed
+        os.replace(running, target)
     return None
 
 
