@@ -248,7 +248,16 @@ def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path, tidy: b
     for temp in ckpt_dir.glob("*_temp") if tidy else ():
         shutil.rmtree(temp, ignore_errors=True)
         say(f"removed {temp.name}/, left by an interrupted checkpoint save")
-    state = tf.train.get_checkpoint_state(str(ckpt_dir))
+    try:
+        state = tf.train.get_checkpoint_state(str(ckpt_dir))
+    except Exception as err:  # noqa: BLE001 - a garbled `checkpoint` file: its protobuf parse error
+        say(f"WARNING: {ckpt_dir / 'checkpoint'} is unreadable ({type(err).__name__}); finding the checkpoints "
+            "by their files instead")
+        if tidy:  # written anew below from the checkpoints that restore
+            (ckpt_dir / "checkpoint").unlink()
+        state, skipped_index = None, True
+    else:
+        skipped_index = False
     listed = {Path(p).name for p in state.all_model_checkpoint_paths} if state else set()
     found = {p.stem for p in ckpt_dir.glob("ckpt-*.index")}  # also those the index lost
     candidates = sorted((str(ckpt_dir / name) for name in listed | found), key=_checkpoint_number)
@@ -269,7 +278,7 @@ def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path, tidy: b
     for path in skipped if tidy else ():
         for part in ckpt_dir.glob(f"{Path(path).name}.*"):
             part.unlink()
-    if skipped and tidy:
+    if (skipped or skipped_index) and good and tidy:
         tf.compat.v1.train.update_checkpoint_state(str(ckpt_dir), good[-1], all_model_checkpoint_paths=good)
     return good[-1] if good else None
 

@@ -663,3 +663,13 @@ def test_a_failed_notebook_is_kept_beside_the_good_copy_never_over_it(tmp_path):
     assert failed == tmp_path / "04_train.failed.ipynb" and "No dataset in" in failed.read_text()
     assert good.read_text() == "an earlier run's executed copy"
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["04_train.failed.ipynb", "04_train.ipynb"]
+
+
+def test_garbage_in_the_checkpoint_index_file_is_read_past_and_the_run_resumes(data_root, tmp_path, capsys):
+    cfg = small_cfg(data_root, tmp_path, run_name="garbled")
+    train(cfg, stop_after_steps=5)  # ckpt-4
+    (cfg.run_dir / "checkpoints" / "checkpoint").write_bytes(b"\x00\xffmodel_checkpoint_path: \x01\x02")
+    resumed = train(cfg)
+    assert "checkpoint is unreadable" in capsys.readouterr().out
+    whole = train(small_cfg(data_root, tmp_path, run_name="garbled-whole"))
+    assert rows(resumed) == rows(whole)
