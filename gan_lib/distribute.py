@@ -57,12 +57,11 @@ def _new_strategy(cfg: GANConfig) -> tf.distribute.Strategy:
     logical = split_cpu(cfg.logical_devices) if cfg.logical_devices else []
     if cfg.strategy == "mirrored":
         devices = [name if name.startswith("/") else f"/{name}" for name in filter(None, cfg.devices.split(","))]
+        require_devices(devices)
         gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
         return tf.distribute.MirroredStrategy(devices or gpus or logical or None)
     if cfg.strategy == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise RuntimeError("strategy='multiworker' reads the cluster from the TF_CONFIG environment variable "
-                               "(https://www.tensorflow.org/guide/distributed_training#TF_CONFIG); it is not set.")
+        read_tf_config()
         return tf.distribute.MultiWorkerMirroredStrategy()
     try:  # tpu
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -71,6 +70,40 @@ def _new_strategy(cfg: GANConfig) -> tf.distribute.Strategy:
     except (ValueError, tf.errors.NotFoundError) as err:
         raise RuntimeError(f"strategy='tpu' found no TPU ({err}). On Colab: Runtime > Change runtime type > TPU.") from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+def short_name(device: str) -> str:
+    """`/job:localhost/replica:0/task:0/device:GPU:0`, `/GPU:0` or `gpu:0` -> `GPU:0`."""
+    return device.rsplit("/", 1)[-1].removeprefix("device:").upper()
+
+
+def require_devices(devices: list[str]) -> None:
+    """Devices asked for (`devices`) that this machine lacks are refused, naming those it has: a
+    mirrored strategy over missing GPUs would otherwise wait for ever without a step."""
+    have = {short_name(d.name) for d in tf.config.list_logical_devices()}
+    missing = [d for d in devices if short_name(d) not in have]
+    if missing:
+        raise RuntimeError(f"devices={','.join(d.lstrip('/') for d in devices)!r}: this machine has no "
+                           f"{', '.join(short_name(d) for d in missing)}; it has {', '.join(sorted(have))}.")
+
+
+def read_tf_config() -> dict:
+    """The multi-worker cluster from TF_CONFIG, checked: not set, not JSON, or without `cluster`
+    and `task` is one line naming what is wrong, not a traceback from deep inside TensorFlow."""
+    guide = "(https://www.tensorflow.org/guide/distributed_training#TF_CONFIG)"
+    if "TF_CONFIG" not in os.environ:
+        raise RuntimeError(f"strategy='multiworker' reads the cluster from the TF_CONFIG environment variable {guide}; "
+                           "it is not set.")
+    try:
+        config = json.loads(os.environ["TF_CONFIG"])
+    except json.JSONDecodeError as err:
+        raise RuntimeError(f"TF_CONFIG is not JSON ({err}) {guide}.") from None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) or not isinstance(task, dict) \
+            or task.get("type") not in config["cluster"] or not isinstance(task.get("index"), int):
+        raise RuntimeError('TF_CONFIG needs {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", '
+                           f'"index": 0}}}}, its task one of the cluster\'s {guide}; it is {os.environ["TF_CONFIG"][:200]!r}.')
+    return config
 
 
 def is_chief(strategy: tf.distribute.Strategy | None) -> bool:

@@ -673,3 +673,27 @@ def test_garbage_in_the_checkpoint_index_file_is_read_past_and_the_run_resumes(d
     assert "checkpoint is unreadable" in capsys.readouterr().out
     whole = train(small_cfg(data_root, tmp_path, run_name="garbled-whole"))
     assert rows(resumed) == rows(whole)
+
+
+def test_devices_this_machine_lacks_and_a_malformed_tf_config_are_one_line(tmp_path):
+    """DEVICES=GPU:0,GPU:1 on a machine without them used to record two replicas and make no step in
+    400 s; a malformed TF_CONFIG raised from deep inside TensorFlow."""
+    script = """
+import os
+from gan_lib.config import GANConfig
+from gan_lib.distribute import make_strategy
+for settings, tf_config in (({"strategy": "mirrored", "devices": "GPU:0,GPU:1"}, None),
+                            ({"strategy": "multiworker"}, "{not json"),
+                            ({"strategy": "multiworker"}, '{"cluster": {"worker": ["127.0.0.1:1"]}}')):
+    if tf_config:
+        os.environ["TF_CONFIG"] = tf_config
+    try:
+        make_strategy(GANConfig.from_overrides(**settings))
+    except RuntimeError as err:
+        print("REFUSED", err)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    refusals = [line for line in done.stdout.splitlines() if line.startswith("REFUSED")]
+    assert len(refusals) == 3, done.stdout + done.stderr
+    assert "devices='GPU:0,GPU:1': this machine has no GPU:0, GPU:1; it has CPU:0" in refusals[0]
+    assert "TF_CONFIG is not JSON" in refusals[1] and 'TF_CONFIG needs {"cluster"' in refusals[2]
