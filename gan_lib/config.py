@@ -81,7 +81,7 @@ SWITCHES = ("auto", "on", "off")  # xla, speed_layers
 ENGINE_FIELDS = ("precision", "xla", "speed_layers")
 # Where the step runs: one device, or replicas under a tf.distribute strategy (gan_lib.distribute).
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
-DISTRIBUTE_FIELDS = ("strategy", "logical_devices", "devices")
+DISTRIBUTE_FIELDS = ("strategy", "logical_devices", "devices", "worker_timeout_s")
 # The settings that make a dataset what it is: its name covers them (with `seed`), and a run
 # trains on a dataset's, whatever its own say.
 DATASET_FIELDS = ("data_source", "data_dir", "kaggle_dataset", "class_map", "test_folder", "classes", "image_size",
@@ -189,6 +189,8 @@ class GANConfig:
             ">1: split the CPU into this many logical devices (mirrored replicas on a machine without several "
             "accelerators)")
     devices: str = setting("", "mirrored: the devices to use, e.g. GPU:0,GPU:1; empty: every GPU (or the logical CPUs)")
+    worker_timeout_s: float = setting(300.0,
+            "multiworker: seconds to wait for every worker of TF_CONFIG to join before stopping with the ones missing")
     tensorboard: bool = setting(False, "also write losses to <run folder>/tensorboard for TensorBoard")
 
     # --- evaluation of a finished run (notebooks 05 and 06; `make report RUN=<run_name>`) ---
@@ -253,6 +255,8 @@ class GANConfig:
         for name, value in self.to_dict().items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{name}={value}: must be a finite number")
+        if not self.worker_timeout_s > 0:
+            raise ValueError(f"worker_timeout_s={self.worker_timeout_s}: a positive number of seconds")
         if not self.memory_budget_mb > 0:
             raise ValueError(f"memory_budget_mb={self.memory_budget_mb}: a positive number of megabytes")
         if not 0.0 <= self.holdout < 1.0:

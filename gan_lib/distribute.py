@@ -10,12 +10,18 @@ ran TensorFlow work is told to restart.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
+import socket
+import sys
+import threading
 
 import tensorflow as tf
 
 from .config import GANConfig
+from .progress import say
 
 _MADE: dict[tuple, tf.distribute.Strategy] = {}
 
@@ -61,8 +67,7 @@ def _new_strategy(cfg: GANConfig) -> tf.distribute.Strategy:
         gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
         return tf.distribute.MirroredStrategy(devices or gpus or logical or None)
     if cfg.strategy == "multiworker":
-        read_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return join_cluster(read_tf_config(), cfg.worker_timeout_s)
     try:  # tpu
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
@@ -104,6 +109,39 @@ def read_tf_config() -> dict:
         raise RuntimeError('TF_CONFIG needs {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", '
                            f'"index": 0}}}}, its task one of the cluster\'s {guide}; it is {os.environ["TF_CONFIG"][:200]!r}.')
     return config
+
+
+def join_cluster(config: dict, timeout_s: float) -> tf.distribute.Strategy:
+    """The multi-worker strategy. TensorFlow blocks while making it until every worker has joined,
+    holding Python's lock, so no Python code (a Ctrl-C handler, a timer) can run meanwhile. So the
+    workers not answering are named first; Ctrl-C and SIGTERM get their default action (stop the
+    process); and a timer in C stops the process after `timeout_s`, printing where it waited."""
+    me = config["cluster"][config["task"]["type"]][config["task"]["index"]]
+    others = [address for addresses in config["cluster"].values() for address in addresses if address != me]
+    silent = [address for address in others if not _answers(address)]
+    say(f"joining the cluster as {me}: waiting for {', '.join(others) or 'no other worker'}"
+        + (f" (not answering yet: {', '.join(silent)})" if silent else "")
+        + f"; this process stops if they have not all joined within worker_timeout_s={timeout_s:g} s")
+    sys.stderr.flush()
+    main = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
+    handlers = {number: signal.signal(number, signal.SIG_DFL) for number in (signal.SIGINT, signal.SIGTERM)} if main \
+        else {}
+    faulthandler.dump_traceback_later(timeout_s, exit=True)  # exit code 1, after "Timeout (h:mm:ss)!"
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+
+
+def _answers(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def is_chief(strategy: tf.distribute.Strategy | None) -> bool:

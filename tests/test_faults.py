@@ -697,3 +697,29 @@ for settings, tf_config in (({"strategy": "mirrored", "devices": "GPU:0,GPU:1"},
     assert len(refusals) == 3, done.stdout + done.stderr
     assert "devices='GPU:0,GPU:1': this machine has no GPU:0, GPU:1; it has CPU:0" in refusals[0]
     assert "TF_CONFIG is not JSON" in refusals[1] and 'TF_CONFIG needs {"cluster"' in refusals[2]
+
+
+def test_a_multiworker_peer_that_never_starts_is_named_and_the_wait_ends(tmp_path):
+    """Such a worker used to wait silently for 6 minutes, deaf to Ctrl-C: now it names the silent
+    peer, stops after worker_timeout_s, and Ctrl-C stops it at once."""
+    import socket as sockets
+
+    def free_port():
+        with sockets.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
+    env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": 0}})}
+    script = ("import sys; from gan_lib.config import GANConfig; from gan_lib.distribute import make_strategy; "
+              "make_strategy(GANConfig.from_overrides(strategy='multiworker', worker_timeout_s=float(sys.argv[1])))")
+    done = subprocess.run([sys.executable, "-c", script, "5"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and f"(not answering yet: {workers[1]})" in done.stdout
+    assert "worker_timeout_s=5 s" in done.stdout and "Timeout (0:00:05)!" in done.stderr
+    child = subprocess.Popen([sys.executable, "-c", script, "600"], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    while "joining the cluster" not in child.stdout.readline():
+        pass
+    time.sleep(2)
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=30) == -signal.SIGINT, "Ctrl-C stops the wait"
