@@ -22,7 +22,7 @@ NB_PARAMS := $(foreach v,$(filter-out $(MAKE_ONLY),$(CLI_NAMES)),$(call quote,$(
 unexport $(CLI_NAMES)
 RUN_NOTEBOOKS := $(PY) -m gan_lib.scripts.run_notebooks $(if $(DRY_RUN),--dry-run)
 
-.PHONY: setup data train report generate bench quality demo test nbval-prepare notebook-cells results clean-outputs help
+.PHONY: setup data train report generate bench quality demo test test-fast nbval-prepare notebook-cells results clean-outputs help
 
 help:
 	@echo "make setup   create .venv and install requirements.txt and gan_lib"
@@ -37,6 +37,7 @@ help:
 	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (every preset in turn)"
 	@echo "            DRY_RUN=1 with data/train/report/demo: print each notebook's parameters, run nothing"
 	@echo "make test    unit tests, the simulated-Colab runs, then the notebooks executed by nbval in small settings"
+	@echo "make test-fast  the tests not marked slow (no training, no processes, no notebooks): for the edit loop"
 	@echo "make notebook-cells  write the Colab bootstrap cell, the parameters' comments and docs/settings.md (gan_lib/scripts/notebook_cells.py)"
 	@echo "make results  write results/README.md and the README's headline table from the records' JSON"
 
@@ -82,6 +83,9 @@ nbval-prepare: $(STAMP)
 
 test: nbval-prepare
 	$(PY) -m pytest tests outputs/ci/notebooks --nbval-lax --nbval-current-env -p no:cacheprovider --durations=20
+
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not slow" -p no:cacheprovider -q
 
 notebook-cells: $(STAMP)
 	$(PY) -m gan_lib.scripts.notebook_cells

@@ -21,6 +21,8 @@ from gan_lib.colab import KAGGLE_SECRETS, ROOT_ENV, WORKSPACE_ENV, open_workspac
 from gan_lib.config import PROJECT_ROOT, GANConfig
 from gan_lib.scripts.run_notebooks import PIPELINE, notebook_path, resolve_parameters, run_pipeline
 
+pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
+
 CI_PARAMS = str(PROJECT_ROOT / "params" / "ci.yaml")
 
 

@@ -27,6 +27,8 @@ from gan_lib.analysis import load_history
 from gan_lib.config import PROJECT_ROOT, GANConfig
 from gan_lib.training import train
 
+pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
+
 SCRIPT = Path(__file__).with_name("distributed_train.py")
 LOSS_RTOL, LOSS_ATOL = 0.02, 0.002
 LOSSES = ("d_loss", "g_loss", "d_real", "d_fake")

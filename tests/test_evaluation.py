@@ -27,6 +27,8 @@ from gan_lib.plots import class_picks, write_evolution_gif
 from gan_lib.sources import fetch_raw
 from gan_lib.training import train
 
+pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
+
 
 @pytest.fixture(scope="module")
 def run_cfg(tmp_path_factory):

@@ -27,6 +27,8 @@ from gan_lib.run_folder import RunFolderError
 from gan_lib.sources import RawSource, fetch_raw
 from gan_lib.training import train
 
+pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
+
 
 def rows(run_dir, name="history.csv"):
     """A CSV log without its wall-clock column, which differs between any two runs."""

@@ -19,6 +19,8 @@ from gan_lib.phantom import PhantomSpec, write_phantom_dataset
 from gan_lib.sources import fetch_raw
 from gan_lib.training import train
 
+pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
+
 TUMOUR_FOLDERS = ("glioma", "meningioma", "pituitary")
 
 

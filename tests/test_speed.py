@@ -15,6 +15,8 @@ from gan_lib.hardware import cpu_facts
 from gan_lib.speed import candidate_engines, choose_engine, choose_precision
 from gan_lib.trainer import Engine, GANTrainer
 
+pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
+
 AMX_XEON = {"model": "Intel(R) Xeon(R) Processor", "features": ["avx2", "fma", "avx512f", "avx512_bf16", "amx_tile",
                                                                  "amx_bf16"], "cores": 2}
 AVX2_EPYC = {"model": "AMD EPYC 7B12", "features": ["avx2", "fma"], "cores": 2}

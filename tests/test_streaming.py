@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from conftest import data_copy, small_cfg
 from gan_lib.analysis import load_history
@@ -12,6 +13,8 @@ from gan_lib.config import GANConfig
 from gan_lib.datasets import load_processed, read_shards, save_processed, shards_sha256, split_sha256
 from gan_lib.streaming import batches
 from gan_lib.training import train
+
+pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
 
 TINY_BUDGET_MB = 0.1  # the 32-px phantom's training split takes 0.48 MB
 

@@ -26,6 +26,8 @@ from gan_lib.run_folder import source_digest
 from gan_lib.trainer import Engine, GANTrainer
 from gan_lib.training import TrainingDiverged, train
 
+pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
+
 
 def test_one_step_updates_each_model_through_its_own_optimiser():
     cfg = GANConfig.from_overrides(image_size=32)
