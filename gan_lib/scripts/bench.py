@@ -41,7 +41,7 @@ from gan_lib.progress import duration
 from gan_lib.run_folder import library_versions
 from gan_lib.speed import candidate_engines, choose_precision, device_facts, engine_name
 from gan_lib.trainer import XLA_MODES, Engine, GANTrainer
-from gan_lib.scripts.results import finish_record, start_record
+from gan_lib.scripts.results import add_record_option, finish_record, start_record
 
 
 def forward_flops(model: keras.Model) -> float:
@@ -206,8 +206,7 @@ def main(argv=None) -> int:
                         help="auto: only the report loop and the engines auto may choose for the default recipe (on the "
                              "AMX machine at 128 px the auto step ran 11 %% slower in the rotation of all 17 than of 5)")
     parser.add_argument("--out", default="outputs/bench")
-    parser.add_argument("--record", metavar="SLUG", help="write the JSON as a new benchmark record, "
-                        "results/<today>-SLUG/, with the command, commit and machine (then write its verdict)")
+    add_record_option(parser, "the JSON")
     args = parser.parse_args(argv)
     cpu = cpu_facts()
     precisions = args.precisions or ["float32"] + (["mixed_bfloat16"] if fast_bfloat16(cpu) else [])

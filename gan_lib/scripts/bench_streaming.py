@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gan_lib.config import PROJECT_ROOT, GANConfig, write_json
 from gan_lib.hardware import cpu_facts
-from gan_lib.scripts.results import finish_record, start_record
+from gan_lib.scripts.results import add_record_option, finish_record, start_record
 
 RATE_FROM_STEP = 100  # steps/s from the history after this step: compilation and warm-up excluded
 
@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-mb", type=float, default=64.0, help="memory budget of the streamed run")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "outputs" / "bench_streaming")
     parser.add_argument("--prepare-only", action="store_true", help="write and prepare the phantom set, train nothing")
-    parser.add_argument("--record", metavar="SLUG", help="write the JSON as a new benchmark record, "
-                        "results/<today>-SLUG/, with the command, commit and machine (then write its verdict)")
+    add_record_option(parser, "the JSON")
     parser.add_argument("--child", choices=["memory", "streamed"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

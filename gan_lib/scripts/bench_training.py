@@ -25,7 +25,7 @@ from gan_lib.datasets import ensure_processed
 from gan_lib.hardware import cpu_facts
 from gan_lib.run_folder import library_versions
 from gan_lib.scripts.quality import preset_config
-from gan_lib.scripts.results import finish_record, start_record
+from gan_lib.scripts.results import add_record_option, finish_record, start_record
 from gan_lib.training import train
 
 BEFORE_AUTO = ("report-ada-mbstd-r1", "float32", "on", "on")  # preset, precision, xla, speed_layers
@@ -51,8 +51,7 @@ def main(argv=None) -> int:
     parser.add_argument("--presets", default="report-ada-mbstd-r1,report-ada-mbstd-r1-lean",
                         help="comma-separated presets, each timed as a first and as a later run")
     parser.add_argument("--out", default="outputs/bench")
-    parser.add_argument("--record", metavar="SLUG", help="write the JSON as a new benchmark record, "
-                        "results/<today>-SLUG/, with the command, commit and machine (then write its verdict)")
+    add_record_option(parser, "the JSON")
     args = parser.parse_args(argv)
     runs = timed_runs(args.presets.split(","))
     cpu = cpu_facts()

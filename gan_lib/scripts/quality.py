@@ -35,7 +35,7 @@ from gan_lib.evaluate import Stopwatch, add_coverage, coverage_section, evaluate
 from gan_lib.generate import generate, load_generator
 from gan_lib.metrics import LESS_DIVERSE_RATIO
 from gan_lib.plots import descriptor_histograms, kid_curves, least_covered, side_by_side
-from gan_lib.scripts.results import finish_record, start_record
+from gan_lib.scripts.results import add_record_option, finish_record, start_record
 from gan_lib.training import train
 
 STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
@@ -210,8 +210,7 @@ def main(argv=None) -> int:
                         help="the table and figures of finished --only runs, one --out folder each, labelled by folder")
     parser.add_argument("--feature-extractor", default="auto")
     parser.add_argument("--out", default="outputs/quality")
-    parser.add_argument("--record", metavar="SLUG", help="write the table and figures as a new experiment record, "
-                        "results/<today>-SLUG/, with the command, commit and machine (then write its verdict)")
+    add_record_option(parser, "the table and figures")
     parser.add_argument("--precision", default="auto", help="how the step is computed (docs/hardware.md)")
     parser.add_argument("--xla", default="auto")
     parser.add_argument("--speed-layers", default="auto")

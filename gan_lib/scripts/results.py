@@ -90,6 +90,12 @@ def invocation() -> str:
     return shlex.join(sys.argv)
 
 
+def add_record_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """The programs' `--record SLUG` option: their outputs (`what`) as a new record."""
+    parser.add_argument("--record", metavar="SLUG", help=f"write {what} as a new record, results/<today>-SLUG/, with "
+                        "the command, commit and machine (then write its question and verdict)")
+
+
 def start_record(slug: str, kind: str, title: str, root: Path = RESULTS) -> Path:
     """A new record folder `<today>-<slug>` for a program's outputs (refused if it exists), with a
     record.json holding the command, commit and machine, and a README to finish: the question and
