@@ -3,6 +3,6 @@
 import sys
 
 if sys.argv[:1] == ["-m"]:  # `python -m gan_lib...` is starting one of our programs, before any TensorFlow import:
-    from .tf_noise import filter_stderr_until_exit  # its C++ start-up and remapper lines stay off the terminal
+    from .base.tf_noise import filter_stderr_until_exit  # its C++ start-up and remapper lines stay off the terminal
 
     filter_stderr_until_exit()

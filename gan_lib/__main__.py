@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from .runs.folder import run_path
+
 
 def count(text: str) -> int:
     """A whole number of at least 1, for argparse (its error then names the argument)."""
@@ -24,7 +26,7 @@ def run_folder(text: str) -> Path:
     from .config import GANConfig
 
     try:
-        return GANConfig.from_overrides(run_name=text).run_dir
+        return run_path(GANConfig.from_overrides(run_name=text))
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -63,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--label", choices=["yes", "no"], help="class-conditional runs: tumour (yes) or not (no); "
                      "default: alternating")
     args = parser.parse_args(argv)
-    from .generate import load_generator, write_images
-    from .images import CLASS_LABELS
+    from .data.images import CLASS_LABELS
+    from .runs.generate import load_generator, write_images
 
     try:
         load_generator(args.run)

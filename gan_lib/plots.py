@@ -13,12 +13,12 @@ import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .analysis import sample_grids, smooth
-from .data import find_class_files
-from .descriptors import DESCRIPTORS
-from .scans import decode_image
-from .images import CLASS_LABELS, SYNTHETIC_TEXT, as_uint8, montage
-from .phantom import SYNTHETIC_LABEL
+from .data.images import CLASS_LABELS, SYNTHETIC_TEXT, as_uint8, montage
+from .data.phantom import SYNTHETIC_LABEL
+from .data.prepare import find_class_files
+from .data.scans import decode_image
+from .evaluation.descriptors import DESCRIPTORS
+from .runs.logs import sample_grids, smooth
 
 
 def label_synthetic(fig, synthetic: bool):
@@ -97,7 +97,7 @@ def loss_curves(history: list[dict], title: str = "Losses from history.csv", win
                 epochs: list[dict] | None = None, synthetic: bool = False):
     """D and G loss per logged step, and mean D(real) / D(fake): read from the run, never typed in.
     With `window`, the raw values are faint and a trailing mean of that many rows is drawn over
-    them; with `epochs` (per-epoch means, `analysis.epoch_means`), those are marked at each epoch's end."""
+    them; with `epochs` (per-epoch means, `logs.epoch_means`), those are marked at each epoch's end."""
     steps = [r["step"] for r in history]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.2))
     panels = ((axes[0], (("d_loss", "D loss"), ("g_loss", "G loss")), title),
@@ -170,7 +170,7 @@ def least_covered(real, generated, per_real: dict, n: int = 8, synthetic: bool =
 
 
 def descriptor_histograms(sets: dict[str, dict[str, np.ndarray]], synthetic: bool = False):
-    """Each scan descriptor (`gan_lib.descriptors`) as one histogram per image set, overlaid, the
+    """Each scan descriptor (`gan_lib.evaluation.descriptors`) as one histogram per image set, overlaid, the
     first set (the real one) filled: where a generated set's mass sits away from the real set's,
     those scans are missing or overmade."""
     fig, axes = plt.subplots(2, (len(DESCRIPTORS) + 1) // 2, figsize=(12, 6.4))

@@ -20,8 +20,9 @@ import venv
 from dataclasses import dataclass
 from pathlib import Path
 
-from gan_lib.colab import ROOT_ENV, WORKSPACE_ENV
-from gan_lib.config import HEADLESS_ENV, PROJECT_ROOT
+from gan_lib.base.colab import ROOT_ENV, WORKSPACE_ENV
+from gan_lib.base.paths import PROJECT_ROOT
+from gan_lib.base.progress import HEADLESS_ENV
 
 STANDIN = Path(__file__).resolve().parent / "colab_standin"
 WORKSPACE = "brain-mri-gan"  # the notebooks' default workspace folder under MyDrive

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
+from gan_lib.data.storage import processed_path
+
 
 def head_image(height: int = 300, width: int = 360, centre=(150, 200), radius=(90, 110), seed: int = 0) -> np.ndarray:
     """A bright textured ellipse (a 'head') on a near-black background, uint8 grey."""
@@ -75,13 +77,13 @@ def offline(monkeypatch):
 def data_root(tmp_path_factory):
     """A data root holding one dataset: the phantom's tumour slices at 32 px."""
     from gan_lib.config import GANConfig
-    from gan_lib.data import prepare_dataset
-    from gan_lib.datasets import save_processed
-    from gan_lib.sources import fetch_raw
+    from gan_lib.data.prepare import prepare_dataset
+    from gan_lib.data.sources import fetch_raw
+    from gan_lib.data.storage import save_processed
 
     root = tmp_path_factory.mktemp("data")
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(root), image_size=32)
-    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     return root
 
 

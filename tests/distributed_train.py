@@ -10,7 +10,7 @@ import json
 import sys
 
 from gan_lib.config import GANConfig
-from gan_lib.training import train
+from gan_lib.training.loop import train
 
 for job in json.loads(sys.argv[1]):
     train(GANConfig.from_overrides(**job["config"]), stop_after_steps=job.get("stop_after_steps"))

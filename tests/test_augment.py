@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_lib.augment import OPERATIONS, augment, parse_policy
+from gan_lib.training.augment import OPERATIONS, AdaController, augment, parse_policy
 
 
 def images(n=6, side=32):
@@ -54,3 +54,19 @@ def test_cutout_erases_to_background_only():
     out = augment(x, tf.random.Generator.from_seed(3), 1.0, ("cutout",)).numpy()
     changed = out != x.numpy()
     assert changed.any() and (out[changed] == -1.0).all()
+
+
+def test_ada_raises_p_while_d_is_too_sure_of_reals_and_lowers_it_otherwise():
+    ada = AdaController(("translation",), start_p=0.5, target=0.6, batch_size=4)
+    for _ in range(40):
+        ada.update(1.0)
+    raised = float(ada.p)
+    for _ in range(200):
+        ada.update(0.0)
+    assert raised > 0.5 and 0.0 <= float(ada.p) < raised
+
+
+def test_without_a_policy_p_is_zero_and_nothing_adapts():
+    assert float(AdaController((), start_p=0.7, target=0.6, batch_size=4).p) == 0.0
+    assert not AdaController((), start_p=0.7, target=0.6, batch_size=4).adaptive
+    assert not AdaController(("cutout",), start_p=0.7, target=0.0, batch_size=4).adaptive

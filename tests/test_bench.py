@@ -23,7 +23,7 @@ def test_layer_flops_are_two_per_multiply_add():
 
 def test_a_step_that_reuses_its_fakes_counts_one_generator_forward_pass_fewer():
     from gan_lib.config import GANConfig
-    from gan_lib.models import build_models
+    from gan_lib.models.architectures import build_models
     from gan_lib.scripts.bench import step_flops
 
     fresh = GANConfig.from_overrides(image_size=32, batch_size=4, reuse_fakes=False)

@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 from colab_runtime import STANDIN, WORKSPACE, kill_tree, new_runtime, outputs_text, run_notebook, snapshot_repository
 
+from gan_lib.base.colab import KAGGLE_SECRETS, ROOT_ENV, WORKSPACE_ENV, open_workspace
+from gan_lib.base.paths import PROJECT_ROOT
+from gan_lib.config import GANConfig
+from gan_lib.data.storage import processed_path
+from gan_lib.runs.folder import run_path
 from gan_lib.scripts import notebook_cells
-from gan_lib.colab import KAGGLE_SECRETS, ROOT_ENV, WORKSPACE_ENV, open_workspace
-from gan_lib.config import PROJECT_ROOT, GANConfig
 from gan_lib.scripts.run_notebooks import PIPELINE, notebook_path, resolve_parameters, run_pipeline
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
@@ -148,7 +151,7 @@ def test_a_parameter_comment_or_settings_page_edited_by_hand_is_drift(tmp_path):
     settings = tmp_path / "settings.md"
     settings.write_text(notebook_cells.SETTINGS_DOC.read_text().replace("epochs of training", "epochs"))
     assert notebook_cells.drifted(copies, settings_doc=settings) == [
-        "settings.md: not the settings' descriptions in gan_lib/config.py",
+        "settings.md: not the settings' descriptions in gan_lib/config/settings.py",
         f"{copies[4].name}: its parameters cell's comments differ from the settings' descriptions"]
     nb_text = notebook_cells.described("".join(cell["source"]))
     assert "epochs = 10  # epochs of training (the report: 10)" in nb_text.splitlines()
@@ -174,8 +177,8 @@ def test_the_workspace_roots_every_relative_path_and_the_kaggle_cache_on_drive(s
     root = open_workspace("brain-mri-gan")
     assert root == standin_colab.parent / "content" / "drive" / "MyDrive" / "brain-mri-gan" and root.is_dir()
     cfg = GANConfig.from_overrides(data_source="phantom", image_size=64)
-    assert cfg.processed_path == root / "data" / "processed" / "phantom_yes_64px_h0.2_s0.npz"
-    assert cfg.run_dir == root / "outputs" / "runs" / "tumour-gan"
+    assert processed_path(cfg) == root / "data" / "processed" / "phantom_yes_64px_h0.2_s0.npz"
+    assert run_path(cfg) == root / "outputs" / "runs" / "tumour-gan"
     assert os.environ["KAGGLEHUB_CACHE"] == str(root / "kagglehub")
     assert (os.environ["KAGGLE_USERNAME"], os.environ["KAGGLE_KEY"]) == ("someone", "s3cr3t-key")
     out = capsys.readouterr().out

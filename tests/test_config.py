@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from gan_lib.config import DEFAULT_PRESET, PRESETS, PROJECT_ROOT, GANConfig
+from gan_lib.base.files import write_json
+from gan_lib.base.paths import PROJECT_ROOT, resolve
+from gan_lib.config import DEFAULT_PRESET, PRESETS, GANConfig
+from gan_lib.data.storage import dataset_file, processed_path
 
 
 def test_unknown_key_raises_and_lists_the_known_ones():
@@ -35,14 +40,14 @@ def test_an_int_is_accepted_for_a_float():
 
 def test_paths_are_relative_to_the_project_and_name_the_data():
     cfg = GANConfig.from_overrides(data_source="phantom", classes="both", image_size=64, n_images=10)
-    assert cfg.processed_path == PROJECT_ROOT / "data" / "processed" / "phantom_both_64px_n10_h0.2_s0.npz"
-    assert GANConfig.from_overrides(data_root="/abs/x").raw_dir.as_posix() == "/abs/x/raw"
+    assert processed_path(cfg) == PROJECT_ROOT / "data" / "processed" / "phantom_both_64px_n10_h0.2_s0.npz"
+    assert dataset_file(GANConfig.from_overrides(data_root="/abs/x"), "d").as_posix() == "/abs/x/processed/d.npz"
+    assert resolve("/abs/x").as_posix() == "/abs/x" and resolve("data") == PROJECT_ROOT / "data"
 
 
 def test_to_dict_round_trips(tmp_path):
     cfg = GANConfig.from_overrides(data_source="phantom", seed=5)
-    cfg.save(tmp_path / "c.json")
-    import json
+    write_json(tmp_path / "c.json", cfg.to_dict())
     assert GANConfig.from_overrides(**json.loads((tmp_path / "c.json").read_text())) == cfg
 
 

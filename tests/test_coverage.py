@@ -5,11 +5,11 @@ import csv
 import numpy as np
 import pytest
 
-from gan_lib import descriptors, metrics
-from gan_lib.analysis import load_history
-from gan_lib.images import to_unit_range
-from gan_lib.monitor import HEALTH_FIELDS
-from gan_lib.run_folder import trim_history
+from gan_lib.data.images import to_unit_range
+from gan_lib.evaluation import descriptors, metrics
+from gan_lib.runs.folder import trim_history
+from gan_lib.runs.logs import load_history
+from gan_lib.training.monitor import HEALTH_FIELDS
 
 
 def two_clusters(n_per: int, seed: int = 0) -> np.ndarray:

@@ -8,13 +8,13 @@ import os
 import cv2
 import numpy as np
 import pytest
-
 from conftest import encode, head_image, palette_png, write
+
 from gan_lib.config import GANConfig
-from gan_lib.data import DataError, prepare_dataset
-from gan_lib.datasets import load_processed, save_processed
-from gan_lib.scans import crop_pad_resize, decode_image, head_box
-from gan_lib.sources import RawSource
+from gan_lib.data.prepare import DataError, prepare_dataset
+from gan_lib.data.scans import crop_pad_resize, decode_image, head_box
+from gan_lib.data.sources import RawSource
+from gan_lib.data.storage import load_processed, processed_path, save_processed
 
 
 def prepare(root, **overrides):
@@ -158,7 +158,7 @@ def test_same_bytes_under_both_labels_is_not_trusted(raw_root):
 
 def test_saved_file_round_trips_with_its_manifest(raw_root):
     cfg, result = prepare(raw_root, classes="both", holdout=0.3)
-    path = save_processed(result, cfg.processed_path)
+    path = save_processed(result, processed_path(cfg))
     train, labels, manifest = load_processed(path, "train")
     test, _, _ = load_processed(path, "test")
     assert len(train) + len(test) == 10 and len(test) == 3

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import data_copy, small_cfg
-from gan_lib.analysis import load_history
-from gan_lib.config import PROJECT_ROOT, GANConfig
-from gan_lib.training import train
+
+from gan_lib.base.paths import PROJECT_ROOT
+from gan_lib.config import GANConfig
+from gan_lib.runs.logs import load_history
+from gan_lib.training.loop import train
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
 
@@ -34,7 +35,7 @@ LOSS_RTOL, LOSS_ATOL = 0.02, 0.002
 LOSSES = ("d_loss", "g_loss", "d_real", "d_fake")
 # The lean preset (its D has Dropout; minibatch stddev, lazy R1 every 3rd step, EMA) with
 # augmentation on from the start; the report's first models, whose G has BatchNorm; and the lean
-# preset on images streamed from shards (gan_lib.streaming), the host's batch split between replicas.
+# preset on images streamed from shards (gan_lib.data.streaming), the host's batch split between replicas.
 LEAN = dict(preset="report-ada-mbstd-r1-lean", r1_every=3, augment_p=0.5)
 RECIPES = {"lean": LEAN, "batchnorm": dict(preset="report-ada-mbstd-r1", arch="report-v1", augment_p=0.5),
            "streamed": dict(**LEAN, memory_budget_mb=0.1)}

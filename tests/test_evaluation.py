@@ -11,21 +11,23 @@ import sys
 from pathlib import Path
 
 import cv2
-
 import numpy as np
 import pytest
 
-from gan_lib import analysis, descriptors
-from gan_lib.config import EVALUATION_FIELDS, PROJECT_ROOT, GANConfig
-from gan_lib.data import prepare_dataset
-from gan_lib.datasets import load_processed, save_processed
-from gan_lib.evaluate import Evaluation, class_images, evaluate_run, summary_table
-from gan_lib.features import INCEPTION_URL, FeatureExtractorUnavailable, choose_extractor, inception_weights
-from gan_lib.generate import generate, interpolate, load_generator, noise_for
-from gan_lib.images import png_text
+from gan_lib.base.paths import PROJECT_ROOT, resolve
+from gan_lib.config import EVALUATION_FIELDS, GANConfig
+from gan_lib.data.images import png_text
+from gan_lib.data.prepare import prepare_dataset
+from gan_lib.data.sources import fetch_raw
+from gan_lib.data.storage import load_processed, processed_path, save_processed
+from gan_lib.evaluation import descriptors
+from gan_lib.evaluation.evaluate import Evaluation, class_images, evaluate_run, summary_table
+from gan_lib.evaluation.features import INCEPTION_URL, FeatureExtractorUnavailable, choose_extractor, inception_weights
 from gan_lib.plots import class_picks, write_evolution_gif
-from gan_lib.sources import fetch_raw
-from gan_lib.training import train
+from gan_lib.runs import logs
+from gan_lib.runs.folder import run_path
+from gan_lib.runs.generate import generate, interpolate, load_generator, noise_for
+from gan_lib.training.loop import train
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
 
@@ -40,13 +42,13 @@ def run_cfg(tmp_path_factory):
                                    n_generated=40, kid_subset_size=20, kid_subsets=5, diversity_pairs=100,
                                    classifier_seeds=2, classifier_epochs=2, feature_extractor="random_cnn",
                                    kid_every=6, kid_images=20)
-    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     train(cfg)
     return cfg
 
 
 def test_generation_is_reproducible_per_image(run_cfg):
-    generator = load_generator(run_cfg.run_dir)
+    generator = load_generator(run_path(run_cfg))
     images, noise = generate(generator, 5, seed=3)
     again, _ = generate(generator, 2, seed=3, start=3)
     np.testing.assert_allclose(images[3:], again, atol=1e-6)
@@ -59,7 +61,7 @@ def test_generation_is_reproducible_per_image(run_cfg):
 
 def test_generate_cli_writes_pngs_and_the_seed_table(run_cfg, tmp_path):
     out = tmp_path / "gen"
-    subprocess.run([sys.executable, "-m", "gan_lib", "generate", "--run", str(run_cfg.run_dir), "--n", "6",
+    subprocess.run([sys.executable, "-m", "gan_lib", "generate", "--run", str(run_path(run_cfg)), "--n", "6",
                     "--out", str(out), "--seed", "2", "--upscale", "64"], check=True, capture_output=True)
     with (out / "images.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -76,14 +78,14 @@ def test_a_generated_png_says_it_is_synthetic_wherever_it_goes(run_cfg, tmp_path
     that has left its folder and images.csv still says what made it."""
     from PIL import Image
 
-    from gan_lib.generate import write_images
+    from gan_lib.runs.generate import write_images
 
-    out = write_images(run_cfg.run_dir, 3, tmp_path / "gen", seed=5, batch=2)
+    out = write_images(run_path(run_cfg), 3, tmp_path / "gen", seed=5, batch=2)
     copied = Path(shutil.copy(out / "gen_5_00002.png", tmp_path / "elsewhere.png"))
     text = Image.open(copied).text
     assert text["Synthetic"].startswith("yes")
     source = json.loads(text["Generator"])
-    recorded = json.loads((run_cfg.run_dir / "config.json").read_text())
+    recorded = json.loads((run_path(run_cfg) / "config.json").read_text())
     assert source == {"run": run_cfg.run_name, "preset": run_cfg.preset, "run_seed": run_cfg.seed,
                       "step": recorded["effective"]["total_steps"], "seed": 5, "index": 2, "label": None}
     assert png_text(copied) == text
@@ -93,7 +95,7 @@ def test_a_generated_png_says_it_is_synthetic_wherever_it_goes(run_cfg, tmp_path
 def test_training_grids_are_captioned_and_only_generated_ones_are_marked(run_cfg):
     from PIL import Image
 
-    samples = run_cfg.run_dir / "samples"
+    samples = run_path(run_cfg) / "samples"
     assert "Synthetic" not in Image.open(samples / "reals.png").text
     last = sorted(samples.glob("epoch_*.png"))[-1]
     assert json.loads(Image.open(last).text["Generator"])["step"] == run_cfg.epochs * run_cfg.steps_per_epoch
@@ -110,19 +112,19 @@ def test_loss_reading_names_the_reports_failure_and_a_balanced_game():
 
     report_like = history(lambda e: [0.6, 0.05, 0.003][e], lambda e: [1.5, 4.0, 8.5][e],
                           lambda e: [0.6, 0.97, 0.999][e], lambda e: [0.4, 0.03, 0.001][e])
-    reading = analysis.read_losses(report_like)
+    reading = logs.read_losses(report_like)
     assert reading["verdict"] == "d_wins" and "wins outright" in reading["findings"][0]
     assert [row["g_loss"] for row in reading["epochs"]] == pytest.approx([1.5, 4.0, 8.5])
     balanced = history(lambda e: 0.6, lambda e: 1.0, lambda e: 0.6, lambda e: 0.4)
-    assert analysis.read_losses(balanced)["verdict"] == "balanced"
+    assert logs.read_losses(balanced)["verdict"] == "balanced"
     rising = history(lambda e: 0.4, lambda e: [1.0, 2.0, 3.0][e], lambda e: 0.7, lambda e: 0.3)
-    assert analysis.read_losses(rising)["verdict"] == "diverged"
+    assert logs.read_losses(rising)["verdict"] == "diverged"
 
 
 def test_sample_evolution_gif_has_a_frame_per_epoch(run_cfg, tmp_path):
     from PIL import Image
 
-    gif = write_evolution_gif(run_cfg.run_dir, tmp_path / "evolution.gif")
+    gif = write_evolution_gif(run_path(run_cfg), tmp_path / "evolution.gif")
     assert Image.open(gif).n_frames == 2
     assert Image.open(gif).width >= 640
 
@@ -137,7 +139,7 @@ def test_each_classifier_seed_trains_on_its_own_draw_and_the_first_is_the_old_on
     """Which generated images a classifier trains on moves its AUC, so each classifier seed draws its
     own; draw 0 is the one every evaluation used before (noise seed `seed + 1`), so older figures
     stay comparable."""
-    generator = load_generator(run_cfg.run_dir)
+    generator = load_generator(run_path(run_cfg))
     y_train = np.array([1, 1, 1, 0])
     draws = [class_images(generator, run_cfg, y_train, 1, draw) for draw in (0, 1)]
     assert draws[0].shape == (3, 32, 32, 1)
@@ -147,7 +149,7 @@ def test_each_classifier_seed_trains_on_its_own_draw_and_the_first_is_the_old_on
 
 def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
     evaluation = _evaluated(run_cfg)
-    saved = json.loads((run_cfg.run_dir / "metrics.json").read_text())
+    saved = json.loads((run_path(run_cfg) / "metrics.json").read_text())
     assert saved["config"]["image_size"] == 32, "the run's own settings, read from its config.json"
     fidelity = saved["fidelity"]
     assert fidelity["feature_extractor"] == "random_cnn" and "NOT InceptionV3" in fidelity["feature_extractor_note"]
@@ -161,7 +163,7 @@ def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
         assert len(condition["accuracy"]) == 2 and 0 <= condition["accuracy_mean"] <= 1
     assert utility["train_on_synthetic_test_on_real"].startswith("skipped")
     # the GAN's training images never reach the classifier's test set
-    _, _, gan_manifest = load_processed(run_cfg.processed_path, "train")
+    _, _, gan_manifest = load_processed(processed_path(run_cfg), "train")
     assert utility["excluded_from_test"] == 0
     assert set(saved["timings_s"]) >= {"features", "KID and FID", "diversity (MS-SSIM)"}
     assert evaluation.generated.shape == (40, 32, 32, 1) and len(evaluation.nearest_index) == 40
@@ -171,7 +173,7 @@ def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
     assert coverage["baseline_held_out_vs_train"]["n"] == n_held
     for key in ("generated_vs_train", "generated_vs_train_matched", "baseline_held_out_vs_train"):
         assert all(0 <= coverage[key][name] <= 1 for name in ("precision", "recall", "coverage"))
-    with (run_cfg.run_dir / "coverage.csv").open() as f:
+    with (run_path(run_cfg) / "coverage.csv").open() as f:
         per_scan = list(csv.DictReader(f))
     assert len(per_scan) == saved["n_train_real"] and per_scan[0]["source_path"].startswith("yes/")
     ratios = [float(r["ratio_to_radius"]) for r in per_scan]
@@ -187,20 +189,20 @@ def test_the_quality_comparison_of_finished_runs_shows_each_runs_least_covered_s
     made again from the run alone, showing the scans its coverage.csv lists first."""
     from gan_lib.scripts import quality
 
-    if not (run_cfg.run_dir / "metrics.json").exists():
+    if not (run_path(run_cfg) / "metrics.json").exists():
         _evaluated(run_cfg)
-    folder = run_cfg.path(run_cfg.output_root).parent  # <folder>/runs/<run>, as quality --only writes it
+    folder = resolve(run_cfg.output_root).parent  # <folder>/runs/<run>, as quality --only writes it
     out = tmp_path / "compared"
     quality.main(["--compare", str(folder), "--out", str(out), "--seed", "1"])
-    saved = json.loads((run_cfg.run_dir / "metrics.json").read_text())
+    saved = json.loads((run_path(run_cfg) / "metrics.json").read_text())
     row = json.loads((out / "quality.json").read_text())["rows"][folder.name]
     assert row["kid"] == saved["fidelity"]["generated_vs_train"]["kid"] and row["steps"] == 12
     assert row["recall_matched"] == saved["coverage"]["generated_vs_train_matched"]["recall"]
     for name in ("table.md", "kid_vs_steps.png", "grids.png", "descriptors.png", f"least_covered_{folder.name}.png"):
         assert (out / name).stat().st_size > 0, name
-    with (run_cfg.run_dir / "coverage.csv").open() as f:
+    with (run_path(run_cfg) / "coverage.csv").open() as f:
         least = [f"{float(r['ratio_to_radius']):.2f}x radius" for r in list(csv.DictReader(f))[:8]]
-    figure = quality.least_covered_figure(quality.evaluated_config(run_cfg.run_dir, saved))
+    figure = quality.least_covered_figure(quality.evaluated_config(run_path(run_cfg), saved))
     assert [text.get_text() for text in figure.axes[0].texts][:8] == least
 
 
@@ -212,7 +214,7 @@ def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(tmp_
                                    checkpoint_every=6, log_every=2, xla="off", precision="float32", speed_layers="off",
                                    n_generated=40, kid_subset_size=10, kid_subsets=3, diversity_pairs=50,
                                    classifier_seeds=1, classifier_epochs=1, feature_extractor="random_cnn", kid_every=0)
-    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     train(cfg)
     evaluation = evaluate_run(cfg)
     per_class = evaluation.metrics["fidelity"]["per_class"]
@@ -255,7 +257,7 @@ def test_inception_features_come_from_a_cached_weight_file_offline(tmp_path, off
     import keras
     from keras.src.legacy.saving import legacy_h5_format
 
-    from gan_lib import features
+    from gan_lib.evaluation import features
 
     model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3))
     cache = tmp_path / "weights"
@@ -288,7 +290,7 @@ def test_the_kid_panel_has_numbers_on_its_axis_whatever_the_range():
 def test_make_generate_works_from_the_shell_as_documented(run_cfg, tmp_path):
     """The README's `make generate RUN=... N=...`, through the project's .venv (not this interpreter)."""
     out = tmp_path / "made"
-    done = subprocess.run(["make", "-s", "-C", str(PROJECT_ROOT), "generate", f"RUN={run_cfg.run_dir}", "N=2",
+    done = subprocess.run(["make", "-s", "-C", str(PROJECT_ROOT), "generate", f"RUN={run_path(run_cfg)}", "N=2",
                            f"OUT={out}", "SEED=4"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.glob("*.png")) == ["gen_4_00000.png", "gen_4_00001.png"]

@@ -16,16 +16,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import encode, head_image, small_cfg, write
-from gan_lib.analysis import load_history
-from gan_lib.config import PROJECT_ROOT, GANConfig
-from gan_lib.data import DataError, prepare_dataset
-from gan_lib.datasets import LATEST, choose_dataset, load_processed, manifest_path, save_processed
-from gan_lib.evaluate import evaluate_run
-from gan_lib.run_folder import RunFolderError
-from gan_lib.sources import RawSource, fetch_raw
-from gan_lib.training import train
+
+from gan_lib.base.paths import PROJECT_ROOT
+from gan_lib.config import GANConfig
+from gan_lib.data.prepare import DataError, prepare_dataset
+from gan_lib.data.sources import RawSource, fetch_raw
+from gan_lib.data.storage import (LATEST, choose_dataset, dataset_name, load_processed, manifest_path, processed_path,
+                                  save_processed)
+from gan_lib.evaluation.evaluate import evaluate_run
+from gan_lib.runs.folder import RunFolderError, run_path
+from gan_lib.runs.logs import load_history
+from gan_lib.training.loop import train
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
 
@@ -37,7 +39,7 @@ def rows(run_dir, name="history.csv"):
 
 def training_command(cfg) -> list[str]:
     """train(cfg) in a Python process of its own."""
-    return [sys.executable, "-c", f"from gan_lib.config import GANConfig; from gan_lib.training import train; "
+    return [sys.executable, "-c", f"from gan_lib.config import GANConfig; from gan_lib.training.loop import train; "
             f"train(GANConfig(**{cfg.to_dict()!r}))"]
 
 
@@ -61,7 +63,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_the_one_before_resumes(data_
     whole = rows(train(small_cfg(data_root, tmp_path, run_name="whole", epochs=3)))
     cfg = small_cfg(data_root, tmp_path, run_name="damaged", epochs=3)
     train(cfg, stop_after_steps=13)  # checkpoints at 4, 6 (epoch end), 8, 12
-    data = cfg.run_dir / "checkpoints" / "ckpt-12.data-00000-of-00001"
+    data = run_path(cfg) / "checkpoints" / "ckpt-12.data-00000-of-00001"
     content = bytearray(data.read_bytes())
     if damage == "truncated":
         data.write_bytes(content[: len(content) // 2])
@@ -72,13 +74,13 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_the_one_before_resumes(data_
     assert rows(train(cfg)) == whole, "resumed from ckpt-8 to the same history as an uninterrupted run"
     out = capsys.readouterr().out
     assert "skipped ckpt-12" in out and "Resuming damaged from step 8" in out
-    assert not list((cfg.run_dir / "checkpoints").glob("ckpt-12.*_temp"))
+    assert not list((run_path(cfg) / "checkpoints").glob("ckpt-12.*_temp"))
 
 
 def test_a_failing_write_during_a_save_stops_cleanly_and_the_next_run_resumes(data_root, tmp_path):
     cfg = small_cfg(data_root, tmp_path, run_name="efbig")
     train(cfg, stop_after_steps=5)  # ckpt-4
-    ckpt_dir = cfg.run_dir / "checkpoints"
+    ckpt_dir = run_path(cfg) / "checkpoints"
     biggest = max(p.stat().st_size for p in ckpt_dir.iterdir())
     failed = train_in_child(cfg, limit_bytes=biggest // 2)
     assert failed.returncode != 0 and "File too large" in failed.stderr
@@ -91,11 +93,11 @@ def test_a_failing_write_during_a_save_stops_cleanly_and_the_next_run_resumes(da
 def test_a_run_with_no_checkpoint_that_restores_is_refused_with_the_way_out(data_root, tmp_path):
     cfg = small_cfg(data_root, tmp_path, run_name="allbad")
     train(cfg, stop_after_steps=5)
-    for data in (cfg.run_dir / "checkpoints").glob("ckpt-*.data-*"):
+    for data in (run_path(cfg) / "checkpoints").glob("ckpt-*.data-*"):
         data.write_bytes(b"")
     with pytest.raises(RunFolderError, match="No checkpoint .* restores.*move the run folder away"):
         train(cfg)
-    assert list((cfg.run_dir / "checkpoints").glob("ckpt-4.*")), "nothing deleted when nothing restores"
+    assert list((run_path(cfg) / "checkpoints").glob("ckpt-4.*")), "nothing deleted when nothing restores"
 
 
 # --- kills -------------------------------------------------------------------------------------
@@ -103,12 +105,12 @@ def test_a_run_with_no_checkpoint_that_restores_is_refused_with_the_way_out(data
 
 def test_kill_9_during_preprocessing_leaves_the_previous_dataset_whole(tmp_path):
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=256)
-    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     before = path.read_bytes(), (tmp_path / "processed" / LATEST).read_text()
-    script = ("from gan_lib.config import GANConfig; from gan_lib.data import prepare_dataset; "
-              "from gan_lib.datasets import save_processed; from gan_lib.sources import fetch_raw; "
+    script = ("from gan_lib.config import GANConfig; from gan_lib.data.prepare import prepare_dataset; "
+              "from gan_lib.data.storage import save_processed; from gan_lib.data.sources import fetch_raw; "
               f"cfg = GANConfig.from_overrides(data_source='phantom', data_root={str(tmp_path)!r}, image_size=256); "
-              "save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)")
+              "save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))")
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = ""
     while "preprocess" not in seen:  # the progress bar: decoding has begun
@@ -129,7 +131,7 @@ def test_a_second_writer_is_refused_and_a_killed_one_leaves_nothing_stuck(data_r
     child = subprocess.Popen(training_command(cfg), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
-        while not (cfg.run_dir / "history.csv").exists() and time.time() < deadline:
+        while not (run_path(cfg) / "history.csv").exists() and time.time() < deadline:
             time.sleep(0.5)
         with pytest.raises(RunFolderError, match=rf"is in use \(pid {child.pid} on "):
             train(cfg)
@@ -137,11 +139,11 @@ def test_a_second_writer_is_refused_and_a_killed_one_leaves_nothing_stuck(data_r
             evaluate_run(cfg)
         report = make("report", f"RUN={cfg.run_name}", f"OUTPUT_ROOT={cfg.output_root}", "DRY_RUN=1")
         assert report.returncode != 0 and f"is in use (pid {child.pid} on " in report.stderr
-        assert not (cfg.run_dir / "metrics.json").exists()
+        assert not (run_path(cfg) / "metrics.json").exists()
     finally:
         child.kill()
         child.wait()
-    assert (cfg.run_dir / "history.csv").read_text().count("epoch,step") <= 1, "one header: one writer"
+    assert (run_path(cfg) / "history.csv").read_text().count("epoch,step") <= 1, "one header: one writer"
     resumed = train(small_cfg(data_root, tmp_path, run_name="busy", epochs=1, steps_per_epoch=100000,
                               checkpoint_every=50), stop_after_steps=1)
     steps = [r["step"] for r in load_history(resumed)]
@@ -155,7 +157,7 @@ def test_a_second_writer_is_refused_and_a_killed_one_leaves_nothing_stuck(data_r
 def test_a_missing_or_empty_config_json_is_refused_with_its_path(data_root, tmp_path, damage):
     cfg = small_cfg(data_root, tmp_path, run_name="noconfig")
     train(cfg, stop_after_steps=5)
-    config = cfg.run_dir / "config.json"
+    config = run_path(cfg) / "config.json"
     config.unlink() if damage == "missing" else config.write_text("")
     with pytest.raises(RunFolderError, match=f"{config}.* missing or unreadable"):
         train(small_cfg(data_root, tmp_path, run_name="noconfig", learning_rate=0.005, batch_size=8))
@@ -165,11 +167,11 @@ def test_a_missing_or_empty_config_json_is_refused_with_its_path(data_root, tmp_
 def test_a_run_whose_data_changed_is_refused_on_resume_and_evaluation(tmp_path):
 
     data = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "data"), image_size=32)
-    path = save_processed(prepare_dataset(data, fetch_raw(data)), data.processed_path)
+    path = save_processed(prepare_dataset(data, fetch_raw(data)), processed_path(data))
     cfg = small_cfg(tmp_path / "data", tmp_path, run_name="swap")
     train(cfg, stop_after_steps=5)
     other = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "other"), image_size=32, seed=1)
-    made = save_processed(prepare_dataset(other, fetch_raw(other)), other.processed_path)
+    made = save_processed(prepare_dataset(other, fetch_raw(other)), processed_path(other))
     for source, target in ((made, path), (manifest_path(made), manifest_path(path))):  # put in its place by hand
         os.replace(source, target)
     with pytest.raises(RunFolderError, match=r"swap trained on .*holds other data"):
@@ -181,10 +183,10 @@ def test_a_run_whose_data_changed_is_refused_on_resume_and_evaluation(tmp_path):
 
 def test_a_resumed_run_keeps_its_own_dataset_when_another_was_written_since(tmp_path):
     cfg = small_cfg(tmp_path / "data", tmp_path, run_name="own", data_source="phantom", image_size=32)
-    first = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    first = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     train(small_cfg(tmp_path / "data", tmp_path, run_name="own"), stop_after_steps=5)
     later = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "data"), image_size=48)
-    save_processed(prepare_dataset(later, fetch_raw(later)), later.processed_path)  # now the latest
+    save_processed(prepare_dataset(later, fetch_raw(later)), processed_path(later))  # now the latest
     run_dir = train(small_cfg(tmp_path / "data", tmp_path, run_name="own"))
     record = json.loads((run_dir / "config.json").read_text())
     assert record["data"]["dataset"] == first.stem and record["config"]["image_size"] == 32
@@ -195,20 +197,20 @@ def test_a_dataset_is_never_overwritten_by_different_data_under_its_name(tmp_pat
     cfg = GANConfig.from_overrides(data_source="local", data_dir=str(raw_root), data_root=str(tmp_path), image_size=64,
                                    holdout=0.0)
     raw = RawSource(raw_root, "local", False, str(raw_root))
-    path = save_processed(prepare_dataset(cfg, raw), cfg.processed_path)
-    again = save_processed(prepare_dataset(cfg, raw), cfg.processed_path)  # the same data: fine
+    path = save_processed(prepare_dataset(cfg, raw), processed_path(cfg))
+    again = save_processed(prepare_dataset(cfg, raw), processed_path(cfg))  # the same data: fine
     assert again == path
     write(raw_root / "yes" / "new.png", encode(head_image(seed=77, centre=(140, 120))))
     with pytest.raises(DataError, match="holds another dataset made with the same settings"):
-        save_processed(prepare_dataset(cfg, raw), cfg.processed_path)
+        save_processed(prepare_dataset(cfg, raw), processed_path(cfg))
     other = GANConfig.from_overrides(data_source="local", data_dir=str(tmp_path / "elsewhere"), image_size=64)
-    assert other.dataset_name != cfg.dataset_name, "another folder gives another name"
+    assert dataset_name(other) != dataset_name(cfg), "another folder gives another name"
 
 
 def test_training_takes_the_dataset_02_wrote_last_and_says_which(tmp_path, capsys):
     for size in (32, 48):
         cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=size)
-        save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+        save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     capsys.readouterr()
     chosen = choose_dataset(GANConfig.from_overrides(data_root=str(tmp_path)))
     assert chosen.stem == "phantom_yes_48px_h0.2_s0" and "the one 02 last wrote" in capsys.readouterr().out
@@ -242,7 +244,7 @@ def test_a_split_or_subset_that_cannot_be_made_is_refused_with_the_numbers(tmp_p
 def test_a_run_that_diverged_before_its_first_checkpoint_can_start_over(data_root, tmp_path, capsys):
     cfg = small_cfg(data_root, tmp_path, run_name="early")
     train(cfg, stop_after_steps=3)  # no checkpoint yet, as a run stopped by NaN at step 3 leaves it
-    assert (cfg.run_dir / "config.json").exists()
+    assert (run_path(cfg) / "config.json").exists()
     history = rows(train(small_cfg(data_root, tmp_path, run_name="early", learning_rate=1e-4)))
     assert "holds no checkpoint: starting it over" in capsys.readouterr().out
     assert [r["step"] for r in history] == [2, 4, 6, 8, 10, 12]
@@ -255,7 +257,7 @@ def test_a_torn_last_line_of_history_csv_is_dropped_and_the_run_resumes(data_roo
     whole = rows(train(small_cfg(data_root, tmp_path, run_name="torn-whole")))
     cfg = small_cfg(data_root, tmp_path, run_name="torn")
     train(cfg, stop_after_steps=9)
-    history = cfg.run_dir / "history.csv"
+    history = run_path(cfg) / "history.csv"
     history.write_text(history.read_text() + "10,0.69")  # a row cut short by a kill
     assert rows(train(cfg)) == whole
     assert "incomplete row" in capsys.readouterr().out
@@ -304,7 +306,7 @@ def test_generate_on_a_full_disk_fails_loudly_and_lists_no_broken_image(data_roo
 
 
 def test_a_truncated_generator_keras_says_what_to_do(data_root, tmp_path):
-    from gan_lib.generate import load_generator
+    from gan_lib.runs.generate import load_generator
 
     run_dir = train(small_cfg(data_root, tmp_path, run_name="gen", epochs=1))
     saved = run_dir / "generator.keras"
@@ -374,7 +376,7 @@ def test_a_fifo_is_skipped_without_being_opened(raw_root, tmp_path):
     os.mkfifo(raw_root / "yes" / "pipe.jpg")
     child = subprocess.run([sys.executable, "-c", (
         "import sys; sys.path.insert(0, 'tests'); from pathlib import Path; from gan_lib.config import GANConfig; "
-        "from gan_lib.data import prepare_dataset; from gan_lib.sources import RawSource; "
+        "from gan_lib.data.prepare import prepare_dataset; from gan_lib.data.sources import RawSource; "
         f"root = Path({str(raw_root)!r}); cfg = GANConfig.from_overrides(data_source='local', data_dir=str(root), "
         f"data_root={str(tmp_path)!r}, image_size=64); r = prepare_dataset(cfg, RawSource(root, 'local', False, str(root))); "
         "print([s['reason'] for s in r.manifest['skipped'] if s['path'] == 'yes/pipe.jpg'])")],
@@ -412,7 +414,7 @@ def test_every_row_of_the_catalogue_in_docs_names_a_test_that_exists():
 
 
 def _write_often(path: str, writer: int, times: int) -> None:
-    from gan_lib.files import write_json
+    from gan_lib.base.files import write_json
 
     for i in range(times):
         write_json(Path(path), {"writer": writer, "i": i, "padding": "x" * 4000})
@@ -441,7 +443,7 @@ def test_two_processes_writing_one_json_record_never_tear_it_or_fail(tmp_path):
 def test_a_garbage_or_unwritable_speed_cache_is_measured_anew_never_a_stop(tmp_path, monkeypatch, capsys):
     """The cache only saves measuring time: a torn or foreign file, or a folder that cannot be
     written, costs one measurement and a warning naming it."""
-    from gan_lib.speed import cache_path, choose_engine
+    from gan_lib.training.engine_choice import cache_path, choose_engine
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     cfg = GANConfig.from_overrides(image_size=32, precision="float32", xla="off")
@@ -514,7 +516,7 @@ def test_a_finished_run_whose_checkpoints_were_deleted_is_not_silently_retrained
 
 def test_a_torn_latest_json_or_manifest_is_named_with_what_to_do(tmp_path):
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=32)
-    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     (tmp_path / "processed" / LATEST).write_text('{"dataset": "loc')
     with pytest.raises(DataError, match=r"latest.json is damaged: not the JSON .*Name the dataset"):
         choose_dataset(cfg)
@@ -540,7 +542,7 @@ def test_an_edited_held_out_split_is_refused_not_scored(tmp_path):
     """Changing only the held-out part of a dataset's .npz used to move the held-out KID from 0.74
     to -0.09 and near-copies from 0 % to 100 %, rc 0: each split is checked by its own hash."""
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=32)
-    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     with np.load(path) as arrays:
         images, labels, split = arrays["images"].copy(), arrays["labels"], arrays["split"]
     images[split == "test"] = images[split == "train"][:int((split == "test").sum())]  # held-out = training copies
@@ -560,8 +562,8 @@ def test_a_damaged_shard_is_refused_before_training_naming_it(tmp_path, damage):
                                    memory_budget_mb=0.1, output_root=str(tmp_path / "runs"), run_name="streamed",
                                    epochs=1, steps_per_epoch=4, kid_every=0, xla="off", speed_layers="off",
                                    precision="float32", preset="report")
-    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path, memory_budget_mb=cfg.memory_budget_mb)
-    shard = cfg.processed_path.with_suffix(".shards") / "train-00000.f32"
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg), memory_budget_mb=cfg.memory_budget_mb)
+    shard = processed_path(cfg).with_suffix(".shards") / "train-00000.f32"
     data = bytearray(shard.read_bytes())
     if damage == "bit-flipped":
         data[5000] ^= 0x10
@@ -571,7 +573,7 @@ def test_a_damaged_shard_is_refused_before_training_naming_it(tmp_path, damage):
     message = "do not hold the training split" if damage == "bit-flipped" else "is cut short"
     with pytest.raises(DataError, match=message):
         train(cfg)
-    assert not cfg.run_dir.exists(), "no run folder made"
+    assert not run_path(cfg).exists(), "no run folder made"
 
 
 def test_phantom_data_of_another_seed_replaces_the_folder_whole(tmp_path):
@@ -582,7 +584,7 @@ def test_phantom_data_of_another_seed_replaces_the_folder_whole(tmp_path):
                             if p.is_file() and p.name != "phantom.json")
 
     root, first = phantom_files(tmp_path / "shared", 0)
-    script = ("from gan_lib.config import GANConfig; from gan_lib.sources import fetch_raw; "
+    script = ("from gan_lib.config import GANConfig; from gan_lib.data.sources import fetch_raw; "
               f"fetch_raw(GANConfig.from_overrides(data_source='phantom', data_root={str(tmp_path / 'shared')!r}, seed=1))")
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert child.stdout.readline().startswith("Writing"), "the write has begun"
@@ -631,7 +633,7 @@ def test_a_run_resumed_without_its_data_root_finds_the_dataset_it_recorded(data_
     moved = GANConfig.from_overrides(**{**cfg.to_dict(), "data_root": str(tmp_path / "no-data-here")})
     train(moved)
     assert f"is not under data_root={str(tmp_path / 'no-data-here')!r}; using the file the run recorded" in capsys.readouterr().out
-    assert int(load_history(cfg.run_dir)[-1]["step"]) == cfg.epochs * cfg.steps_per_epoch
+    assert int(load_history(run_path(cfg))[-1]["step"]) == cfg.epochs * cfg.steps_per_epoch
 
 
 def test_a_kill_during_an_evaluation_leaves_the_previous_one_whole(data_root, tmp_path):
@@ -642,7 +644,7 @@ def test_a_kill_during_an_evaluation_leaves_the_previous_one_whole(data_root, tm
                     kid_subsets=2, diversity_pairs=10, classifier_seeds=1, classifier_epochs=1)
     evaluate_run(GANConfig.from_overrides(**settings))
     before = {name: (run_dir / name).read_bytes() for name in ("metrics.json", "coverage.csv")}
-    script = ("from gan_lib.config import GANConfig; from gan_lib.evaluate import evaluate_run; "
+    script = ("from gan_lib.config import GANConfig; from gan_lib.evaluation.evaluate import evaluate_run; "
               f"evaluate_run(GANConfig.from_overrides(**{ {**settings, 'n_generated': 12, 'classifier_epochs': 200}!r}))")
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     seen = ""
@@ -670,7 +672,7 @@ def test_a_failed_notebook_is_kept_beside_the_good_copy_never_over_it(tmp_path):
 def test_garbage_in_the_checkpoint_index_file_is_read_past_and_the_run_resumes(data_root, tmp_path, capsys):
     cfg = small_cfg(data_root, tmp_path, run_name="garbled")
     train(cfg, stop_after_steps=5)  # ckpt-4
-    (cfg.run_dir / "checkpoints" / "checkpoint").write_bytes(b"\x00\xffmodel_checkpoint_path: \x01\x02")
+    (run_path(cfg) / "checkpoints" / "checkpoint").write_bytes(b"\x00\xffmodel_checkpoint_path: \x01\x02")
     resumed = train(cfg)
     assert "checkpoint is unreadable" in capsys.readouterr().out
     whole = train(small_cfg(data_root, tmp_path, run_name="garbled-whole"))
@@ -683,7 +685,7 @@ def test_devices_this_machine_lacks_and_a_malformed_tf_config_are_one_line(tmp_p
     script = """
 import os
 from gan_lib.config import GANConfig
-from gan_lib.distribute import make_strategy
+from gan_lib.training.strategies import make_strategy
 for settings, tf_config in (({"strategy": "mirrored", "devices": "GPU:0,GPU:1"}, None),
                             ({"strategy": "multiworker"}, "{not json"),
                             ({"strategy": "multiworker"}, '{"cluster": {"worker": ["127.0.0.1:1"]}}')):
@@ -713,7 +715,7 @@ def test_a_multiworker_peer_that_never_starts_is_named_and_the_wait_ends(tmp_pat
 
     workers = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]
     env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": 0}})}
-    script = ("import sys; from gan_lib.config import GANConfig; from gan_lib.distribute import make_strategy; "
+    script = ("import sys; from gan_lib.config import GANConfig; from gan_lib.training.strategies import make_strategy; "
               "make_strategy(GANConfig.from_overrides(strategy='multiworker', worker_timeout_s=float(sys.argv[1])))")
     done = subprocess.run([sys.executable, "-c", script, "5"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and f"(not answering yet: {workers[1]})" in done.stdout

@@ -1,5 +1,6 @@
-"""gan_lib's import arrows point one way: from the scripts and the modules that write results down
-to small numpy-only helpers. A module imports only modules of earlier layers here."""
+"""gan_lib's import arrows point one way, along the data path: raw files -> dataset -> models -> run
+folder -> measures -> training -> figures. Each package imports only the packages before it, and
+inside a package a module imports only the modules of its earlier tiers."""
 
 from __future__ import annotations
 
@@ -9,61 +10,92 @@ import sys
 
 import pytest
 
-from gan_lib.config import PROJECT_ROOT
+from gan_lib.base.paths import PROJECT_ROOT
 
 PACKAGE = PROJECT_ROOT / "gan_lib"
-# Bottom to top; the data path runs down the list: raw files -> dataset -> run folder -> generated
-# images -> metrics -> figures.
+# (package, its modules bottom to top); "" is gan_lib itself. Bottom to top.
 LAYERS = [
-    {"files", "tf_noise"},  # no gan_lib imports: files written whole; TensorFlow's log lines kept off the terminal
-    {"colab", "images", "phantom", "analysis", "hardware"},  # numpy-only helpers; no TensorFlow
-    {"config"},  # every setting, and the presets
-    {"sources", "scans"},  # raw files: Kaggle, Drive, a local folder, the phantom; one file -> a head image
-    {"data"},  # raw files -> dataset
-    {"datasets"},  # datasets on disk: stored, named, chosen
-    {"layers", "augment", "losses", "metrics", "descriptors", "classifier", "progress", "streaming"},
-    {"models", "features", "generate", "run_folder"},
-    {"trainer", "monitor"},  # the compiled step; the health log
-    {"speed", "distribute"},  # how this machine computes the step (precision, layers, XLA), measured; on which replicas
-    {"training", "evaluate"},  # dataset -> run folder; run folder -> metrics.json
-    {"plots"},  # matplotlib figures of all of it
-    {"__main__"},
+    ("base", [{"files", "tf_noise", "hardware", "colab", "progress"}, {"paths"}]),  # nothing of the GAN, no TensorFlow
+    ("config", [{"choices", "presets"}, {"checks"}, {"settings"}]),  # every setting, and the presets
+    ("", [{"parameters"}]),  # a notebook's parameters cell -> a config
+    ("data", [{"images", "phantom", "scans"}, {"sources"}, {"prepare"}, {"storage", "streaming"}]),
+    ("models", [{"layers"}, {"architectures"}]),
+    ("runs", [{"folder", "logs", "generate"}]),  # a run folder once written
+    ("evaluation", [{"metrics", "features", "descriptors", "classifier"}, {"evaluate"}]),
+    ("training", [{"engine", "losses", "augment", "ema"}, {"strategies", "monitor"}, {"updates"}, {"step"},
+                  {"engine_choice"}, {"loop"}]),
+    ("", [{"plots"}]),  # matplotlib figures of all of it
+    ("", [{"__main__"}]),
 ]
 SCRIPTS = {p.stem for p in (PACKAGE / "scripts").glob("*.py")} - {"__init__"}
-NUMPY_ONLY = ["hardware", "images", "config", "data", "datasets", "scans", "descriptors", "analysis", "phantom", "sources",
-              "colab"]
+NUMPY_ONLY = ["base.hardware", "base.colab", "base.files", "base.paths", "config.settings", "parameters", "data.images", "data.phantom", "data.scans",
+              "data.sources", "data.prepare", "data.storage", "runs.logs", "evaluation.descriptors"]
 
 
-def imports(path) -> set[str]:
-    """The gan_lib modules a file imports."""
+def dotted(package: str, module: str) -> str:
+    return f"{package}.{module}" if package else module
+
+
+def module_path(name: str):
+    return PACKAGE / (name.replace(".", "/") + ".py")
+
+
+def imports(name: str) -> set[str]:
+    """The gan_lib modules (dotted, under gan_lib) that module `name` imports."""
+    here = name.split(".")[:-1]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level == 1 and module:
-                found.add(module.split(".")[0])
-            elif node.level == 1:
-                found.update(alias.name for alias in node.names)
-            elif module.startswith("gan_lib."):
-                found.add(module.split(".")[1])
+    for node in ast.walk(ast.parse(module_path(name).read_text())):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = here[:len(here) - node.level + 1]
+        elif (node.module or "").startswith("gan_lib"):
+            base = []
+        else:
+            continue
+        module = (node.module or "").removeprefix("gan_lib").lstrip(".") if not node.level else node.module or ""
+        parts = base + (module.split(".") if module else [])
+        for alias in node.names:  # `from ..data import streaming` names a module; `from .x import f` a name
+            candidate = ".".join(parts + [alias.name])
+            target = candidate if module_path(candidate).exists() else ".".join(parts)
+            # a name from a package's __init__ (`from gan_lib.config import GANConfig`): all its modules
+            folder = PACKAGE / target.replace(".", "/")
+            found |= ({f"{target}.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"}
+                      if folder.is_dir() else {target})
     return found
 
 
+ORDER = [dotted(package, m) for package, tiers in LAYERS for tier in tiers for m in sorted(tier)]
+
+
+def below(package_index: int, tier_index: int) -> set[str]:
+    """Every module of the packages before this one, and of this package's earlier tiers."""
+    allowed = {dotted(p, m) for p, tiers in LAYERS[:package_index] for tier in tiers for m in tier}
+    package, tiers = LAYERS[package_index]
+    return allowed | {dotted(package, m) for tier in tiers[:tier_index] for m in tier}
+
+
 def test_every_module_has_a_layer():
-    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    assert modules == set().union(*LAYERS)
+    modules = {str(p.relative_to(PACKAGE).with_suffix("")).replace("/", ".") for p in PACKAGE.rglob("*.py")
+               if p.stem != "__init__" and p.parent.name != "scripts"}
+    assert modules == set(ORDER)
 
 
-@pytest.mark.parametrize("level", range(len(LAYERS)))
-def test_a_module_imports_only_layers_below_it(level):
-    below = set().union(*LAYERS[:level])
-    for module in LAYERS[level]:
-        assert imports(PACKAGE / f"{module}.py") <= below, f"{module} imports {imports(PACKAGE / f'{module}.py') - below}"
+def test_no_package_holds_more_than_ten_modules():
+    for package in {p for p, _ in LAYERS if p}:
+        assert len([p for p in (PACKAGE / package).glob("*.py") if p.stem != "__init__"]) <= 10, package
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_a_module_imports_only_what_lies_below_it(name):
+    package_index, tier_index = next((i, j) for i, (package, tiers) in enumerate(LAYERS)
+                                     for j, tier in enumerate(tiers) if name in {dotted(package, m) for m in tier})
+    assert imports(name) <= below(package_index, tier_index), f"{name} imports {imports(name) - below(package_index, tier_index)}"
 
 
 def test_the_library_never_imports_the_scripts():
-    for path in PACKAGE.glob("*.py"):
-        assert "scripts" not in imports(path) and not imports(path) & SCRIPTS, path.name
+    for name in ORDER:
+        assert not any(m == "scripts" or m.startswith("scripts.") for m in imports(name)), name
 
 
 def test_the_helpers_import_neither_tensorflow_nor_matplotlib():

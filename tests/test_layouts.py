@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from gan_lib.config import FOUR_CLASS_MAP, KAGGLE_DATASET, GANConfig, parse_class_map
-from gan_lib.data import DataError, prepare_dataset
-from gan_lib.datasets import load_processed, save_processed, with_dataset
-from gan_lib.evaluate import evaluate_run
-from gan_lib.phantom import PhantomSpec, write_phantom_dataset
-from gan_lib.sources import fetch_raw
-from gan_lib.training import train
+from gan_lib.data.phantom import PhantomSpec, write_phantom_dataset
+from gan_lib.data.prepare import DataError, prepare_dataset
+from gan_lib.data.sources import fetch_raw
+from gan_lib.data.storage import dataset_name, load_processed, processed_path, save_processed, with_dataset
+from gan_lib.evaluation.evaluate import evaluate_run
+from gan_lib.runs.folder import run_path
+from gan_lib.training.loop import train
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
 
@@ -73,8 +74,8 @@ def test_the_layout_settings_name_a_dataset_of_their_own(tmp_path):
     four = GANConfig.from_overrides(data_source="local", data_dir=str(tmp_path), class_map=FOUR_CLASS_MAP)
     given = GANConfig.from_overrides(data_source="local", data_dir=str(tmp_path), class_map=FOUR_CLASS_MAP,
                                      test_folder="Testing")
-    assert len({report.dataset_name, four.dataset_name, given.dataset_name}) == 3
-    assert GANConfig().dataset_name == "kaggle_yes_128px_h0.2_s0", "the report's dataset keeps its name"
+    assert len({dataset_name(report), dataset_name(four), dataset_name(given)}) == 3
+    assert dataset_name(GANConfig()) == "kaggle_yes_128px_h0.2_s0", "the report's dataset keeps its name"
 
 
 def test_a_manifest_from_before_the_layout_settings_reads_them_as_the_report_layout(tmp_path):
@@ -163,16 +164,16 @@ def test_the_four_class_layout_prepares_trains_and_evaluates_end_to_end(tmp_path
                                    speed_layers="on", n_generated=40, kid_subset_size=10, kid_subsets=3,
                                    diversity_pairs=50, classifier_seeds=1, classifier_epochs=1,
                                    feature_extractor="random_cnn")
-    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path)
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     train(cfg)
-    record = json.loads((cfg.run_dir / "config.json").read_text())
+    record = json.loads((run_path(cfg) / "config.json").read_text())
     assert record["config"]["class_map"] == FOUR_CLASS_MAP and record["config"]["test_folder"] == "Testing"
     evaluate_run(GANConfig.from_overrides(run_name="four", output_root=cfg.output_root, n_generated=40,
                                           kid_subset_size=10, kid_subsets=3, diversity_pairs=50, classifier_seeds=1,
                                           classifier_epochs=1, feature_extractor="random_cnn"))
-    metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_path(cfg) / "metrics.json").read_text())
     assert np.isfinite(metrics["fidelity"]["generated_vs_train"]["kid"])
-    _, _, manifest = load_processed(cfg.processed_path, "train")
+    _, _, manifest = load_processed(processed_path(cfg), "train")
     assert all(e["source_path"].startswith("Training/") for e in manifest["images"] if e["split"] == "train")
     both = [p for p in (tmp_path / "data" / "processed").glob("*_both_*.json")]
     assert both, "the evaluation prepared the two-class dataset of the same layout"

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from gan_lib import metrics
-from gan_lib.classifier import roc_auc
-from gan_lib.phantom import render_slice
-from gan_lib.scans import crop_pad_resize, head_box
-from gan_lib.images import to_unit_range
+from gan_lib.data.images import to_unit_range
+from gan_lib.data.phantom import render_slice
+from gan_lib.data.scans import crop_pad_resize, head_box
+from gan_lib.evaluation import metrics
+from gan_lib.evaluation.classifier import roc_auc
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_fid_is_zero_for_identical_sets_and_the_squared_mean_shift_for_shifted_c
 
 
 def test_noise_images_are_far_from_real_images_on_the_offline_features(slices):
-    from gan_lib.features import random_cnn_extractor
+    from gan_lib.evaluation.features import random_cnn_extractor
 
     extractor = random_cnn_extractor(64)
     real = extractor.extract(slices)

@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 from gan_lib.config import GANConfig
-from gan_lib import layers
-from gan_lib.layers import NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, with_stock_layers
-from gan_lib.losses import bce_d_loss
-from gan_lib.models import ARCHITECTURES, build_models
+from gan_lib.models import layers
+from gan_lib.models.architectures import ARCHITECTURES, build_models
+from gan_lib.models.layers import NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D, with_stock_layers
+from gan_lib.training.losses import bce_d_loss
 
 
 @pytest.mark.parametrize("size", [128, 64])

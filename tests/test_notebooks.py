@@ -10,9 +10,12 @@ import sys
 import papermill as pm
 import pytest
 
-from gan_lib.config import NOTEBOOK_ONLY, PAPERMILL_CELL_MARK, PRESET_DEFAULTS, PRESETS, PROJECT_ROOT, GANConfig, notebook_parameters
+from gan_lib.base.paths import PROJECT_ROOT
+from gan_lib.base.tf_noise import REMAPPER_NOTE, filtered_stderr
+from gan_lib.config import PRESET_DEFAULTS, PRESETS, GANConfig
+from gan_lib.data.storage import processed_path
+from gan_lib.parameters import NOTEBOOK_ONLY, PAPERMILL_CELL_MARK, config_from_notebook, notebook_parameters
 from gan_lib.scripts.run_notebooks import COLAB_ONLY, NOTEBOOK_DIR, as_typed, keep_folders, resolve_parameters
-from gan_lib.tf_noise import REMAPPER_NOTE, filtered_stderr
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
@@ -65,7 +68,7 @@ def test_every_notebook_hands_its_whole_parameters_cell_on(path):
     """A parameter the later cells never read would be accepted from make and silently ignored:
     each notebook collects the cell's names (notebook_parameters) instead of listing them again."""
     later = "".join("".join(c["source"]) for c in code_cells(path)[1:])
-    assert "GANConfig.from_notebook(globals())" in later or "notebook_parameters(globals())" in later
+    assert "config_from_notebook(globals())" in later or "notebook_parameters(globals())" in later
     assert "from_overrides" not in later
 
 
@@ -88,7 +91,7 @@ def test_without_a_record_of_the_cells_the_namespace_gives_the_same_parameters()
 def test_every_preset_setting_has_its_default_written_once_in_the_default_preset():
     """GANConfig's field for a setting a preset sets takes its default from PRESET_DEFAULTS, never
     from a literal of its own (the notebooks give None: the test above)."""
-    source = (PROJECT_ROOT / "gan_lib" / "config.py").read_text()
+    source = (PROJECT_ROOT / "gan_lib" / "config" / "settings.py").read_text()
     (config_class,) = [n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "GANConfig"]
     defaults = {n.target.id: n.value for n in config_class.body if isinstance(n, ast.AnnAssign)}
     preset_settings = set().union(*PRESETS.values())
@@ -116,15 +119,15 @@ def test_a_notebook_hands_on_every_parameter_of_its_cell_and_papermills(path):
     assert set(handed) == set(pm.inspect_notebook(str(path))) | {"seed"}
     assert handed["seed"] == 7
     if path.name != "00_colab.ipynb":
-        assert GANConfig.from_notebook(namespace).seed == 7
+        assert config_from_notebook(namespace).seed == 7
 
 
 def test_the_training_notebook_applies_its_preset_then_the_settings_given():
     train_notebook = NOTEBOOK_DIR / "04_train.ipynb"
-    cfg = GANConfig.from_notebook(ran(train_notebook, {"preset": "report", "learning_rate": 1e-3, "epochs": 3}))
+    cfg = config_from_notebook(ran(train_notebook, {"preset": "report", "learning_rate": 1e-3, "epochs": 3}))
     assert (cfg.preset, cfg.learning_rate, cfg.epochs, cfg.r1_gamma) == ("report", 1e-3, 3, PRESETS["report"]["r1_gamma"])
     assert set(cfg.overridden()) == {"learning_rate", "epochs"}
-    default = GANConfig.from_notebook(ran(train_notebook, {}))
+    default = config_from_notebook(ran(train_notebook, {}))
     assert default == GANConfig() and default.overridden() == {}
 
 
@@ -133,7 +136,7 @@ def test_a_name_in_the_parameters_cell_that_the_config_does_not_know_is_an_error
     namespace["In"][1] += "\nlearning_rat = 0.1\n"
     exec("learning_rat = 0.1", namespace)
     with pytest.raises(ValueError, match="Unknown config key.*learning_rat"):
-        GANConfig.from_notebook(namespace)
+        config_from_notebook(namespace)
 
 
 def test_make_style_parameters_are_typed_per_notebook():
@@ -189,5 +192,5 @@ def test_each_executed_notebook_is_kept_with_what_it_made(tmp_path):
     data, train = ({"data_source": "phantom", "data_root": str(tmp_path / "d"), "image_size": 64},
                    {"run_name": "r1", "output_root": str(tmp_path / "runs")})
     folders = keep_folders(NOTEBOOKS[1:3] + [NOTEBOOK_DIR / "04_train.ipynb"], [data, data, train])
-    dataset = GANConfig.from_overrides(**data).processed_path
+    dataset = processed_path(GANConfig.from_overrides(**data))
     assert folders == [dataset.with_suffix(".notebooks")] * 2 + [tmp_path / "runs" / "r1" / "notebooks"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from gan_lib.config import PROJECT_ROOT
+from gan_lib.base.paths import PROJECT_ROOT
 
 
 def test_every_runtime_dependency_is_in_requirements_with_the_same_range():

@@ -7,7 +7,7 @@ import hashlib
 import cv2
 import numpy as np
 
-from gan_lib.phantom import PhantomSpec, render_slice, write_phantom_dataset
+from gan_lib.data.phantom import PhantomSpec, render_slice, write_phantom_dataset
 
 
 def digest(folder) -> str:

@@ -41,7 +41,7 @@ def test_utility_aucs_read_the_evaluations_conditions():
 
 
 def test_report_is_a_preset_and_each_preset_names_an_architecture():
-    from gan_lib.models import ARCHITECTURES
+    from gan_lib.models.architectures import ARCHITECTURES
 
     assert "report" in PRESETS and all(p["arch"] in ARCHITECTURES for p in PRESETS.values())
 

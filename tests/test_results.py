@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gan_lib.config import PROJECT_ROOT
+from gan_lib.base.paths import PROJECT_ROOT
 from gan_lib.scripts import results
 
 PAGES = [PROJECT_ROOT / "README.md", PROJECT_ROOT / "MODEL_CARD.md", *sorted((PROJECT_ROOT / "docs").glob("*.md")),

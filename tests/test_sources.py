@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import encode, head_image, write
+
 from gan_lib.config import KAGGLE_DATASET, GANConfig
-from gan_lib.data import prepare_dataset
-from gan_lib.sources import DataSourceError, fetch_raw
+from gan_lib.data.prepare import prepare_dataset
+from gan_lib.data.sources import DataSourceError, fetch_raw
 
 OWNER, SLUG, _, VERSION = KAGGLE_DATASET.split("/")
 

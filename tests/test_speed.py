@@ -10,10 +10,11 @@ import keras
 import numpy as np
 import pytest
 
+from gan_lib.base.hardware import cpu_facts
 from gan_lib.config import GANConfig
-from gan_lib.hardware import cpu_facts
-from gan_lib.speed import candidate_engines, choose_engine, choose_precision
-from gan_lib.trainer import Engine, GANTrainer
+from gan_lib.training.engine import Engine
+from gan_lib.training.engine_choice import candidate_engines, choose_engine, choose_precision
+from gan_lib.training.step import GANTrainer
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
 
@@ -66,7 +67,7 @@ def test_the_trainers_precision_stays_with_its_models():
     trainer = GANTrainer(GANConfig.from_overrides(image_size=32), np.zeros((2, 32, 32, 1), "float32"),
                          engine=Engine("mixed_bfloat16"))
     projection, *rest = trainer.generator.layers
-    assert projection.compute_dtype == "float32"  # gan_lib.models.noise_projection: float32 under every policy
+    assert projection.compute_dtype == "float32"  # gan_lib.models.architectures.noise_projection: float32 under every policy
     assert {layer.compute_dtype for layer in rest} == {"bfloat16"}
     assert keras.mixed_precision.global_policy().name == "float32"
     assert keras.layers.Dense(2).compute_dtype == "float32"

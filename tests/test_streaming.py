@@ -6,13 +6,15 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import data_copy, small_cfg
-from gan_lib.analysis import load_history
+
 from gan_lib.config import GANConfig
-from gan_lib.datasets import load_processed, read_shards, save_processed, shards_sha256, split_sha256
-from gan_lib.streaming import batches
-from gan_lib.training import train
+from gan_lib.data.storage import (load_processed, processed_path, read_shards, save_processed, shards_sha256,
+                                  split_sha256)
+from gan_lib.data.streaming import batches
+from gan_lib.runs.folder import run_path
+from gan_lib.runs.logs import load_history
+from gan_lib.training.loop import train
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
 
@@ -20,11 +22,11 @@ TINY_BUDGET_MB = 0.1  # the 32-px phantom's training split takes 0.48 MB
 
 
 def test_shards_hold_the_training_split_in_order_and_02_writes_them_over_the_budget(tmp_path):
-    from gan_lib.data import prepare_dataset
-    from gan_lib.sources import fetch_raw
+    from gan_lib.data.prepare import prepare_dataset
+    from gan_lib.data.sources import fetch_raw
 
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=32)
-    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path, memory_budget_mb=TINY_BUDGET_MB)
+    path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg), memory_budget_mb=TINY_BUDGET_MB)
     images, labels, manifest = load_processed(path, "train")
     shards = manifest["dataset"]["shards"]
     files = [path.with_suffix(".shards") / name for name in shards["files"]]
@@ -66,7 +68,7 @@ def test_a_streamed_run_records_it_and_resumes_to_the_same_history(data_root, tm
     assert [r["step"] for r in resumed] == [r["step"] for r in whole]
     for name in ("d_loss", "g_loss", "d_real"):
         np.testing.assert_allclose([r[name] for r in resumed], [r[name] for r in whole], rtol=1e-5, err_msg=name)
-    record = json.loads((cfg.run_dir / "config.json").read_text())
+    record = json.loads((run_path(cfg) / "config.json").read_text())
     assert record["effective"]["training_data"].startswith("streamed from 1 shard(s)")
     assert record["effective"]["train_images"] == 117
     in_memory = load_history(train(small_cfg(root, tmp_path, run_name="memory", **{**settings, "memory_budget_mb": 100.0})))

@@ -15,16 +15,17 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-
 from conftest import small_cfg
-from gan_lib.config import GANConfig
-from gan_lib.config import DEFAULT_PRESET, PRESETS
-from gan_lib.analysis import load_history
-from gan_lib.losses import LOSSES, Loss, bce_d_loss, r1_penalty
-from gan_lib.progress import PACE_STEPS
-from gan_lib.run_folder import source_digest
-from gan_lib.trainer import Engine, GANTrainer
-from gan_lib.training import TrainingDiverged, train
+
+from gan_lib.base.progress import PACE_STEPS
+from gan_lib.config import DEFAULT_PRESET, PRESETS, GANConfig
+from gan_lib.data.storage import processed_path
+from gan_lib.runs.folder import run_path, source_digest
+from gan_lib.runs.logs import load_history
+from gan_lib.training.engine import Engine
+from gan_lib.training.loop import TrainingDiverged, train
+from gan_lib.training.losses import LOSSES, Loss, bce_d_loss, r1_penalty
+from gan_lib.training.step import GANTrainer
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
 
@@ -102,10 +103,10 @@ def test_an_interrupted_run_resumes_to_the_same_history(recipe, data_root, tmp_p
 
 def test_a_killed_subprocess_resumes_from_its_checkpoint(data_root, tmp_path):
     cfg = small_cfg(data_root, tmp_path, run_name="killed", epochs=1, steps_per_epoch=400, checkpoint_every=5)
-    script = f"from gan_lib.config import GANConfig; from gan_lib.training import train; " \
+    script = f"from gan_lib.config import GANConfig; from gan_lib.training.loop import train; " \
              f"train(GANConfig.from_overrides(**{cfg.to_dict()!r}))"
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = cfg.run_dir / "checkpoints" / "checkpoint"
+    state = run_path(cfg) / "checkpoints" / "checkpoint"
     while not state.exists() and proc.poll() is None:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
@@ -113,7 +114,7 @@ def test_a_killed_subprocess_resumes_from_its_checkpoint(data_root, tmp_path):
     assert state.exists(), "the subprocess died before its first checkpoint"
     short = small_cfg(data_root, tmp_path, run_name="killed", epochs=1, steps_per_epoch=400, checkpoint_every=5)
     train(short, stop_after_steps=5)
-    with (cfg.run_dir / "history.csv").open() as f:
+    with (run_path(cfg) / "history.csv").open() as f:
         steps = [int(r["step"]) for r in csv.DictReader(f)]
     assert steps == sorted(set(steps)), "no duplicated history rows after the resume"
     assert steps[-1] % 2 == 0 and steps[-1] >= 10
@@ -122,7 +123,7 @@ def test_a_killed_subprocess_resumes_from_its_checkpoint(data_root, tmp_path):
 def test_a_save_cut_short_leaves_the_previous_checkpoint_in_use(data_root, tmp_path):
     cfg = small_cfg(data_root, tmp_path, run_name="cut")
     train(cfg, stop_after_steps=5)  # checkpoint at step 4
-    ckpt = cfg.run_dir / "checkpoints"
+    ckpt = run_path(cfg) / "checkpoints"
     # What a kill during the next save leaves: data files of step 8, the index not yet switched.
     (ckpt / "ckpt-8.index").write_bytes(b"partial")
     (ckpt / "ckpt-8.data-00000-of-00001").write_bytes(b"partial")
@@ -133,13 +134,13 @@ def test_a_save_cut_short_leaves_the_previous_checkpoint_in_use(data_root, tmp_p
 def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path, monkeypatch):
     cfg = small_cfg(data_root, tmp_path, run_name="nan")
     train(cfg, stop_after_steps=5)
-    good = sorted(p.name for p in (cfg.run_dir / "checkpoints").glob("ckpt-*.index"))
+    good = sorted(p.name for p in (run_path(cfg) / "checkpoints").glob("ckpt-*.index"))
     monkeypatch.setitem(LOSSES, "bce", Loss(lambda r, f, logits, real_label: np.float32("nan") * r[0, 0],
                                             lambda g, logits: np.float32("nan") * g[0, 0]))
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         train(cfg)
-    assert sorted(p.name for p in (cfg.run_dir / "checkpoints").glob("ckpt-*.index")) == good
-    assert all(np.isfinite(r["d_loss"]) for r in load_history(cfg.run_dir))
+    assert sorted(p.name for p in (run_path(cfg) / "checkpoints").glob("ckpt-*.index")) == good
+    assert all(np.isfinite(r["d_loss"]) for r in load_history(run_path(cfg)))
 
 
 def test_changed_settings_or_resume_false_refuse_an_existing_run(data_root, tmp_path):
@@ -154,7 +155,7 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
     """A folder whose config.json predates a training option was trained without it, whatever the
     defaults are now: resuming with it off continues the run, asking for it refuses, and the
     evaluation reads it as off."""
-    from gan_lib.evaluate import run_config
+    from gan_lib.evaluation.evaluate import run_config
 
     run_dir = train(small_cfg(data_root, tmp_path, epochs=1))
     record = json.loads((run_dir / "config.json").read_text())
@@ -175,9 +176,9 @@ def test_conditional_only_settings_hold_back_only_a_conditional_run_from_resumin
     predates them resumes under today's default; a conditional run trained without one refuses to
     continue with it, naming it."""
     from gan_lib.config import CONDITIONAL_ONLY
-    from gan_lib.data import prepare_dataset
-    from gan_lib.datasets import save_processed
-    from gan_lib.sources import fetch_raw
+    from gan_lib.data.prepare import prepare_dataset
+    from gan_lib.data.sources import fetch_raw
+    from gan_lib.data.storage import save_processed
 
     default = dict(preset=DEFAULT_PRESET, kid_every=0, augment_p=0.5)
     run_dir = train(small_cfg(data_root, tmp_path, epochs=1, **default))
@@ -189,7 +190,7 @@ def test_conditional_only_settings_hold_back_only_a_conditional_run_from_resumin
 
     both_root = tmp_path / "both_data"
     both = GANConfig.from_overrides(data_source="phantom", data_root=str(both_root), image_size=32, classes="both")
-    save_processed(prepare_dataset(both, fetch_raw(both)), both.processed_path)
+    save_processed(prepare_dataset(both, fetch_raw(both)), processed_path(both))
     for setting in CONDITIONAL_ONLY:
         conditional = dict(default, run_name=f"both_{setting}", classes="both")
         train(small_cfg(both_root, tmp_path, epochs=1, **{**conditional, setting: False}))
@@ -204,8 +205,8 @@ BEFORE_THE_SPLIT = "7e430191a14f64f50ebabffee7b6346271596b16"
 def test_a_run_folder_made_before_the_split_resumes_and_evaluates(data_root, tmp_path):
     """A run trained by gan_lib as it was at BEFORE_THE_SPLIT (its code taken from this repository's
     history, run in its own process): today's code resumes it to the end and evaluates it."""
-    from gan_lib.config import PROJECT_ROOT
-    from gan_lib.evaluate import evaluate_run
+    from gan_lib.base.paths import PROJECT_ROOT
+    from gan_lib.evaluation.evaluate import evaluate_run
 
     old_code = tmp_path / "old_code"
     old_code.mkdir()
@@ -220,15 +221,15 @@ def test_a_run_folder_made_before_the_split_resumes_and_evaluates(data_root, tmp
                                            capture_output=True, text=True).stdout)
     old = {k: v for k, v in small_cfg(old_data, tmp_path, epochs=1).to_dict().items() if k in known_then}
     old.update(xla=False, mixed_precision=False)  # the settings as they were then
-    script = ("from gan_lib.config import GANConfig; from gan_lib.training import train; "
-              "from gan_lib.data import prepare_dataset, save_processed; from gan_lib.sources import fetch_raw; "
+    script = ("from gan_lib.config import GANConfig; from gan_lib.training.loop import train; "
+              "from gan_lib.data.prepare import prepare_dataset, save_processed; from gan_lib.data.sources import fetch_raw; "
               f"cfg = GANConfig.from_overrides(**{old!r}); "
-              "save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path); train(cfg)")
+              "save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg)); train(cfg)")
     subprocess.run([sys.executable, "-c", script], cwd=old_code, env=env, check=True, capture_output=True)
     cfg = small_cfg(old_data, tmp_path, epochs=2)
-    assert "preset" not in json.loads((cfg.run_dir / "config.json").read_text())["config"], "made by the old code"
+    assert "preset" not in json.loads((run_path(cfg) / "config.json").read_text())["config"], "made by the old code"
     assert int(load_history(train(cfg))[-1]["step"]) == 12, "resumed from the old checkpoint to the end"
-    assert json.loads((cfg.run_dir / "config.json").read_text())["preset"] == "report"
+    assert json.loads((run_path(cfg) / "config.json").read_text())["preset"] == "report"
     evaluation = evaluate_run(GANConfig.from_overrides(
         run_name=cfg.run_name, output_root=cfg.output_root, n_generated=20, feature_extractor="random_cnn",
         kid_subset_size=10, kid_subsets=2, diversity_pairs=20, classifier_seeds=1, classifier_epochs=1))
@@ -291,12 +292,12 @@ def test_ema_weights_move_toward_the_live_weights_and_are_what_the_run_saves(dat
     trainer.compiled_step()
     live = [w.copy() for w in trainer.generator.get_weights()]
     zeros = [np.zeros_like(w) for w in live]
-    trainer.generator_ema.set_weights(zeros)
-    trainer._update_ema()  # step 1: decay min(0.99, 2 / 11)
+    trainer.ema.model.set_weights(zeros)
+    trainer.ema.update(trainer.step)  # step 1: decay min(0.99, 2 / 11)
     decay = 2.0 / 11.0
-    for average, current in zip(trainer.generator_ema.trainable_variables, trainer.generator.trainable_variables):
+    for average, current in zip(trainer.ema.model.trainable_variables, trainer.generator.trainable_variables):
         np.testing.assert_allclose(np.asarray(average), (1 - decay) * np.asarray(current), rtol=1e-5, atol=1e-7)
-    for average, current in zip(trainer.generator_ema.non_trainable_variables,
+    for average, current in zip(trainer.ema.model.non_trainable_variables,
                                 trainer.generator.non_trainable_variables):  # BatchNorm statistics: copied
         np.testing.assert_array_equal(np.asarray(average), np.asarray(current))
     run_dir = train(small_cfg(data_root, tmp_path, run_name="ema", epochs=1, ema_decay=0.9))
@@ -329,23 +330,10 @@ def test_hinge_loss_needs_a_logit_discriminator():
         GANTrainer(GANConfig.from_overrides(image_size=32, arch="report", loss="hinge"), np.zeros((2, 32, 32, 1)))
 
 
-def test_ada_raises_p_while_d_is_too_sure_of_reals_and_lowers_it_otherwise():
-    cfg = GANConfig.from_overrides(image_size=32, arch="resize-sn", loss="hinge", augment="translation",
-                                   augment_p=0.5, ada_target=0.6)
-    trainer = GANTrainer(cfg, np.zeros((2, 32, 32, 1), "float32"))
-    for _ in range(40):
-        trainer._adapt_augment_p(1.0)
-    raised = float(trainer.augment_p)
-    for _ in range(200):
-        trainer._adapt_augment_p(0.0)
-    assert raised > 0.5 and float(trainer.augment_p) < raised
-    assert float(trainer.augment_p) >= 0.0
-
-
 def trained_on_two_plain_classes(data_root, steps=150, **models):
     """A conditional trainer after `steps` steps on two classes that differ plainly (phantom heads,
     class 1, and the same heads dimmed, class 0), with its images and labels."""
-    from gan_lib.datasets import load_processed
+    from gan_lib.data.storage import load_processed
 
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(data_root), image_size=32, classes="both",
                                    **models)
@@ -397,7 +385,7 @@ def r1_and_its_weight_gradients(trainer, real):
 def test_r1_is_the_squared_input_gradient_of_d_logit_and_trains_d_through_the_phase_layers():
     import tensorflow as tf
 
-    from gan_lib.layers import with_stock_layers
+    from gan_lib.models.layers import with_stock_layers
 
     cfg = GANConfig.from_overrides(image_size=32, arch="report-v1", r1_gamma=2.0)  # D without Dropout
     real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 1)).astype("float32"))

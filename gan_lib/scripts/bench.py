@@ -1,5 +1,5 @@
 """Benchmark, per machine: the report's training loop against this project's step computed every
-way gan_lib.speed may choose, in one process, at each image size.
+way gan_lib.training.engine_choice may choose, in one process, at each image size.
 
     python -m gan_lib.scripts.bench [--image-size 64 128] [--batch-size 4] [--steps 16] [--rounds 3]
                                     [--precisions float32 mixed_bfloat16] [--presets P ...]
@@ -33,15 +33,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_lib.config import GANConfig, write_json
-from gan_lib.hardware import cpu_facts, fast_bfloat16
-from gan_lib.layers import with_stock_layers
-from gan_lib.models import build_models
-from gan_lib.progress import duration
-from gan_lib.run_folder import library_versions
-from gan_lib.speed import candidate_engines, choose_precision, device_facts, engine_name
-from gan_lib.trainer import XLA_MODES, Engine, GANTrainer
+from gan_lib.base.files import write_json
+from gan_lib.base.hardware import cpu_facts, fast_bfloat16
+from gan_lib.base.progress import duration
+from gan_lib.config import GANConfig
+from gan_lib.models.architectures import build_models
+from gan_lib.models.layers import with_stock_layers
+from gan_lib.runs.folder import library_versions
 from gan_lib.scripts.results import add_record_option, finish_record, start_record
+from gan_lib.training.engine import XLA_MODES, Engine
+from gan_lib.training.engine_choice import candidate_engines, choose_precision, device_facts, engine_name
+from gan_lib.training.step import GANTrainer
 
 
 def forward_flops(model: keras.Model) -> float:

@@ -19,8 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from gan_lib.config import PROJECT_ROOT, GANConfig, write_json
-from gan_lib.hardware import cpu_facts
+from gan_lib.base.files import write_json
+from gan_lib.base.hardware import cpu_facts
+from gan_lib.base.paths import PROJECT_ROOT
+from gan_lib.config import GANConfig
+from gan_lib.data.storage import processed_path
 from gan_lib.scripts.results import add_record_option, finish_record, start_record
 
 RATE_FROM_STEP = 100  # steps/s from the history after this step: compilation and warm-up excluded
@@ -33,24 +36,24 @@ def data_cfg(args) -> GANConfig:
 
 def prepare(args) -> None:
     """The phantom's files, then the dataset (its training split over the budget, so also shards)."""
-    from gan_lib.data import prepare_dataset
-    from gan_lib.datasets import save_processed
-    from gan_lib.phantom import PhantomSpec, write_phantom_dataset
-    from gan_lib.sources import fetch_raw
+    from gan_lib.data.phantom import PhantomSpec, write_phantom_dataset
+    from gan_lib.data.prepare import prepare_dataset
+    from gan_lib.data.sources import fetch_raw
+    from gan_lib.data.storage import save_processed
 
     cfg = data_cfg(args)
-    if cfg.processed_path.exists():
+    if processed_path(cfg).exists():
         return
     if not (args.out / "raw" / "phantom.json").exists():
         print(f"writing {args.images} SYNTHETIC phantom slices to {args.out / 'raw'} ...", flush=True)
         write_phantom_dataset(args.out / "raw", PhantomSpec(n_yes=args.images, n_no=20, duplicate_fraction=0.0))
-    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path, memory_budget_mb=args.budget_mb)
+    save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg), memory_budget_mb=args.budget_mb)
 
 
 def train_child(args, mode: str) -> dict:
     """Train in this process (`--child`): the run's steps/s from its history, and its peak RSS."""
-    from gan_lib.analysis import load_history
-    from gan_lib.training import train
+    from gan_lib.runs.logs import load_history
+    from gan_lib.training.loop import train
 
     cfg = GANConfig.from_overrides(**{**data_cfg(args).to_dict(), "run_name": mode, "output_root": str(args.out / "runs"),
                                       "epochs": 1, "steps_per_epoch": args.steps, "checkpoint_every": args.steps,

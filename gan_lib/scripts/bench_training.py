@@ -20,13 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from gan_lib.config import DEFAULT_PRESET, write_json
-from gan_lib.datasets import ensure_processed
-from gan_lib.hardware import cpu_facts
-from gan_lib.run_folder import library_versions
+from gan_lib.base.files import write_json
+from gan_lib.base.hardware import cpu_facts
+from gan_lib.config import DEFAULT_PRESET
+from gan_lib.data.storage import ensure_processed
+from gan_lib.runs.folder import library_versions
 from gan_lib.scripts.quality import preset_config
 from gan_lib.scripts.results import add_record_option, finish_record, start_record
-from gan_lib.training import train
+from gan_lib.training.loop import train
 
 BEFORE_AUTO = ("report-ada-mbstd-r1", "float32", "on", "on")  # preset, precision, xla, speed_layers
 

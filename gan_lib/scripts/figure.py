@@ -14,9 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from gan_lib.datasets import load_processed
-from gan_lib.generate import default_labels, generate, load_generator, takes_label
+from gan_lib.data.storage import load_processed
 from gan_lib.plots import class_picks
+from gan_lib.runs.generate import default_labels, generate, load_generator, takes_label
 
 
 def main(argv: list[str] | None = None) -> int:

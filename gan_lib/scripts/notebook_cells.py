@@ -1,7 +1,7 @@
 """What the notebooks and docs repeat, written from one source each (`make notebook-cells`):
 
 - the Colab bootstrap cell: every notebook carries an identical copy (tagged `colab`); the repository
-  URL comes from `gan_lib.colab`, like the README's "Open in Colab" badges (between the BADGES markers);
+  URL comes from `gan_lib.base.colab`, like the README's "Open in Colab" badges (between the BADGES markers);
 - the comment of each line of a notebook's parameters cell, and `docs/settings.md`: both from the
   settings' descriptions in `gan_lib.config` (one description per setting).
 
@@ -20,8 +20,10 @@ import re
 import sys
 from pathlib import Path
 
-from gan_lib.colab import ROOT_ENV, REPO_URL, WORKSPACE_ENV, badge
-from gan_lib.config import DEFAULT_PRESET, NOTEBOOK_ONLY, PRESET_DEFAULTS, PROJECT_ROOT, GANConfig
+from gan_lib.base.colab import REPO_URL, ROOT_ENV, WORKSPACE_ENV, badge
+from gan_lib.base.paths import PROJECT_ROOT
+from gan_lib.config import DEFAULT_PRESET, PRESET_DEFAULTS, GANConfig
+from gan_lib.parameters import NOTEBOOK_ONLY
 
 TAG = "colab"
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -29,7 +31,8 @@ README = NOTEBOOK_DIR.parent / "README.md"
 SETTINGS_DOC = PROJECT_ROOT / "docs" / "settings.md"
 DESCRIPTIONS = {**{f.name: f.metadata["doc"] for f in dataclasses.fields(GANConfig)}, **NOTEBOOK_ONLY}
 # The settings reference's sections: each starts at its first setting, in GANConfig's order.
-SECTIONS = (("Data", "data_source"), ("Models and training", "preset"), ("Evaluation", "n_generated"))
+SECTIONS = (("Data", "data_source"), ("Model", "preset"), ("Training", "epochs"), ("Engine", "precision"),
+            ("Run folder", "run_name"), ("Evaluation", "n_generated"))
 ASSIGNMENT = re.compile(r"^(?P<name>\w+) = (?P<value>.*?)(?:  # .*)?$")
 BADGES = ("<!-- badges: written by python -m gan_lib.scripts.notebook_cells -->\n", "<!-- /badges -->\n")
 
@@ -50,7 +53,7 @@ if importlib.util.find_spec("google") and importlib.util.find_spec("google.colab
                                "repository elsewhere: os.environ['GAN_REPO_URL'] = '<its git URL>', then run again.")
     sys.path.insert(0, repo)
     os.chdir(repo)
-    from gan_lib.colab import open_workspace
+    from gan_lib.base.colab import open_workspace
     open_workspace(workspace)
 '''
 
@@ -106,7 +109,7 @@ def settings_reference(paths: list[Path]) -> str:
     defaults = GANConfig().to_dict()
     starts = {first: title for title, first in SECTIONS}
     out = ["# Settings", "",
-           "<!-- Written by `make notebook-cells` from the descriptions in gan_lib/config.py: edit them there. -->",
+           "<!-- Written by `make notebook-cells` from the descriptions in gan_lib/config/settings.py: edit them there. -->",
            "", "Every setting of `GANConfig`, the one config object that carries a notebook's parameters (or "
            "papermill's, or make's) to the code. In a notebook, set it in the `parameters` cell; on the make "
            "command line, in upper case (`make train EPOCHS=2 PRESET=report`); in Python, "
@@ -132,7 +135,7 @@ def drifted(paths: list[Path], readme: Path = README, settings_doc: Path = SETTI
     text = readme.read_text()
     problems = [] if readme_with_badges(text, paths) == text else [f"{readme.name}: its Colab badges are out of date"]
     if not settings_doc.exists() or settings_doc.read_text() != settings_reference(paths):
-        problems.append(f"{settings_doc.name}: not the settings' descriptions in gan_lib/config.py")
+        problems.append(f"{settings_doc.name}: not the settings' descriptions in gan_lib/config/settings.py")
     for path in paths:
         nb = json.loads(path.read_text())
         cells = _bootstrap_cells(nb)

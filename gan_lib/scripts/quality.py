@@ -27,16 +27,18 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gan_lib import descriptors
-from gan_lib.analysis import load_history
-from gan_lib.config import EVALUATION_FIELDS, PRESETS, GANConfig, write_json
-from gan_lib.datasets import ensure_processed, load_processed
-from gan_lib.evaluate import Stopwatch, add_coverage, coverage_section, evaluate_run, run_config, run_images
-from gan_lib.generate import generate, load_generator
-from gan_lib.metrics import LESS_DIVERSE_RATIO
+from gan_lib.base.files import write_json
+from gan_lib.config import EVALUATION_FIELDS, PRESETS, GANConfig
+from gan_lib.data.storage import dataset_name, ensure_processed, load_processed
+from gan_lib.evaluation import descriptors
+from gan_lib.evaluation.evaluate import Stopwatch, add_coverage, coverage_section, evaluate_run, run_config, run_images
+from gan_lib.evaluation.metrics import LESS_DIVERSE_RATIO
 from gan_lib.plots import descriptor_histograms, kid_curves, least_covered, side_by_side
+from gan_lib.runs.folder import run_path
+from gan_lib.runs.generate import generate, load_generator
+from gan_lib.runs.logs import load_history
 from gan_lib.scripts.results import add_record_option, finish_record, start_record
-from gan_lib.training import train
+from gan_lib.training.loop import train
 
 STEPS_PER_EPOCH = 500  # one sample grid and one KID check per 500 steps
 GRID_IMAGES = 16
@@ -62,7 +64,7 @@ def preset_config(preset: str, args) -> GANConfig:
         "checkpoint_every": STEPS_PER_EPOCH, "run_name": preset, "output_root": str(Path(args.out) / "runs"),
         "feature_extractor": args.feature_extractor, "preset": preset, "precision": args.precision, "xla": args.xla,
         "speed_layers": args.speed_layers, **dict(args.set)})  # --set may also change the data, e.g. classes=both
-    return dataclasses.replace(cfg, dataset=cfg.dataset_name)  # the data these settings make, not the latest
+    return dataclasses.replace(cfg, dataset=dataset_name(cfg))  # the data these settings make, not the latest
 
 
 def run_preset(preset: str, args) -> None:
@@ -70,7 +72,7 @@ def run_preset(preset: str, args) -> None:
     ensure_processed(cfg)
     print(f"=== {preset}: {cfg.epochs * cfg.steps_per_epoch} steps at {cfg.image_size} px, batch {cfg.batch_size}")
     train(cfg)
-    if not (cfg.run_dir / "metrics.json").exists():
+    if not (run_path(cfg) / "metrics.json").exists():
         evaluate_run(cfg)
 
 
@@ -127,7 +129,7 @@ def with_coverage(cfg: GANConfig, run_metrics: dict) -> dict:
     """A run's metrics.json (`run_metrics`); one evaluated before coverage existed gains it first
     (`add_coverage`, with the settings `evaluated_config` gives)."""
     if "coverage" not in run_metrics:
-        print(f"{cfg.run_dir}: evaluated before coverage existed; adding coverage and scan descriptors")
+        print(f"{run_path(cfg)}: evaluated before coverage existed; adding coverage and scan descriptors")
         run_metrics = add_coverage(cfg)
     return run_metrics
 
@@ -233,7 +235,7 @@ def main(argv=None) -> int:
         runs = {Path(folder).name: run_dir for folder in args.compare for run_dir in sorted((Path(folder) / "runs").iterdir())}
         result = summarise(runs, summary_out, args.seed)
     elif not args.only:
-        result = summarise({preset: preset_config(preset, args).run_dir for preset in presets}, summary_out, args.seed)
+        result = summarise({preset: run_path(preset_config(preset, args)) for preset in presets}, summary_out, args.seed)
     if args.record and (args.compare or not args.only):
         finish_record(summary_out, table(result["rows"], result["bars"]))
     return 0

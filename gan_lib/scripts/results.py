@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_lib.config import PROJECT_ROOT, write_json
-from gan_lib.hardware import cpu_facts
+from gan_lib.base.files import write_json
+from gan_lib.base.hardware import cpu_facts
+from gan_lib.base.paths import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "results"
 README = PROJECT_ROOT / "README.md"

@@ -26,8 +26,11 @@ from pathlib import Path
 import papermill as pm
 import yaml
 
-from gan_lib.config import HEADLESS_ENV, PROJECT_ROOT, GANConfig
-from gan_lib.run_folder import lock_holder
+from gan_lib.base.paths import PROJECT_ROOT
+from gan_lib.base.progress import HEADLESS_ENV
+from gan_lib.config import GANConfig
+from gan_lib.data.storage import processed_path
+from gan_lib.runs.folder import lock_holder, run_path
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PIPELINE = ("01_download", "02_preprocess", "03_build_models", "04_train", "05_analyze", "06_evaluate")
@@ -115,8 +118,8 @@ def keep_folders(paths: list[Path], parameters: list[dict]) -> list[Path]:
         cfg = GANConfig.from_overrides(**given)
     except (TypeError, ValueError) as err:
         raise SystemExit(as_typed(str(err), set(given))) from None
-    folders = {"01": cfg.processed_path.with_suffix(".notebooks"), "02": cfg.processed_path.with_suffix(".notebooks"),
-               "04": cfg.run_dir / "notebooks"}
+    folders = {"01": processed_path(cfg).with_suffix(".notebooks"), "02": processed_path(cfg).with_suffix(".notebooks"),
+               "04": run_path(cfg) / "notebooks"}
     return [folders.get(path.stem[:2], PROJECT_ROOT / "outputs" / "notebooks") for path in paths]
 
 
@@ -175,7 +178,7 @@ def report_folder(run_name: str, output_root: str | None) -> Path:
     if not run_name:
         raise SystemExit("usage: make report RUN=<run_name> [OUTPUT_ROOT=...] [N_GENERATED=...]")
     try:
-        run_dir = GANConfig.from_overrides(run_name=run_name, output_root=output_root).run_dir
+        run_dir = run_path(GANConfig.from_overrides(run_name=run_name, output_root=output_root))
     except ValueError as err:
         raise SystemExit(f"RUN={run_name!r}: {err}") from None
     if not (run_dir / "config.json").exists():
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"executed copies would go to {', '.join(sorted({str(t.parent) for t in targets}))}")
         return 0
     typed = {a.partition("=")[0].lower() for a in assignments} | {n for p in parameters for n in p}
-    failed = execute(paths, parameters, targets, args.prepare_only, typed)  # the kernels inherit gan_lib.tf_noise's filter
+    failed = execute(paths, parameters, targets, args.prepare_only, typed)  # the kernels inherit gan_lib.base.tf_noise's filter
     if failed or args.prepare_only:
         return 1 if failed else 0
     print("\nExecuted notebooks:\n" + "\n".join(f"  {t.resolve()}" for t in targets))
@@ -230,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Run folder: {run_dir}")
         evaluated = any(p.stem == "06_evaluate" for p in paths)
         if evaluated and (run_dir / "metrics.json").exists():  # the notebook shows it rendered, the terminal as text
-            from gan_lib.evaluate import summary_table
+            from gan_lib.evaluation.evaluate import summary_table
 
             print("\n" + summary_table(json.loads((run_dir / "metrics.json").read_text())))
     return 0

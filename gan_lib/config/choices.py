@@ -1,0 +1,62 @@
+"""The values some settings take, the groups of settings other modules read together, and the
+class map's grammar."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+DATA_SOURCES = ("kaggle", "drive", "local", "phantom")
+CLASS_CHOICES = ("yes", "no", "both")
+# Settings that shape only a class-conditional run's models (classes="both"): a one-class run trains
+# the same whatever they say.
+CONDITIONAL_ONLY = ("label_every_block", "mismatched_labels")
+# Parameters of the evaluation only: everything else is read back from the run's config.json.
+EVALUATION_FIELDS = ("n_generated", "feature_extractor", "kid_subset_size", "kid_subsets", "diversity_pairs",
+                     "near_copy_ssim", "classifier_seeds", "classifier_epochs", "synthetic_per_real")
+FEATURE_EXTRACTORS = ("auto", "inception", "random_cnn")
+# How the training step is computed on this machine, not what it computes (gan_lib.training.engine_choice chooses "auto").
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+SWITCHES = ("auto", "on", "off")  # xla, speed_layers
+ENGINE_FIELDS = ("precision", "xla", "speed_layers")
+# Where the step runs: one device, or replicas under a tf.distribute strategy (gan_lib.training.strategies).
+STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
+DISTRIBUTE_FIELDS = ("strategy", "logical_devices", "devices", "worker_timeout_s")
+# The settings that make a dataset what it is: its name covers them (with `seed`), and a run
+# trains on a dataset's, whatever its own say.
+DATASET_FIELDS = ("data_source", "data_dir", "kaggle_dataset", "class_map", "test_folder", "classes", "image_size",
+                  "n_images", "holdout")
+# Pinned (owner/name/versions/N) so every run reads the same bytes, and a populated kagglehub cache works offline.
+KAGGLE_DATASET = "navoneel/brain-mri-images-for-brain-tumor-detection/versions/1"
+KAGGLE_HANDLE = re.compile(r"[\w.-]+/[\w.-]+/versions/\d+")
+FOUR_CLASS_MAP = "yes=glioma,meningioma,pituitary;no=notumor"  # Kaggle's 7,000-image four-class set, as two classes
+MAX_NAME_BYTES = 200  # run_name, dataset: a folder or file name, with room for what is added to it
+
+
+def folder_key(name: str) -> str:
+    """A folder's name as class maps compare it: case and Unicode normal form (NFC, as macOS's NFD
+    names are not) do not matter."""
+    return unicodedata.normalize("NFC", name).strip().lower()
+
+
+def parse_class_map(text: str) -> dict[str, str]:
+    """Class folder name (lower case) -> "yes" (tumour) or "no", from "yes=a,b;no=c"; "" maps the
+    folders yes/ and no/ themselves. A malformed map, a folder under both labels or a label with no
+    folder raises, naming the setting."""
+    if not text.strip():
+        return {"yes": "yes", "no": "no"}
+    folders: dict[str, str] = {}
+    for part in filter(str.strip, text.split(";")):
+        label, equals, names = part.partition("=")
+        label = label.strip().lower()
+        if not equals or label not in ("yes", "no"):
+            raise ValueError(f"class_map={text!r}: write label=folder,folder;label=folder with the labels yes "
+                             f"(tumour) and no, e.g. {FOUR_CLASS_MAP!r}")
+        for name in filter(None, (folder_key(n) for n in names.split(","))):
+            if folders.setdefault(name, label) != label:
+                raise ValueError(f"class_map={text!r}: folder {name!r} is under both yes and no")
+    missing = sorted({"yes", "no"} - set(folders.values()))
+    if missing:
+        raise ValueError(f"class_map={text!r}: no folder for {' or '.join(missing)}; both classes need one, "
+                         f"e.g. {FOUR_CLASS_MAP!r}")
+    return folders

@@ -1,0 +1,315 @@
+"""From a folder of raw class folders (`yes/`, `no/`, or those `class_map` names, at any depth) to one
+training-set file.
+
+Steps: find class folders, hash every file and drop byte-identical duplicates (the Kaggle download
+holds each image twice, and the set has duplicates of its own), decode by content rather than by
+extension, convert to grey, crop to the head, pad to square, resize (gan_lib.data.scans), scale to [-1, 1], choose an
+optional seeded subset and a seeded per-class hold-out split (or the dataset's own: `test_folder`).
+Every file ends up either in the training set or in the manifest's `skipped` list with a reason;
+nothing is dropped silently.
+`gan_lib.data.storage` stores the result and reads it back.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..config import GANConfig, folder_key, parse_class_map
+from .images import CLASS_LABELS, to_unit_range
+from .scans import crop_pad_resize, decode_image, head_box
+from .sources import RawSource
+
+
+class DataError(RuntimeError):
+    """Nothing usable can be made from the input; raised before any work, with the reason."""
+
+
+# Two scans whose 32x32 thumbnails differ by less than this mean (grey levels) are one scan stored
+# twice (re-encoded, resized): on the Kaggle set such pairs differ by 0.01-6.3, the closest two
+# different scans by 7.4.
+NEAR_DUPLICATE_MAD = 6.5
+
+
+@dataclass
+class ImageFile:
+    path: Path
+    label: str  # "yes" or "no", from the class folder's name (through class_map)
+    sha256: str = ""
+    not_regular: str = ""  # a FIFO, socket, device or broken link: never opened
+
+
+@dataclass
+class PrepareResult:
+    images: np.ndarray  # float32, (N, S, S, 1), in [-1, 1]
+    labels: np.ndarray  # int8, 1 = tumour
+    split: np.ndarray  # "train" / "test"
+    originals: list[np.ndarray] = field(repr=False, default_factory=list)  # uint8 before cropping
+    manifest: dict = field(repr=False, default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding files
+
+
+def find_class_files(root: Path, class_map: str = "") -> list[ImageFile]:
+    """Every file directly inside a class folder (any case) anywhere under `root`: yes/ and no/, or
+    the folders `class_map` names (gan_lib.config.parse_class_map)."""
+    folders = parse_class_map(class_map)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        label = folders.get(folder_key(Path(dirpath).name))
+        if label and Path(dirpath) != root:
+            found += [ImageFile(Path(dirpath) / f, label, not_regular=_not_regular(Path(dirpath) / f))
+                      for f in sorted(filenames)]
+    return found
+
+
+def _not_regular(path: Path) -> str:
+    """Why a directory entry is not a regular file ("" if it is): reading a FIFO would hang."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return f"unreadable: {err.strerror or err}"
+    if stat.S_ISREG(mode):
+        return ""
+    kinds = {stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+    return "not a regular file (" + next((name for test, name in kinds.items() if test(mode)), "special") + ")"
+
+
+def require_class_folders(root: Path, files: list[ImageFile], classes: str, class_map: str = "") -> None:
+    """Fail before any work when the requested classes have no files at all."""
+    wanted = ("yes", "no") if classes == "both" else (classes,)
+    have = Counter(f.label for f in files)
+    folders = parse_class_map(class_map)
+    if not files:
+        entries = sorted(root.iterdir())
+        subfolders = [p.name for p in entries if p.is_dir()]
+        expected = ", ".join(f"{name}/" for name in folders)
+        if not subfolders:  # a flat folder: no map can give its files labels
+            raise DataError(f"{root} holds files but no class folders ({len(entries)} entries, e.g. "
+                            f"{[p.name for p in entries[:5]]}): the label of each scan comes from its folder, so put "
+                            f"tumour scans in yes/ and scans without a tumour in no/.")
+        raise DataError(f"No class folder ({expected}) with files under {root}; its folders are {subfolders[:20]}. "
+                        f"To use them, map them to the labels with the class_map setting (CLASS_MAP with make), e.g. "
+                        f"{';'.join(['yes=' + ','.join(subfolders[:-1] or subfolders), 'no=' + subfolders[-1]])!r} "
+                        f"(docs/data.md).")
+    if class_map.strip():  # a misspelt folder would otherwise leave its images out without a word
+        present = {folder_key(d) for _, dirs, _ in os.walk(root) for d in dirs}
+        absent = [name for name in folders if name not in present]
+        if absent:
+            hints = {name: difflib.get_close_matches(name, present, n=1, cutoff=0.6) for name in absent}
+            raise DataError(f"class_map names folder(s) not found under {root}: " + ", ".join(
+                f"{name!r}" + (f" (did you mean {hints[name][0]!r}?)" if hints[name] else "") for name in absent)
+                + f"; its folders are {sorted(present)[:20]}.")
+    missing = [c for c in wanted if not have[c]]
+    if missing:
+        names = [f"{name}/" for name, label in folders.items() if label in missing]
+        raise DataError(f"No files in a {' or '.join(names)} folder under {root}; found {dict(have)}.")
+
+
+def dedupe(files: list[ImageFile], root: Path) -> tuple[list[ImageFile], list[dict]]:
+    """Keep one file per content hash; shallower paths win (Kaggle's top-level copy).
+
+    Skipped entries name files relative to `root`, as the manifest does.
+    """
+    def rel(path: Path) -> str:
+        return str(path.relative_to(root))
+
+    skipped = []
+    groups: dict[str, list[ImageFile]] = {}
+    for f in files:
+        if f.not_regular:
+            skipped.append({"path": rel(f.path), "label": f.label, "reason": f.not_regular})
+            continue
+        try:
+            f.sha256 = hashlib.sha256(f.path.read_bytes()).hexdigest()
+        except OSError as err:
+            skipped.append({"path": rel(f.path), "label": f.label, "reason": f"unreadable: {err.strerror or err}"})
+            continue
+        groups.setdefault(f.sha256, []).append(f)
+    unique = []
+    for group in groups.values():
+        group.sort(key=lambda g: (len(g.path.parts), str(g.path)))
+        keep = group[0]
+        if len({g.label for g in group}) > 1:
+            where = ", ".join(rel(g.path) for g in group)
+            skipped += [{"path": rel(g.path), "label": g.label, "reason": f"same bytes under both yes/ and no/ ({where})"}
+                        for g in group]
+            continue
+        unique.append(keep)
+        skipped += [{"path": rel(g.path), "label": g.label, "reason": f"duplicate of {rel(keep.path)}"}
+                    for g in group[1:]]
+    unique.sort(key=lambda g: (g.label, str(g.path)))
+    return unique, skipped
+
+
+def describe_raw(root: Path, class_map: str = "") -> dict:
+    """Files and unique (by content) images per class, before any decoding."""
+    files = find_class_files(Path(root), class_map)
+    unique, _ = dedupe(files, Path(root))
+    return {label: {"files": sum(f.label == label for f in files),
+                    "unique": sum(f.label == label for f in unique)} for label in CLASS_LABELS}
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole step
+
+
+def choose_subset_and_split(labels: np.ndarray, n_images: int, holdout: float, seed: int,
+                            given: np.ndarray | None = None):
+    """Seeded subset (0 = all) and per-class hold-out; returns (kept indices, split array).
+
+    Each class draws its hold-out from its own seeded generator, so a class's split is the same
+    whether the file holds that class alone or both: a GAN trained on `classes=yes` never sees
+    the tumour images that the evaluation's classifier (on `classes=both`) is tested on. `given`
+    (a split per image, from the dataset's own test folder) replaces the drawn hold-out.
+    """
+    keep = np.arange(len(labels))
+    if n_images > len(labels):
+        raise DataError(f"n_images={n_images}, but the data holds {len(labels)} usable images: ask for at most "
+                        f"{len(labels)}, or 0 for all.")
+    if 0 < n_images < len(labels):
+        keep = np.sort(np.random.default_rng(seed).choice(keep, size=n_images, replace=False))
+    if given is not None:
+        split = given[keep]
+        for label in np.unique(labels[keep]):
+            if not (split[labels[keep] == label] == "train").any():
+                raise DataError(f"Every image of class {int(label)} is in the test folder: none to train on.")
+        return keep, split
+    split = np.full(len(keep), "train", dtype="<U5")
+    for label in np.unique(labels[keep]):
+        members = np.flatnonzero(labels[keep] == label)
+        n_test = int(round(holdout * len(members)))
+        if n_test >= len(members):
+            raise DataError(f"holdout={holdout} holds out all {len(members)} images of class {int(label)}, leaving "
+                            "none to train on: use a smaller holdout.")
+        split[np.random.default_rng([seed, int(label)]).choice(members, size=n_test, replace=False)] = "test"
+    return keep, split
+
+
+def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False) -> PrepareResult:
+    """Turn `raw` into the training set described by `cfg`; nothing is written (gan_lib.data.storage.save_processed)."""
+    files = find_class_files(raw.root, cfg.class_map)
+    require_class_folders(raw.root, files, cfg.classes, cfg.class_map)
+    wanted = {"yes", "no"} if cfg.classes == "both" else {cfg.classes}
+    # Both classes are read whatever `classes` says, so a scan filed under both is caught and a
+    # class's images are the same in a one-class and a two-class dataset.
+    unique, skipped = dedupe(files, raw.root)
+    found = sum(f.label in wanted for f in files)
+
+    pixels, entries, originals = [], [], []
+    for f in tqdm(unique, desc="preprocess", unit="img"):
+        try:
+            decoded = decode_image(f.path.read_bytes())
+            box = head_box(decoded.gray)
+            pixels.append(crop_pad_resize(decoded.gray, box, cfg.image_size))
+        except ValueError as err:
+            skipped.append({"path": str(f.path.relative_to(raw.root)), "label": f.label, "reason": str(err)})
+            continue
+        except Exception as err:  # noqa: BLE001 - one odd file must not end a long run
+            skipped.append({"path": str(f.path.relative_to(raw.root)), "label": f.label,
+                            "reason": f"unexpected {type(err).__name__}: {err}"})
+            continue
+        originals.append(decoded.gray if keep_originals else None)
+        entries.append({"source_path": str(f.path.relative_to(raw.root)), "sha256": f.sha256,
+                        "label": f.label, "original_size": list(decoded.original_size),
+                        "mode": decoded.mode, "head_box_xywh": list(box), "note": decoded.note})
+    kept, near = drop_near_duplicates(pixels, entries)
+    kept = [i for i in kept if entries[i]["label"] in wanted]
+    skipped = [s for s in skipped + near if s["label"] in wanted]
+    pixels, entries, originals = [pixels[i] for i in kept], [entries[i] for i in kept], [originals[i] for i in kept]
+    labels = [CLASS_LABELS[e["label"]] for e in entries]
+    if not entries:
+        raise DataError(f"None of the {found} files of class {cfg.classes} under {raw.root} could be used; "
+                        f"reasons: {dict(Counter(s['reason'].split(' (')[0] for s in skipped))}")
+
+    labels_arr = np.array(labels, np.int8)
+    given = given_split([e["source_path"] for e in entries], cfg.test_folder, raw.root) if cfg.test_folder else None
+    keep, split = choose_subset_and_split(labels_arr, cfg.n_images, cfg.holdout, cfg.seed, given)
+    entries = [dict(entries[i], split=str(s)) for i, s in zip(keep, split)]
+    images = to_unit_range(np.stack([pixels[i] for i in keep]))[..., None]
+    manifest = {
+        "dataset": {
+            "synthetic": raw.synthetic,
+            "source": raw.source,
+            "source_detail": raw.detail,
+            "source_root": str(raw.root),
+            "classes": cfg.classes,
+            "image_size": cfg.image_size,
+            "value_range": [-1.0, 1.0],
+            "files_found": found,
+            "unique_usable": len(pixels),
+            "n_images": len(entries),
+            "per_class": dict(Counter(e["label"] for e in entries)),
+            "per_split": dict(Counter(e["split"] for e in entries)),
+            "seed": cfg.seed,
+            "holdout": cfg.holdout if not cfg.test_folder else None,
+            "split_by": f"the dataset's own folder {cfg.test_folder}/" if cfg.test_folder else
+                        f"a seeded hold-out of {cfg.holdout:g} per class",
+            "class_folders": parse_class_map(cfg.class_map),
+            "subset": cfg.n_images,
+        },
+        "config": cfg.to_dict(),
+        "images": entries,
+        "skipped": sorted(skipped, key=lambda s: s["path"]),
+    }
+    return PrepareResult(images, labels_arr[keep], split, [originals[i] for i in keep] if keep_originals else [],
+                         manifest)
+
+
+def given_split(paths: list[str], test_folder: str, root: Path) -> np.ndarray:
+    """"test" for each file below a folder named `test_folder` (any case), else "train": the split
+    a dataset ships with (e.g. Kaggle's four-class set: Training/ and Testing/)."""
+    name = folder_key(test_folder)
+    split = np.array(["test" if name in (folder_key(p) for p in Path(path).parts[:-1]) else "train" for path in paths],
+                     dtype="<U5")
+    if not (split == "test").any():
+        raise DataError(f"test_folder={test_folder!r}, but no usable image is below a folder of that name under "
+                        f"{root}: name the dataset's test folder, or test_folder='' to hold out a share of each class.")
+    return split
+
+
+def drop_near_duplicates(pixels: list[np.ndarray], entries: list[dict]) -> tuple[list[int], list[dict]]:
+    """The indices to keep, and a skipped entry for every scan that is an earlier one stored again
+    (re-encoded or resized: 32x32 thumbnails within NEAR_DUPLICATE_MAD grey levels), so no scan sits
+    on both sides of the hold-out split. A scan under both yes/ and no/ is dropped from both.
+
+    Each scan is compared in full only with the kept ones whose 4x4 grid of block means is within
+    the threshold: that distance is never larger than the full one, so none is missed, and tens of
+    thousands of scans take seconds, not hours."""
+    n = len(pixels)
+    thumbs = np.stack([cv2.resize(p, (32, 32), interpolation=cv2.INTER_AREA) for p in pixels]).astype(np.float32) \
+        if pixels else np.zeros((0, 32, 32), np.float32)
+    coarse = thumbs.reshape(n, 4, 8, 4, 8).mean(axis=(2, 4)).reshape(n, 16)
+    kept = np.zeros(n, bool)
+    skipped: list[dict] = []
+    for i in range(n):
+        earlier = np.flatnonzero(kept[:i])
+        near = earlier[np.abs(coarse[earlier] - coarse[i]).mean(axis=1) < NEAR_DUPLICATE_MAD]
+        if near.size:
+            distance = np.abs(thumbs[near] - thumbs[i]).mean(axis=(1, 2))
+            if distance.min() < NEAR_DUPLICATE_MAD:
+                j = int(near[np.argmin(distance)])
+                a, b = entries[j], entries[i]
+                detail = f"mean difference {distance.min():.1f} grey levels"
+                if a["label"] != b["label"]:
+                    kept[j] = False
+                    skipped += [{"path": e["source_path"], "label": e["label"], "reason": "same scan under both yes/ "
+                                 f"and no/ ({a['source_path']}, {b['source_path']}; {detail})"} for e in (a, b)]
+                else:
+                    skipped.append({"path": b["source_path"], "label": b["label"],
+                                    "reason": f"near-duplicate of {a['source_path']} ({detail})"})
+                continue
+        kept[i] = True
+    return [int(i) for i in np.flatnonzero(kept)], skipped
