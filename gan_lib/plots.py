@@ -13,9 +13,9 @@ import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .data.class_folders import find_class_files
 from .data.images import CLASS_LABELS, SYNTHETIC_TEXT, as_uint8, montage
 from .data.phantom import SYNTHETIC_LABEL
-from .data.prepare import find_class_files
 from .data.scans import decode_image
 from .evaluation.descriptors import DESCRIPTORS
 from .runs.logs import sample_grids, smooth

@@ -103,3 +103,4 @@ def small_cfg(data_root, tmp_path, **overrides):
                     precision="float32", speed_layers="on",
                     kid_every=0, preset="report")
     return GANConfig.from_overrides(**{**settings, **overrides})
+

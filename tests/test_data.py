@@ -11,7 +11,8 @@ import pytest
 from conftest import encode, head_image, palette_png, write
 
 from gan_lib.config import GANConfig
-from gan_lib.data.prepare import DataError, prepare_dataset
+from gan_lib.data.class_folders import DataError
+from gan_lib.data.prepare import prepare_dataset
 from gan_lib.data.scans import crop_pad_resize, decode_image, head_box
 from gan_lib.data.sources import RawSource
 from gan_lib.data.storage import load_processed, processed_path, save_processed

@@ -21,8 +21,10 @@ from gan_lib.data.prepare import prepare_dataset
 from gan_lib.data.sources import fetch_raw
 from gan_lib.data.storage import load_processed, processed_path, save_processed
 from gan_lib.evaluation import descriptors
-from gan_lib.evaluation.evaluate import Evaluation, class_images, evaluate_run, summary_table
+from gan_lib.evaluation.evaluate import Evaluation, evaluate_run
 from gan_lib.evaluation.features import INCEPTION_URL, FeatureExtractorUnavailable, choose_extractor, inception_weights
+from gan_lib.evaluation.summary import summary_table
+from gan_lib.evaluation.utility import class_images
 from gan_lib.plots import class_picks, write_evolution_gif
 from gan_lib.runs import logs
 from gan_lib.runs.folder import run_path

@@ -20,7 +20,8 @@ from conftest import encode, head_image, small_cfg, write
 
 from gan_lib.base.paths import PROJECT_ROOT
 from gan_lib.config import GANConfig
-from gan_lib.data.prepare import DataError, prepare_dataset
+from gan_lib.data.class_folders import DataError
+from gan_lib.data.prepare import prepare_dataset
 from gan_lib.data.sources import RawSource, fetch_raw
 from gan_lib.data.storage import (LATEST, choose_dataset, dataset_name, load_processed, manifest_path, processed_path,
                                   save_processed)

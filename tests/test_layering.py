@@ -18,18 +18,19 @@ LAYERS = [
     ("base", [{"files", "tf_noise", "hardware", "colab", "progress"}, {"paths"}]),  # nothing of the GAN, no TensorFlow
     ("config", [{"choices", "presets"}, {"checks"}, {"settings"}]),  # every setting, and the presets
     ("", [{"parameters"}]),  # a notebook's parameters cell -> a config
-    ("data", [{"images", "phantom", "scans"}, {"sources"}, {"prepare"}, {"storage", "streaming"}]),
+    ("data", [{"images", "phantom", "scans", "class_folders"}, {"sources"}, {"prepare"}, {"storage", "streaming"}]),
     ("models", [{"layers"}, {"architectures"}]),
     ("runs", [{"folder", "logs", "generate"}]),  # a run folder once written
-    ("evaluation", [{"metrics", "features", "descriptors", "classifier"}, {"evaluate"}]),
+    ("evaluation", [{"metrics", "features", "descriptors", "classifier", "summary"}, {"utility"}, {"evaluate"}]),
     ("training", [{"engine", "losses", "augment", "ema"}, {"strategies", "monitor"}, {"updates"}, {"step"},
                   {"engine_choice"}, {"loop"}]),
     ("", [{"plots"}]),  # matplotlib figures of all of it
     ("", [{"__main__"}]),
 ]
 SCRIPTS = {p.stem for p in (PACKAGE / "scripts").glob("*.py")} - {"__init__"}
-NUMPY_ONLY = ["base.hardware", "base.colab", "base.files", "base.paths", "config.settings", "parameters", "data.images", "data.phantom", "data.scans",
-              "data.sources", "data.prepare", "data.storage", "runs.logs", "evaluation.descriptors"]
+NUMPY_ONLY = ["base.hardware", "base.colab", "base.files", "base.paths", "config.settings", "parameters", "data.images",
+              "data.phantom", "data.scans", "data.sources", "data.class_folders", "data.prepare", "data.storage",
+              "runs.logs", "evaluation.descriptors"]
 
 
 def dotted(package: str, module: str) -> str:

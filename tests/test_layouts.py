@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from gan_lib.config import FOUR_CLASS_MAP, KAGGLE_DATASET, GANConfig, parse_class_map
+from gan_lib.data.class_folders import DataError
 from gan_lib.data.phantom import PhantomSpec, write_phantom_dataset
-from gan_lib.data.prepare import DataError, prepare_dataset
+from gan_lib.data.prepare import prepare_dataset
 from gan_lib.data.sources import fetch_raw
 from gan_lib.data.storage import dataset_name, load_processed, processed_path, save_processed, with_dataset
 from gan_lib.evaluation.evaluate import evaluate_run

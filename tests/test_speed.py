@@ -119,10 +119,9 @@ def test_every_engine_computes_the_same_steps():
         finally:
             keras.mixed_precision.set_global_policy("float32")
 
-    references = {xla: run(Engine("float32", False, xla)) for xla in ("none", "whole")}
-    for engine in ENGINES:
-        losses, moves = run(engine)
-        reference_losses, reference_moves = references["whole" if engine.xla == "whole" else "none"]
+    results = {engine: run(engine) for engine in ENGINES}  # the stock float32 engines are the references
+    for engine, (losses, moves) in results.items():
+        reference_losses, reference_moves = results[Engine("float32", False, "whole" if engine.xla == "whole" else "none")]
         bfloat16 = engine.precision == "mixed_bfloat16"
         np.testing.assert_allclose(losses, reference_losses, rtol=0.05 if bfloat16 else 1e-3, err_msg=str(engine))
         # Adam moves each weight by about the learning rate whatever its gradient's size, so where a

@@ -71,7 +71,7 @@ def test_a_short_run_writes_every_artefact(data_root, tmp_path):
 
 
 def test_the_recorded_source_hash_follows_every_change_to_gan_lib_and_nothing_else(tmp_path):
-    package = Path(source_digest.__code__.co_filename).parent
+    package = Path(source_digest.__code__.co_filename).parents[1]
     copy = tmp_path / "gan_lib"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / "notes.txt").write_text("not source")
@@ -221,10 +221,10 @@ def test_a_run_folder_made_before_the_split_resumes_and_evaluates(data_root, tmp
                                            capture_output=True, text=True).stdout)
     old = {k: v for k, v in small_cfg(old_data, tmp_path, epochs=1).to_dict().items() if k in known_then}
     old.update(xla=False, mixed_precision=False)  # the settings as they were then
-    script = ("from gan_lib.config import GANConfig; from gan_lib.training.loop import train; "
-              "from gan_lib.data.prepare import prepare_dataset, save_processed; from gan_lib.data.sources import fetch_raw; "
+    script = ("from gan_lib.config import GANConfig; from gan_lib.training import train; "  # the modules as they were
+              "from gan_lib.data import prepare_dataset, save_processed; from gan_lib.sources import fetch_raw; "
               f"cfg = GANConfig.from_overrides(**{old!r}); "
-              "save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg)); train(cfg)")
+              "save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path); train(cfg)")
     subprocess.run([sys.executable, "-c", script], cwd=old_code, env=env, check=True, capture_output=True)
     cfg = small_cfg(old_data, tmp_path, epochs=2)
     assert "preset" not in json.loads((run_path(cfg) / "config.json").read_text())["config"], "made by the old code"
@@ -337,7 +337,7 @@ def trained_on_two_plain_classes(data_root, steps=150, **models):
 
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(data_root), image_size=32, classes="both",
                                    **models)
-    heads, _, _ = load_processed(GANConfig.from_overrides(**{**cfg.to_dict(), "classes": "yes"}).processed_path)
+    heads, _, _ = load_processed(processed_path(GANConfig.from_overrides(**{**cfg.to_dict(), "classes": "yes"})))
     images = np.concatenate([heads, (heads + 1.0) * 0.3 - 1.0])
     labels = np.concatenate([np.ones(len(heads)), np.zeros(len(heads))]).astype("int32")
     trainer = GANTrainer(cfg, images, labels=labels, engine=Engine(xla="whole"))
@@ -377,7 +377,7 @@ def r1_and_its_weight_gradients(trainer, real):
     with tf.GradientTape() as tape:
         with tf.GradientTape(watch_accessed_variables=False) as input_tape:
             input_tape.watch(real)
-            d_real = trainer._discriminate(real, None, {})
+            d_real = trainer.updates._discriminate(real, None, {})
         penalty = r1_penalty(input_tape, d_real, real, trainer.cfg.r1_gamma, trainer.d_logits, float16=False)
     return float(penalty), tape.gradient(penalty, trainer.discriminator.trainable_variables)
 
@@ -406,7 +406,7 @@ def test_r1_is_the_squared_input_gradient_of_d_logit_and_trains_d_through_the_ph
     assert penalty > 0
     np.testing.assert_allclose(penalty, 0.5 * cfg.r1_gamma * slope / 4, rtol=2e-2)
     # Its second derivative passes the custom-gradient layers: the same as through stock Keras layers
-    trainer.discriminator = with_stock_layers(trainer.discriminator)
+    trainer.discriminator = trainer.updates.discriminator = with_stock_layers(trainer.discriminator)
     stock_penalty, stock_grads = r1_and_its_weight_gradients(trainer, real)
     np.testing.assert_allclose(stock_penalty, penalty, rtol=1e-4)
     kernels = [g for v, g in zip(trainer.discriminator.trainable_variables, phase_grads) if "kernel" in v.path]

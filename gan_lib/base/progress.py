@@ -8,6 +8,7 @@ import os
 import statistics
 import sys
 import time
+from contextlib import contextmanager
 
 from tqdm.auto import tqdm
 
@@ -61,5 +62,19 @@ class Pace:
             rate = 1.0 / statistics.median(self.durations)
             self.reported = True
             print_above_bar(f"speed here: {rate:.2f} steps/s after compilation (median of {len(self.durations)} steps timed); the "
-                f"whole schedule of {self.total:,} steps takes {duration(self.total / rate)}, the {self.total - step:,} "
-                f"left {duration((self.total - step) / rate)}")
+                            f"whole schedule of {self.total:,} steps takes {duration(self.total / rate)}, the {self.total - step:,} "
+                            f"left {duration((self.total - step) / rate)}")
+
+
+class Stopwatch:
+    """Times named stages (`with watch("features"): ...`), printing each as it ends."""
+
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        yield
+        self.times[name] = round(time.perf_counter() - start, 2)
+        print(f"[{name}] {self.times[name]:.1f} s", flush=True)

@@ -19,7 +19,8 @@ import numpy as np
 from ..base.files import read_json, replacing, write_json
 from ..base.paths import PROJECT_ROOT, resolve
 from ..config import DATASET_FIELDS, KAGGLE_DATASET, GANConfig, folder_key, parse_class_map
-from .prepare import DataError, PrepareResult, prepare_dataset
+from .class_folders import DataError
+from .prepare import PrepareResult, prepare_dataset
 from .sources import fetch_raw
 
 LATEST = "latest.json"  # in processed/: the dataset 02 last wrote, which training uses if not told

@@ -1,2 +1,3 @@
 """Measures of generated images against real ones (`metrics`, `features`, `descriptors`, the tumour
-classifier), and the evaluation of a finished run that writes `metrics.json` (`evaluate`)."""
+`classifier`), whether generated images help that classifier (`utility`), and the evaluation of a
+finished run that writes `metrics.json` (`evaluate`), shown as a table (`summary`)."""

@@ -11,10 +11,7 @@ evaluation's parameters (n_generated, feature_extractor, ...) come from the call
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,15 +20,15 @@ import numpy as np
 
 from ..base.files import replacing, write_json
 from ..base.paths import resolve
+from ..base.progress import Stopwatch
 from ..config import EVALUATION_FIELDS, GANConfig
 from ..data.images import CLASS_LABELS
-from ..data.phantom import SYNTHETIC_LABEL
-from ..data.storage import ensure_processed, load_processed, split_sha256
+from ..data.storage import load_processed, split_sha256
 from ..runs.folder import check_same_data, library_versions, recorded_dataset, recorded_settings, run_lock, run_path
 from ..runs.generate import default_labels, generate, load_generator, takes_label
-from . import classifier as clf
 from . import descriptors, metrics
 from .features import FeatureExtractor, choose_extractor
+from .utility import classifier_data, utility
 
 
 def run_config(cfg: GANConfig) -> GANConfig:
@@ -46,16 +43,6 @@ def run_config(cfg: GANConfig) -> GANConfig:
     return GANConfig.from_overrides(**{**recorded_settings(run_path(cfg)), **now})
 
 
-def both_classes_file(cfg: GANConfig, gan_manifest: dict) -> Path:
-    """The tumour + no-tumour file of the run's data source and size (made here if missing, from
-    the raw folder the run's data came from: the classifier needs both classes whatever the GAN
-    trained on)."""
-    both = dataclasses.replace(cfg, classes="both", seed=gan_manifest["dataset"]["seed"])
-    if cfg.data_source in ("local", "drive"):
-        both = dataclasses.replace(both, data_dir=gan_manifest["dataset"]["source_root"])
-    return ensure_processed(both)
-
-
 @dataclass
 class Evaluation:
     """What the notebook shows: metrics.json's content plus the images behind the figures."""
@@ -68,106 +55,6 @@ class Evaluation:
     nearest_index: np.ndarray  # ... and that image's index in `train`
     per_real: dict  # per training image: nearest generated image by features (metrics.per_real_coverage)
     scan_descriptors: dict  # "real (training)", "generated" (and "held-out real") -> descriptor arrays
-
-
-class Stopwatch:
-    def __init__(self):
-        self.times: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str):
-        start = time.perf_counter()
-        yield
-        self.times[name] = round(time.perf_counter() - start, 2)
-        print(f"[{name}] {self.times[name]:.1f} s", flush=True)
-
-
-def classifier_data(cfg: GANConfig, gan_manifest: dict) -> dict:
-    """Real train/test images of both classes; any image the GAN trained on is kept out of the
-    test split (a check by hash, whatever files and seeds made the two data files)."""
-    path = both_classes_file(cfg, gan_manifest)
-    x_train, y_train, manifest = load_processed(path, "train")
-    x_test, y_test, _ = load_processed(path, "test")
-    test_hashes = [e["sha256"] for e in manifest["images"] if e["split"] == "test"]
-    seen = {e["sha256"] for e in gan_manifest["images"] if e["split"] == "train"}
-    clean = np.array([h not in seen for h in test_hashes], bool)
-    if not clean.all():
-        print(f"WARNING: {int((~clean).sum())} held-out images of {path.name} were in the GAN's training set "
-              "(different split settings); they are left out of the classifier's test set.")
-    return {"file": path.name, "x_train": x_train, "y_train": y_train, "x_test": x_test[clean],
-            "y_test": y_test[clean], "excluded_from_test": int((~clean).sum())}
-
-
-# Draw k of the generated training images comes from noise seed `seed + 1 + DRAW_SEED_STEP * k`: apart
-# from the seeds of the measured sample, and draw 0 is the one every evaluation used before each
-# classifier seed had its own draw.
-DRAW_SEED_STEP = 1000
-
-
-def synthetic_count(cfg: GANConfig, y_train: np.ndarray, label: int) -> int:
-    """synthetic_per_real generated images per real training image of class `label`."""
-    return int(round(cfg.synthetic_per_real * (y_train == label).sum()))
-
-
-def class_images(generator, cfg: GANConfig, y_train: np.ndarray, label: int, draw: int) -> np.ndarray:
-    """`synthetic_count` generated images of class `label`, draw number `draw` (a one-class
-    generator makes its only class)."""
-    n = synthetic_count(cfg, y_train, label)
-    seed = cfg.seed + 1 + DRAW_SEED_STEP * draw
-    return generate(generator, n, seed=seed, label=label if takes_label(generator) else None)[0]
-
-
-def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stopwatch, kind: str) -> dict:
-    """Classifier accuracy/AUC on held-out real images: trained on real only, and on real plus
-    generated images of the class the GAN makes; several seeds each (mean and spread). Classifier
-    seed k trains on generated draw k, so the spread also holds how much the result depends on which
-    generated images were drawn (on the Kaggle set's held-out scans, more than on the classifier's
-    seed: README). `kind` names the data in the conditions: "real", or "phantom" for the synthetic
-    stand-in."""
-    if len(data["x_test"]) == 0 or len(np.unique(data["y_test"])) < 2:
-        return {"skipped": "no held-out real images of both classes (holdout=0 uses every image for "
-                           "training, as the report did): nothing to test a classifier on"}
-    x_real, y_real = data["x_train"], data["y_train"]
-
-    def with_real(x, y):
-        return np.concatenate([x_real, x]), np.concatenate([y_real, y])
-
-    training_sets = {kind: lambda draw: (x_real, y_real)}  # a classifier seed's training set, by its draw
-    if takes_label(generator):
-        def both_classes(draw):
-            made = {label: class_images(generator, cfg, y_real, label, draw) for label in CLASS_LABELS.values()}
-            return (np.concatenate(list(made.values())),
-                    np.concatenate([np.full(len(x), label) for label, x in made.items()]))
-        n = sum(synthetic_count(cfg, y_real, label) for label in CLASS_LABELS.values())
-        training_sets[f"{kind} + {n} generated (both classes)"] = lambda draw: with_real(*both_classes(draw))
-        training_sets[f"generated only ({n}): train on synthetic, test on {kind}"] = both_classes
-        tstr = "see the 'generated only' condition"
-    elif run_classes in CLASS_LABELS:
-        label = CLASS_LABELS[run_classes]
-        n = synthetic_count(cfg, y_real, label)
-        training_sets[f"{kind} + {n} generated '{run_classes}'"] = lambda draw: with_real(
-            class_images(generator, cfg, y_real, label, draw), np.full(n, label))
-        tstr = ("skipped: the generator makes one class only (classes=" + run_classes +
-                "); train-on-synthetic needs both")
-    else:
-        tstr = "skipped: the generator was trained on both classes without labels (not a conditional arch)"
-    results = {}
-    for name, training_set in training_sets.items():
-        with watch(f"classifier: {name}"):
-            scores = []
-            for s in range(cfg.classifier_seeds):
-                x, y = training_set(s)
-                scores.append(clf.evaluate(clf.train_classifier(x, y, seed=cfg.seed + s, epochs=cfg.classifier_epochs),
-                                           data["x_test"], data["y_test"]))
-        acc, auc = [s.accuracy for s in scores], [s.auc for s in scores]
-        results[name] = {"accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
-                         "auc_mean": float(np.mean(auc)), "auc_std": float(np.std(auc)),
-                         "accuracy": acc, "auc": auc, "train_images": len(y)}
-    return {"test_images": len(data["y_test"]), "test_per_class": np.bincount(data["y_test"], minlength=2).tolist(),
-            "excluded_from_test": data["excluded_from_test"], "seeds": cfg.classifier_seeds,
-            "epochs": cfg.classifier_epochs, "conditions": results, "train_on_synthetic_test_on_real": tstr,
-            "generated_draws": f"classifier seed k trains on its own generated draw, noise seed "
-                               f"{cfg.seed + 1} + {DRAW_SEED_STEP}·k"}
 
 
 @dataclass
@@ -377,35 +264,3 @@ def write_coverage_csv(path: Path, per_real: dict, gan_manifest: dict) -> None:
 def _kid_fid(a: np.ndarray, b: np.ndarray, kid_args: dict) -> dict:
     mean, std = metrics.kid(a, b, **kid_args)
     return {"kid": mean, "kid_std": std, "fid": metrics.fid(a, b), "n": [len(a), len(b)]}
-
-
-def summary_table(result: dict) -> str:
-    """metrics.json as a Markdown table (readable as text on a terminal too): each figure in the
-    generated column, its real-vs-real baseline beside it (the warnings are printed by evaluate_run
-    and kept in metrics.json)."""
-    f, d, m, cov = result["fidelity"], result["diversity"], result["memorisation"], result["coverage"]
-    kind = "phantom" if result["synthetic_data"] else "real"
-
-    def kid(row):
-        return f"{row['kid']:.4f} ± {row['kid_std']:.4f} (FID {row['fid']:.1f})" if row else "-"
-
-    rows = [("KID, generated vs training images", kid(f["generated_vs_train"]), kid(f.get("baseline_held_out_vs_train")))]
-    class_names = {"yes": "tumour", "no": "no tumour"}
-    rows += [(f"KID, class {name} ({class_names.get(name, name)}) only", kid(c.get("generated_vs_train")),
-              kid(c.get("baseline_held_out_vs_train"))) for name, c in f.get("per_class", {}).items()]
-    generated = cov.get("generated_vs_train_matched") or cov["generated_vs_train"]
-    baseline = cov.get("baseline_held_out_vs_train", {})
-    rows += [(f"{name} (n = {generated['n']})", f"{generated[name]:.2f}",
-              f"{baseline[name]:.2f}" if baseline else "-") for name in ("precision", "recall", "density", "coverage")]
-    rows += [("training scans not covered (coverage.csv)", f"{cov['train_scans_not_covered']:.0%}", ""),
-             ("mean pairwise MS-SSIM (diversity)", f"{d['generated_msssim']:.3f} ({d['diversity_ratio']:.0%} of {kind})",
-              f"{d['real_msssim']:.3f}"),
-             (f"near-copies (SSIM >= {m['near_copy_ssim']})", f"{m['generated_near_copy_share']:.1%}",
-              f"{m['baseline_near_copy_share']:.1%}")]
-    u = result["utility"]
-    rows += ([(f"classifier trained on {name}: AUC", f"{c['auc_mean']:.3f} ± {c['auc_std']:.3f}", "")
-              for name, c in u["conditions"].items()] if "conditions" in u else [("classifier utility", u["skipped"], "")])
-    header = ["| measure | generated | baseline: held-out " + kind + " vs training |", "|---|---|---|"]
-    notes = [f"**{SYNTHETIC_LABEL}: these figures test the pipeline only.**", ""] if result["synthetic_data"] else []
-    notes += [f"Features: {f['feature_extractor']}. Classifier AUCs are on held-out {kind} scans.", ""]
-    return "\n".join(notes + header + [f"| {a} | {b} | {c} |" for a, b, c in rows])

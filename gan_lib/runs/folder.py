@@ -53,7 +53,7 @@ def run_path(cfg: GANConfig) -> Path:
     return resolve(cfg.output_root) / cfg.run_name
 
 
-def source_digest(package: Path = Path(__file__).parent) -> str:
+def source_digest(package: Path = Path(__file__).parents[1]) -> str:
     """A hash of gan_lib's own source files: the same settings train differently when the code
     changes (e.g. D's output unit moved to float32), and a Colab copy on Drive has no git history."""
     digest = hashlib.sha256()
@@ -115,7 +115,7 @@ def recorded_dataset(run_dir: Path, cfg: GANConfig) -> Path:
     path = dataset_file(cfg, name)
     if not path.exists() and recorded.exists():  # resumed or evaluated without the data_root it trained with
         print_above_bar(f"dataset {name} is not under data_root={cfg.data_root!r}; using the file the run recorded, {recorded} "
-            "(checked by its hash)")
+                        "(checked by its hash)")
         return recorded
     return path
 
@@ -260,7 +260,7 @@ def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path, tidy: b
         state = tf.train.get_checkpoint_state(str(ckpt_dir))
     except Exception as err:  # noqa: BLE001 - a garbled `checkpoint` file: its protobuf parse error
         print_above_bar(f"WARNING: {ckpt_dir / 'checkpoint'} is unreadable ({type(err).__name__}); finding the checkpoints "
-            "by their files instead")
+                        "by their files instead")
         if tidy:  # written anew below from the checkpoints that restore
             (ckpt_dir / "checkpoint").unlink()
         state, skipped_index = None, True

@@ -1,5 +1,6 @@
 """Benchmark, per machine: the report's training loop against this project's step computed every
-way gan_lib.training.engine_choice may choose, in one process, at each image size.
+way gan_lib.training.engine_choice may choose, in one process, at each image size, one variant
+alive at a time (the process's peak resident memory is in the JSON).
 
     python -m gan_lib.scripts.bench [--image-size 64 128] [--batch-size 4] [--steps 16] [--rounds 3]
                                     [--precisions float32 mixed_bfloat16] [--presets P ...]
@@ -13,7 +14,8 @@ natively) and each engine (speed or stock layers; XLA over the whole step or onl
 updates), and the engine `precision/xla/speed_layers=auto` picks, i.e. the fastest of (b) in the
 auto precision; (c) the step of each of --presets in the engines auto may choose. With
 --variants auto, (a) and only the engines auto may choose.
-All timed after warm-up in alternating rounds (the median is reported), with matmuls of each
+Each variant is timed after warm-up in rounds alternating with the report's loop (the medians are
+reported, and its ratio is to the report loop's rate in those same rounds), with matmuls of each
 precision as the machine's GFLOP/s references; each step's share of the reference of its own
 precision uses FLOPs counted from the layers for its own recipe (R1's second derivative is not
 counted, so an R1 recipe's share is an underestimate). Prints the CPU, a table per size and the time of the
@@ -24,14 +26,17 @@ Not a test: numbers vary by machine and load.
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import re
+import resource
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from gan_lib.base.files import write_json
 from gan_lib.base.hardware import cpu_facts, fast_bfloat16
@@ -131,15 +136,28 @@ def report_loop_step(cfg: GANConfig, images: np.ndarray):
     return step
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def synced(step):
+    """The step, waiting for its outputs: a timed step is a finished one."""
+    return lambda: tf.nest.map_structure(np.asarray, step())
+
+
 def bench_size(image_size: int, args, precisions: list[str]) -> dict:
-    """Every variant at one image size, timed in the same rounds; the record for the JSON."""
+    """Every variant at one image size; the record for the JSON. One variant is alive at a time
+    (all of them at once held 18 GB at 128 px, more than a Colab runtime has): each is built, timed
+    in rounds alternating with the report's loop, whose rate in those same rounds is its baseline,
+    and freed before the next."""
     report = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size, preset="report")
     default = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size)
     images = np.random.default_rng(0).uniform(-1, 1, (113, image_size, image_size, 1)).astype(np.float32)
     facts = device_facts()
     auto = candidate_engines(default, choose_precision("auto", facts)["policy"], facts)
-    steps = {"report loop (train_on_batch)": report_loop_step(report, images)}
-    variants = {"report loop (train_on_batch)": (report, None)}
+    report_step = synced(report_loop_step(report, images))
+    variants = {}
     every = [Engine(*choice) for choice in itertools.product(precisions, [True, False], XLA_MODES)]
     for engine in auto if args.variants == "auto" else every:
         variants[engine_name(engine)] = (default, engine)
@@ -147,33 +165,37 @@ def bench_size(image_size: int, args, precisions: list[str]) -> dict:
         for engine in auto:
             other = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size, preset=preset)
             variants[f"{preset}: {engine_name(engine)}"] = (other, engine)
-    for name, (cfg, engine) in variants.items():
-        if engine is not None:
-            steps[name] = GANTrainer(cfg, images, engine=engine).compiled_step
     keras.mixed_precision.set_global_policy("float32")
-    synced = {name: (lambda step=step: tf.nest.map_structure(np.asarray, step())) for name, step in steps.items()}
     references = {}
     for precision in dict.fromkeys(["float32", *precisions]):  # the report loop's float32 is always one
         matmul, matmul_flops = matmul_step(precision.removeprefix("mixed_"))
-        references[precision] = matmul_flops
-        synced[f"matmul {precision}"] = lambda matmul=matmul: np.asarray(matmul())
-    rates = time_rounds(synced, args.steps, args.rounds, args.warmup)
-    gflops = {p: rates.pop(f"matmul {p}") * f / 1e9 for p, f in references.items()}
-    baseline = rates["report loop (train_on_batch)"]
-    results = {}
-    for name, rate in rates.items():
-        cfg, engine = variants[name]
-        precision = engine.precision if engine else "float32"
-        flops = step_flops(cfg)
-        results[name] = {"steps_per_s": rate, "x_report_loop": rate / baseline, "precision": precision,
-                         "preset": cfg.preset, "engine": vars(engine) if engine else None, "step_gflop": flops / 1e9,
-                         "gflops": rate * flops / 1e9, "share_of_matmul": rate * flops / 1e9 / gflops[precision]}
-    chosen = max((engine_name(e) for e in auto if engine_name(e) in rates), key=rates.get)
+        references[precision] = (lambda matmul=matmul: np.asarray(matmul()), matmul_flops)
+    timed = time_rounds({"report": report_step, **{p: step for p, (step, _) in references.items()}},
+                        args.steps, args.rounds, args.warmup)
+    gflops = {p: timed[p] * flops / 1e9 for p, (_, flops) in references.items()}
+    results = {"report loop (train_on_batch)": {"steps_per_s": timed["report"], "x_report_loop": 1.0,
+                                                "precision": "float32", "preset": report.preset, "engine": None}}
+    for name, (cfg, engine) in tqdm(variants.items(), desc=f"{image_size} px variants", unit="variant"):
+        trainer = GANTrainer(cfg, images, engine=engine)
+        rates = time_rounds({"report": report_step, name: synced(trainer.compiled_step)},
+                            args.steps, args.rounds, args.warmup)
+        del trainer
+        gc.collect()  # its models and compiled graphs, before the next variant is built
+        results[name] = {"steps_per_s": rates[name], "x_report_loop": rates[name] / rates["report"],
+                         "report_loop_steps_per_s": rates["report"], "precision": engine.precision,
+                         "preset": cfg.preset, "engine": vars(engine), "peak_rss_mb_so_far": round(peak_rss_mb())}
+    for name, row in results.items():
+        cfg = variants[name][0] if name in variants else report
+        row.update({"step_gflop": step_flops(cfg) / 1e9, "gflops": row["steps_per_s"] * step_flops(cfg) / 1e9})
+        row["share_of_matmul"] = row["gflops"] / gflops[row["precision"]]
+    chosen = max((engine_name(e) for e in auto if engine_name(e) in results), key=lambda n: results[n]["x_report_loop"])
     schedule = default.epochs * default.steps_per_epoch
+    baseline = results["report loop (train_on_batch)"]["steps_per_s"]
     return {"image_size": image_size, "batch_size": args.batch_size, "default_preset": default.preset,
             "step_gflop": step_flops(default) / 1e9, "matmul_gflops": gflops, "results": results, "auto_choice": chosen,
             "default_schedule": {"steps": schedule, "seconds_report_loop": schedule / baseline,
-                                 "seconds_auto": schedule / rates[chosen]}}
+                                 "seconds_auto": schedule / (baseline * results[chosen]["x_report_loop"])},
+            "peak_rss_mb": round(peak_rss_mb())}
 
 
 def print_table(record: dict) -> str:
@@ -187,7 +209,7 @@ def print_table(record: dict) -> str:
         mark = "  <- auto" if name == record["auto_choice"] else ""
         lines.append(f"{name:66s} {r['steps_per_s']:8.3f} {r['x_report_loop']:9.2f} {100 * r['share_of_matmul']:8.1f}%{mark}")
     lines.append(f"default schedule ({s['steps']:,} steps): report loop {duration(s['seconds_report_loop'])}, "
-                 f"auto choice {duration(s['seconds_auto'])}")
+                 f"auto choice {duration(s['seconds_auto'])}; peak resident memory {record['peak_rss_mb'] / 1024:.1f} GB")
     text = "\n".join(lines)
     print("\n" + text)
     return text

@@ -28,10 +28,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from gan_lib.base.files import write_json
+from gan_lib.base.progress import Stopwatch
 from gan_lib.config import EVALUATION_FIELDS, PRESETS, GANConfig
 from gan_lib.data.storage import dataset_name, ensure_processed, load_processed
 from gan_lib.evaluation import descriptors
-from gan_lib.evaluation.evaluate import Stopwatch, add_coverage, coverage_section, evaluate_run, run_config, run_images
+from gan_lib.evaluation.evaluate import add_coverage, coverage_section, evaluate_run, run_config, run_images
 from gan_lib.evaluation.metrics import LESS_DIVERSE_RATIO
 from gan_lib.plots import descriptor_histograms, kid_curves, least_covered, side_by_side
 from gan_lib.runs.folder import run_path

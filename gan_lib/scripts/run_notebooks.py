@@ -154,7 +154,7 @@ def execute(paths: list[Path], parameters: list[dict], targets: list[Path], prep
 
 def run_folders(paths: list[Path], parameters: list[dict]) -> list[Path]:
     """The run folders the notebooks that take a run_name worked on, with these parameters."""
-    runs = {GANConfig.from_overrides(**{k: p[k] for k in ("run_name", "output_root") if k in p}).run_dir
+    runs = {run_path(GANConfig.from_overrides(**{k: p[k] for k in ("run_name", "output_root") if k in p}))
             for path, p in zip(paths, parameters) if "run_name" in parameter_types(path)}
     return sorted(runs)
 
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Run folder: {run_dir}")
         evaluated = any(p.stem == "06_evaluate" for p in paths)
         if evaluated and (run_dir / "metrics.json").exists():  # the notebook shows it rendered, the terminal as text
-            from gan_lib.evaluation.evaluate import summary_table
+            from gan_lib.evaluation.summary import summary_table
 
             print("\n" + summary_table(json.loads((run_dir / "metrics.json").read_text())))
     return 0

@@ -6,7 +6,8 @@ fastest choice differs between CPUs (docs/hardware.md), so on a CPU each "auto" 
 timing the candidates for a few steps at start-up. The result is cached per machine and settings
 (`speed_choices.json` under the user's cache folder), so only the first run of a kind pays for it.
 GPUs and TPUs use the stock layers and whole-step XLA (not measured here: no accelerator). Under a
-tf.distribute strategy (gan_lib.training.strategies) see `candidate_engines`.
+tf.distribute strategy (gan_lib.training.strategies) see `candidate_engines`. `training_speed` is
+the chosen step's speed on this runtime, and the schedule's time at it, before committing to hours.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ import tensorflow as tf
 
 from ..base.files import write_json
 from ..base.hardware import cpu_facts, fast_bfloat16
-from ..base.progress import print_above_bar
+from ..base.progress import PACE_STEPS, duration, print_above_bar
 from ..config import GANConfig
 from .engine import Engine
 from .step import GANTrainer
+from .strategies import make_strategy
 
 TUNE_WARMUP, TUNE_STEPS, TUNE_ROUNDS = 2, 3, 2  # per candidate; rounds alternate between candidates
 # Settings that change the step's work, so a measurement for one does not hold for another.
@@ -140,7 +142,7 @@ def choose_engine(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None 
     rates = cache[key]
     best = max(candidates, key=lambda c: rates[engine_name(c)])
     print_above_bar(f"speed: {engine_name(best)} ({rates[engine_name(best)]:.2f} steps/s; "
-        + ", ".join(f"{name} {rate:.2f}" for name, rate in rates.items() if name != engine_name(best)) + f"), {how}")
+                    + ", ".join(f"{name} {rate:.2f}" for name, rate in rates.items() if name != engine_name(best)) + f"), {how}")
     return best, {**record, "engine": vars(best), "how": how, "steps_per_s": rates}
 
 
@@ -169,3 +171,27 @@ def measure(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None, candi
             np.asarray(out["d_loss"])
             rates[name].append(TUNE_STEPS / (time.perf_counter() - start))
     return {name: float(np.median(r)) for name, r in rates.items()}
+
+
+def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:
+    """What 04_train will do per second on this runtime: `cfg`'s step (its precision, XLA and the
+    layers chosen for this device) on random images, compiled, then `steps` steps timed; printed
+    with the time of cfg's whole schedule. A minute on a GPU runtime, before committing to hours."""
+    strategy = make_strategy(cfg)
+    images = np.random.default_rng(0).uniform(-1, 1, (64, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
+    engine, _ = choose_engine(cfg, images, strategy=strategy)
+    trainer = GANTrainer(cfg, images, engine=engine, strategy=strategy)
+    start = time.perf_counter()
+    for _ in range(2 if cfg.lazy_r1 else 1):  # lazy R1: a step with it, one without
+        np.asarray(trainer.compiled_step()["d_loss"])
+    compiled = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = trainer.compiled_step()
+    np.asarray(out["d_loss"])  # wait for the last step
+    rate = steps / (time.perf_counter() - start)
+    total = cfg.epochs * cfg.steps_per_epoch
+    print(f"{cfg.image_size} px, batch {cfg.batch_size}; {engine_name(engine)}\n"
+          f"compile {compiled:.1f} s; {rate:.2f} steps/s; the schedule ({cfg.epochs} x {cfg.steps_per_epoch:,} steps) "
+          f"takes {duration(total / rate)}")
+    return {"steps_per_s": rate, "compile_s": compiled, "schedule_s": total / rate, "engine": vars(engine)}

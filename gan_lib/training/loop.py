@@ -1,5 +1,5 @@
 """The training loop: train (or resume) one run folder, never losing more than one checkpoint
-interval, and `training_speed`, the step's speed on this runtime before committing to hours.
+interval.
 
 Why a plain loop around the compiled step (gan_lib.training.step) rather than `fit()`: the report's
 schedule is 3750-step epochs, and a Colab runtime can die mid-epoch; resuming at the exact step
@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..base.files import write_json
-from ..base.progress import PACE_STEPS, Pace, duration, print_above_bar, progress_bar
+from ..base.progress import PACE_STEPS, Pace, print_above_bar, progress_bar
 from ..config import PRESETS, GANConfig
 from ..data import streaming
 from ..data.images import GRID_ROWS_CAPTION, SAMPLE_GRID, by_grid_rows, save_grid, synthetic_marks
@@ -31,7 +31,7 @@ from ..runs.folder import (KEEP_CHECKPOINTS, RunFolderError, check_resumable, ch
                            has_checkpoint, recorded_dataset, recorded_settings, restore_newest_good, run_lock, run_path,
                            run_record, save_model, trim_history)
 from ..runs.logs import load_history
-from .engine_choice import choose_engine, engine_name
+from .engine_choice import choose_engine
 from .monitor import HealthLog
 from .step import GANTrainer, StepOutput
 from .strategies import describe, is_chief, make_strategy
@@ -114,7 +114,7 @@ def training_data(cfg: GANConfig, path: Path) -> TrainingData:
     sha256, labels = shards_sha256(files, side, manifest["dataset"].get("train_sha256"))
     images = np.concatenate([part for part, _ in read_shards(files, side, STREAM_SAMPLE)])
     print_above_bar(f"streaming the training split ({len(labels)} images, {size:.0f} MB > memory_budget_mb={cfg.memory_budget_mb:g}) "
-        f"from {len(files)} shard(s); previews, quality checks and the speed measurement use its first {len(images)}")
+                    f"from {len(files)} shard(s); previews, quality checks and the speed measurement use its first {len(images)}")
     return TrainingData(images, labels, read_manifest(path), sha256, files)  # as shard_files may have just listed them
 
 
@@ -124,57 +124,72 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
     worker's share of a multi-worker run: the same steps, its checkpoints (which every worker must
     save) in the scratch folder, nothing written to the run folder."""
     chief = worker_scratch is None
-    images, labels, manifest, train_sha256 = data.images, data.labels, data.manifest, data.sha256
     run_dir, ckpt_dir = run_path(cfg), run_path(cfg) / "checkpoints"
     changed = {k: v for k, v in cfg.overridden().items() if k in PRESETS[cfg.preset]}
     print(f"{cfg.run_name}: preset {cfg.preset}" + "".join(f", {k}={v!r}" for k, v in changed.items())
-          + f"; dataset {cfg.dataset} ({len(labels)} training images, {cfg.image_size} px)")
+          + f"; dataset {cfg.dataset} ({len(data.labels)} training images, {cfg.image_size} px)")
     where = describe(cfg, strategy)
     if strategy is not None:
         print_above_bar(f"strategy {cfg.strategy}: {where['replicas']} replicas ({', '.join(where['devices'])}), "
-            f"{where['per_replica_batch']} images each; BatchNorm {where['batch_norm']}")
-    engine, engine_record = choose_engine(cfg, images, labels[:len(images)], strategy)
+                        f"{where['per_replica_batch']} images each; BatchNorm {where['batch_norm']}")
+    engine, engine_record = choose_engine(cfg, data.images, data.labels[:len(data.images)], strategy)
     stream = streaming.batches(data.shards, cfg.image_size, cfg.batch_size, cfg.seed) if data.shards else None
-    trainer = GANTrainer(cfg, None if stream else images, labels, engine, strategy, stream)
-    conditional = is_conditional(cfg)
-    phantom = [SYNTHETIC_LABEL] if manifest["dataset"]["synthetic"] else []
-    rows = [GRID_ROWS_CAPTION] if conditional else []
+    trainer = GANTrainer(cfg, None if stream else data.images, data.labels, engine, strategy, stream)
     if chief:
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
         ckpt_dir.mkdir(exist_ok=True)
     restored = restore_newest_good(trainer.checkpoint, ckpt_dir, tidy=chief) if ckpt_dir.exists() else None
     manager = tf.train.CheckpointManager(trainer.checkpoint, str(ckpt_dir if chief else worker_scratch),
                                          max_to_keep=KEEP_CHECKPOINTS)
-    if not chief:
-        if restored:
-            print(f"Resuming {run_dir.name} from step {int(trainer.step)} ({restored}).")
-        _worker_loop(cfg, trainer, manager, stop_after_steps)
-        return run_dir
-
-    z_path = run_dir / "samples" / "z_fixed.npy"
     if restored:
         print(f"Resuming {run_dir.name} from step {int(trainer.step)} ({restored}).")
-        z_fixed = np.load(z_path)
-    else:
-        z_fixed = np.random.default_rng(cfg.seed).standard_normal((SAMPLE_GRID**2, cfg.noise_dim)).astype(np.float32)
-        np.save(z_path, z_fixed)
-        reals = by_grid_rows(labels[:len(images)]) if conditional else np.arange(min(len(images), SAMPLE_GRID**2))
-        save_grid(images[reals], run_dir / "samples" / "reals.png", "\n".join(["REAL training scans", *rows, *phantom]))
+    if not chief:
+        _worker_loop(cfg, trainer, manager, stop_after_steps)
+        return run_dir
+    z_fixed = _fixed_noise(cfg, data, run_dir, restored)
     engine_used = {**vars(engine), **({"replicas": where["replicas"]} if strategy is not None else {})}
     effective = {"engine": engine_record, "strategy": where,
                  "engines": engines_by_step(run_dir, restored, int(trainer.step), engine_used),
-                 "train_images": len(labels),
+                 "train_images": len(data.labels),
                  "training_data": (f"streamed from {len(data.shards)} shard(s) (memory_budget_mb="
-                                   f"{cfg.memory_budget_mb:g}); quality checks against its first {len(images)} images"
-                                   if data.shards else "in memory, batches drawn with replacement"),
-                 "conditional": conditional, "total_steps": cfg.epochs * cfg.steps_per_epoch}
-    write_json(run_dir / "config.json", run_record(cfg, manifest, effective, train_sha256))
+                                   f"{cfg.memory_budget_mb:g}); quality checks against its first {len(data.images)} "
+                                   "images" if data.shards else "in memory, batches drawn with replacement"),
+                 "conditional": is_conditional(cfg), "total_steps": cfg.epochs * cfg.steps_per_epoch}
+    write_json(run_dir / "config.json", run_record(cfg, data.manifest, effective, data.sha256))
+    if _epochs(cfg, data, trainer, manager, z_fixed, stop_after_steps):
+        save_model(trainer.sampling_generator, run_dir / "generator.keras")
+    return run_dir
+
+
+def _captions(cfg: GANConfig, data: TrainingData) -> list[str]:
+    """The lines under a sample grid's title: which class each row is, and whether the data was the phantom."""
+    return (([GRID_ROWS_CAPTION] if is_conditional(cfg) else [])
+            + ([SYNTHETIC_LABEL] if data.manifest["dataset"]["synthetic"] else []))
+
+
+def _fixed_noise(cfg: GANConfig, data: TrainingData, run_dir: Path, restored) -> np.ndarray:
+    """The noise every epoch's sample grid is drawn from: made and saved (with the grid of real
+    scans beside it) when the run starts, read back when it resumes."""
+    z_path = run_dir / "samples" / "z_fixed.npy"
+    if restored:
+        return np.load(z_path)
+    z_fixed = np.random.default_rng(cfg.seed).standard_normal((SAMPLE_GRID**2, cfg.noise_dim)).astype(np.float32)
+    np.save(z_path, z_fixed)
+    images, labels = data.images, data.labels
+    reals = by_grid_rows(labels[:len(images)]) if is_conditional(cfg) else np.arange(min(len(images), SAMPLE_GRID**2))
+    save_grid(images[reals], run_dir / "samples" / "reals.png", "\n".join(["REAL training scans", *_captions(cfg, data)]))
+    return z_fixed
+
+
+def _epochs(cfg: GANConfig, data: TrainingData, trainer: GANTrainer, manager: tf.train.CheckpointManager,
+            z_fixed: np.ndarray, stop_after_steps: int | None) -> bool:
+    """The chief's epochs, from the trainer's step to the schedule's end: history.csv, the health
+    log, checkpoints and each epoch's sample grid. False if stopped after `stop_after_steps`."""
+    run_dir, total = run_path(cfg), cfg.epochs * cfg.steps_per_epoch
     history_path = run_dir / "history.csv"
     trim_history(history_path, int(trainer.step), HISTORY_FIELDS)
-    health = HealthLog(cfg, run_dir, images, int(trainer.step)) if cfg.kid_every else None
+    health = HealthLog(cfg, run_dir, data.images, int(trainer.step)) if cfg.kid_every else None
     new_file = not history_path.exists()
-    total = cfg.epochs * cfg.steps_per_epoch
-
     with history_path.open("a", newline="") as history_file:
         history = csv.DictWriter(history_file, HISTORY_FIELDS)
         if new_file:
@@ -201,13 +216,8 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
                 else:
                     bar.update(1)
                 if step % cfg.log_every == 0 or step % cfg.steps_per_epoch == 0:
-                    values = StepOutput(**{k: float(v) for k, v in out.items()})
                     trainer.wall_time.assign(base_wall + time.perf_counter() - started)
-                    if not all(np.isfinite([values.d_loss, values.g_loss])):
-                        history_file.flush()
-                        raise TrainingDiverged(
-                            f"step {step}: d_loss={values.d_loss}, g_loss={values.g_loss}. Training stopped; the "
-                            f"last good checkpoint is {manager.latest_checkpoint}.")
+                    values = _logged(out, step, manager, history_file)
                     history.writerow({"epoch": epoch + 1, "step": step, **vars(values),
                                       "wall_time_s": round(float(trainer.wall_time), 3)})
                     bar.set_postfix(d_loss=f"{values.d_loss:.3f}", g_loss=f"{values.g_loss:.3f}", refresh=False)
@@ -224,17 +234,27 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
                     history_file.flush()
                     manager.save(checkpoint_number=step)
                 if stop_after_steps is not None and done_now >= stop_after_steps:
-                    return run_dir
+                    return False
             bar.close()
             save_grid(trainer.samples(z_fixed), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
-                      "\n".join([f"GENERATED, step {step}", *rows, *phantom]),
+                      "\n".join([f"GENERATED, step {step}", *_captions(cfg, data)]),
                       synthetic_marks({"run": cfg.run_name, "preset": cfg.preset, "seed": cfg.seed, "step": step,
-                                       "label": "rows alternate 0 (no tumour) and 1 (tumour)" if conditional else None}))
+                                       "label": "rows alternate 0 (no tumour) and 1 (tumour)"
+                                       if is_conditional(cfg) else None}))
             if step % cfg.checkpoint_every:  # otherwise this step was saved just above
                 history_file.flush()
                 manager.save(checkpoint_number=step)
-    save_model(trainer.sampling_generator, run_dir / "generator.keras")
-    return run_dir
+    return True
+
+
+def _logged(out: dict, step: int, manager: tf.train.CheckpointManager, history_file) -> StepOutput:
+    """A logged step's figures, read from the device; a NaN or infinite loss stops the run."""
+    values = StepOutput(**{k: float(v) for k, v in out.items()})
+    if not all(np.isfinite([values.d_loss, values.g_loss])):
+        history_file.flush()
+        raise TrainingDiverged(f"step {step}: d_loss={values.d_loss}, g_loss={values.g_loss}. Training stopped; the "
+                               f"last good checkpoint is {manager.latest_checkpoint}.")
+    return values
 
 
 def _worker_loop(cfg: GANConfig, trainer: GANTrainer, manager: tf.train.CheckpointManager,
@@ -250,27 +270,3 @@ def _worker_loop(cfg: GANConfig, trainer: GANTrainer, manager: tf.train.Checkpoi
             manager.save(checkpoint_number=step)
         if stop_after_steps is not None and done_now >= stop_after_steps:
             return
-
-
-def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:
-    """What 04_train will do per second on this runtime: `cfg`'s step (its precision, XLA and the
-    layers chosen for this device) on random images, compiled, then `steps` steps timed; printed
-    with the time of cfg's whole schedule. A minute on a GPU runtime, before committing to hours."""
-    strategy = make_strategy(cfg)
-    images = np.random.default_rng(0).uniform(-1, 1, (64, cfg.image_size, cfg.image_size, 1)).astype(np.float32)
-    engine, _ = choose_engine(cfg, images, strategy=strategy)
-    trainer = GANTrainer(cfg, images, engine=engine, strategy=strategy)
-    start = time.perf_counter()
-    for _ in range(2 if cfg.lazy_r1 else 1):  # lazy R1: a step with it, one without
-        np.asarray(trainer.compiled_step()["d_loss"])
-    compiled = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(steps):
-        out = trainer.compiled_step()
-    np.asarray(out["d_loss"])  # wait for the last step
-    rate = steps / (time.perf_counter() - start)
-    total = cfg.epochs * cfg.steps_per_epoch
-    print(f"{cfg.image_size} px, batch {cfg.batch_size}; {engine_name(engine)}\n"
-          f"compile {compiled:.1f} s; {rate:.2f} steps/s; the schedule ({cfg.epochs} x {cfg.steps_per_epoch:,} steps) "
-          f"takes {duration(total / rate)}")
-    return {"steps_per_s": rate, "compile_s": compiled, "schedule_s": total / rate, "engine": vars(engine)}

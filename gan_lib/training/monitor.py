@@ -102,12 +102,12 @@ class HealthLog:
             writer.writerow(row)
         self.window.clear()
         print_above_bar(f"step {step}: KID {quality.kid:.3f} ± {quality.kid_std:.3f} (random-CNN features), diversity "
-            f"{quality.diversity_ratio:.0%} of the training set's, recall {quality.recall:.2f}, coverage "
-            f"{quality.coverage:.2f}, D accuracy real {row['d_acc_real']:.2f} / fake "
-            f"{row['d_acc_fake']:.2f}, augment p {row['augment_p']:.2f}")
+                        f"{quality.diversity_ratio:.0%} of the training set's, recall {quality.recall:.2f}, coverage "
+                        f"{quality.coverage:.2f}, D accuracy real {row['d_acc_real']:.2f} / fake "
+                        f"{row['d_acc_fake']:.2f}, augment p {row['augment_p']:.2f}")
         if quality.collapsing:
             print_above_bar(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the training set's: "
-                "mode collapse is starting (see health.csv and the sample grids).")
+                            "mode collapse is starting (see health.csv and the sample grids).")
         if quality.kid < self.best_kid:
             self.best_kid = quality.kid
             save_model(generator, self.run_dir / "generator_best.keras")

@@ -120,8 +120,8 @@ def join_cluster(config: dict, timeout_s: float) -> tf.distribute.Strategy:
     others = [address for addresses in config["cluster"].values() for address in addresses if address != me]
     silent = [address for address in others if not _answers(address)]
     print_above_bar(f"joining the cluster as {me}: waiting for {', '.join(others) or 'no other worker'}"
-        + (f" (not answering yet: {', '.join(silent)})" if silent else "")
-        + f"; this process stops if they have not all joined within worker_timeout_s={timeout_s:g} s")
+                    + (f" (not answering yet: {', '.join(silent)})" if silent else "")
+                    + f"; this process stops if they have not all joined within worker_timeout_s={timeout_s:g} s")
     sys.stderr.flush()
     main = threading.current_thread() is threading.main_thread()  # where signal handlers can be set
     handlers = {number: signal.signal(number, signal.SIG_DFL) for number in (signal.SIGINT, signal.SIGTERM)} if main \

@@ -1,0 +1,115 @@
+"""Whether generated images help a tumour classifier: trained on real scans only, on real plus
+generated, and on generated only (train on synthetic, test on real), each tested on held-out real
+scans the GAN never saw, over several seeds."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from ..base.progress import Stopwatch
+from ..config import GANConfig
+from ..data.images import CLASS_LABELS
+from ..data.storage import ensure_processed, load_processed
+from ..runs.generate import generate, takes_label
+from . import classifier as clf
+
+
+def both_classes_file(cfg: GANConfig, gan_manifest: dict) -> Path:
+    """The tumour + no-tumour file of the run's data source and size (made here if missing, from
+    the raw folder the run's data came from: the classifier needs both classes whatever the GAN
+    trained on)."""
+    both = dataclasses.replace(cfg, classes="both", seed=gan_manifest["dataset"]["seed"])
+    if cfg.data_source in ("local", "drive"):
+        both = dataclasses.replace(both, data_dir=gan_manifest["dataset"]["source_root"])
+    return ensure_processed(both)
+
+
+def classifier_data(cfg: GANConfig, gan_manifest: dict) -> dict:
+    """Real train/test images of both classes; any image the GAN trained on is kept out of the
+    test split (a check by hash, whatever files and seeds made the two data files)."""
+    path = both_classes_file(cfg, gan_manifest)
+    x_train, y_train, manifest = load_processed(path, "train")
+    x_test, y_test, _ = load_processed(path, "test")
+    test_hashes = [e["sha256"] for e in manifest["images"] if e["split"] == "test"]
+    seen = {e["sha256"] for e in gan_manifest["images"] if e["split"] == "train"}
+    clean = np.array([h not in seen for h in test_hashes], bool)
+    if not clean.all():
+        print(f"WARNING: {int((~clean).sum())} held-out images of {path.name} were in the GAN's training set "
+              "(different split settings); they are left out of the classifier's test set.")
+    return {"file": path.name, "x_train": x_train, "y_train": y_train, "x_test": x_test[clean],
+            "y_test": y_test[clean], "excluded_from_test": int((~clean).sum())}
+
+
+# Draw k of the generated training images comes from noise seed `seed + 1 + DRAW_SEED_STEP * k`: apart
+# from the seeds of the measured sample, and draw 0 is the one every evaluation used before each
+# classifier seed had its own draw.
+DRAW_SEED_STEP = 1000
+
+
+def synthetic_count(cfg: GANConfig, y_train: np.ndarray, label: int) -> int:
+    """synthetic_per_real generated images per real training image of class `label`."""
+    return int(round(cfg.synthetic_per_real * (y_train == label).sum()))
+
+
+def class_images(generator, cfg: GANConfig, y_train: np.ndarray, label: int, draw: int) -> np.ndarray:
+    """`synthetic_count` generated images of class `label`, draw number `draw` (a one-class
+    generator makes its only class)."""
+    n = synthetic_count(cfg, y_train, label)
+    seed = cfg.seed + 1 + DRAW_SEED_STEP * draw
+    return generate(generator, n, seed=seed, label=label if takes_label(generator) else None)[0]
+
+
+def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stopwatch, kind: str) -> dict:
+    """Classifier accuracy/AUC on held-out real images: trained on real only, and on real plus
+    generated images of the class the GAN makes; several seeds each (mean and spread). Classifier
+    seed k trains on generated draw k, so the spread also holds how much the result depends on which
+    generated images were drawn (on the Kaggle set's held-out scans, more than on the classifier's
+    seed: README). `kind` names the data in the conditions: "real", or "phantom" for the synthetic
+    stand-in."""
+    if len(data["x_test"]) == 0 or len(np.unique(data["y_test"])) < 2:
+        return {"skipped": "no held-out real images of both classes (holdout=0 uses every image for "
+                           "training, as the report did): nothing to test a classifier on"}
+    x_real, y_real = data["x_train"], data["y_train"]
+
+    def with_real(x, y):
+        return np.concatenate([x_real, x]), np.concatenate([y_real, y])
+
+    training_sets = {kind: lambda draw: (x_real, y_real)}  # a classifier seed's training set, by its draw
+    if takes_label(generator):
+        def both_classes(draw):
+            made = {label: class_images(generator, cfg, y_real, label, draw) for label in CLASS_LABELS.values()}
+            return (np.concatenate(list(made.values())),
+                    np.concatenate([np.full(len(x), label) for label, x in made.items()]))
+        n = sum(synthetic_count(cfg, y_real, label) for label in CLASS_LABELS.values())
+        training_sets[f"{kind} + {n} generated (both classes)"] = lambda draw: with_real(*both_classes(draw))
+        training_sets[f"generated only ({n}): train on synthetic, test on {kind}"] = both_classes
+        tstr = "see the 'generated only' condition"
+    elif run_classes in CLASS_LABELS:
+        label = CLASS_LABELS[run_classes]
+        n = synthetic_count(cfg, y_real, label)
+        training_sets[f"{kind} + {n} generated '{run_classes}'"] = lambda draw: with_real(
+            class_images(generator, cfg, y_real, label, draw), np.full(n, label))
+        tstr = ("skipped: the generator makes one class only (classes=" + run_classes +
+                "); train-on-synthetic needs both")
+    else:
+        tstr = "skipped: the generator was trained on both classes without labels (not a conditional arch)"
+    results = {}
+    for name, training_set in training_sets.items():
+        with watch(f"classifier: {name}"):
+            scores = []
+            for s in range(cfg.classifier_seeds):
+                x, y = training_set(s)
+                scores.append(clf.evaluate(clf.train_classifier(x, y, seed=cfg.seed + s, epochs=cfg.classifier_epochs),
+                                           data["x_test"], data["y_test"]))
+        acc, auc = [s.accuracy for s in scores], [s.auc for s in scores]
+        results[name] = {"accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
+                         "auc_mean": float(np.mean(auc)), "auc_std": float(np.std(auc)),
+                         "accuracy": acc, "auc": auc, "train_images": len(y)}
+    return {"test_images": len(data["y_test"]), "test_per_class": np.bincount(data["y_test"], minlength=2).tolist(),
+            "excluded_from_test": data["excluded_from_test"], "seeds": cfg.classifier_seeds,
+            "epochs": cfg.classifier_epochs, "conditions": results, "train_on_synthetic_test_on_real": tstr,
+            "generated_draws": f"classifier seed k trains on its own generated draw, noise seed "
+                               f"{cfg.seed + 1} + {DRAW_SEED_STEP}·k"}
