@@ -43,9 +43,9 @@ def classifier_data(cfg: GANConfig, gan_manifest: dict) -> dict:
             "y_test": y_test[clean], "excluded_from_test": int((~clean).sum())}
 
 
-# Draw k of the generated training images comes from noise seed `seed + 1 + DRAW_SEED_STEP * k`: apart
-# from the seeds of the measured sample, and draw 0 is the one every evaluation used before each
-# classifier seed had its own draw.
+# Draw k of the generated training images comes from noise seed `seed + 1 + DRAW_SEED_STEP * k`:
+# apart from the seeds of the measured sample (noise seed `seed`), and draw 0 keeps the numbers of
+# records made when every classifier seed trained on that one draw comparable.
 DRAW_SEED_STEP = 1000
 
 

@@ -1,6 +1,6 @@
 """Benchmark, per machine: the report's training loop against this project's step computed every
-way gan_lib.training.engine_choice may choose, in one process, at each image size, one variant
-alive at a time (the process's peak resident memory is in the JSON).
+way gan_lib.training.engine_choice may choose, at each image size, each variant in a process of
+its own (the peak resident memory is in the JSON).
 
     python -m gan_lib.scripts.bench [--image-size 64 128] [--batch-size 4] [--steps 16] [--rounds 3]
                                     [--precisions float32 mixed_bfloat16] [--presets P ...]
@@ -26,10 +26,12 @@ Not a test: numbers vary by machine and load.
 from __future__ import annotations
 
 import argparse
-import gc
 import itertools
+import json
 import re
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -136,9 +138,9 @@ def report_loop_step(cfg: GANConfig, images: np.ndarray):
     return step
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (Linux reports kilobytes)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """The peak resident memory so far of this process (or of its largest finished child), in MB."""
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports kilobytes
 
 
 def synced(step):
@@ -146,25 +148,46 @@ def synced(step):
     return lambda: tf.nest.map_structure(np.asarray, step())
 
 
-def bench_size(image_size: int, args, precisions: list[str]) -> dict:
-    """Every variant at one image size; the record for the JSON. One variant is alive at a time
-    (all of them at once held 18 GB at 128 px, more than a Colab runtime has): each is built, timed
-    in rounds alternating with the report's loop, whose rate in those same rounds is its baseline,
-    and freed before the next."""
-    report = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size, preset="report")
+def variants(image_size: int, args, precisions: list[str]) -> dict[str, tuple[GANConfig, Engine]]:
+    """Name -> (recipe, engine) of every variant timed against the report's loop at this size."""
     default = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size)
-    images = np.random.default_rng(0).uniform(-1, 1, (113, image_size, image_size, 1)).astype(np.float32)
     facts = device_facts()
     auto = candidate_engines(default, choose_precision("auto", facts)["policy"], facts)
-    report_step = synced(report_loop_step(report, images))
-    variants = {}
+    found = {}
     every = [Engine(*choice) for choice in itertools.product(precisions, [True, False], XLA_MODES)]
     for engine in auto if args.variants == "auto" else every:
-        variants[engine_name(engine)] = (default, engine)
+        found[engine_name(engine)] = (default, engine)
     for preset in args.presets if args.variants == "all" else []:  # other recipes, in each engine auto may choose
         for engine in auto:
             other = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size, preset=preset)
-            variants[f"{preset}: {engine_name(engine)}"] = (other, engine)
+            found[f"{preset}: {engine_name(engine)}"] = (other, engine)
+    return found
+
+
+def report_and_images(image_size: int, args):
+    report = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size, preset="report")
+    images = np.random.default_rng(0).uniform(-1, 1, (113, image_size, image_size, 1)).astype(np.float32)
+    return report, images, synced(report_loop_step(report, images))
+
+
+def time_one_variant(image_size: int, args, precisions: list[str], name: str) -> dict:
+    """In a process of its own (`--one-variant`): the variant timed in rounds alternating with the
+    report's loop, and this process's peak memory."""
+    cfg, engine = variants(image_size, args, precisions)[name]
+    _, images, report_step = report_and_images(image_size, args)
+    trainer = GANTrainer(cfg, images, engine=engine)
+    rates = time_rounds({"report": report_step, name: synced(trainer.compiled_step)}, args.steps, args.rounds,
+                        args.warmup)
+    return {"steps_per_s": rates[name], "report_loop_steps_per_s": rates["report"], "peak_rss_mb": peak_rss_mb()}
+
+
+def bench_size(image_size: int, args, precisions: list[str]) -> dict:
+    """Every variant at one image size; the record for the JSON. Each variant is timed in a process
+    of its own (all of them alive in one process held 18 GB at 128 px, more than a Colab runtime
+    has, and a variant's graphs are not given back when it is deleted), in rounds alternating with
+    the report's loop, whose rate in those same rounds is its baseline."""
+    report, _, report_step = report_and_images(image_size, args)
+    default = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size)
     keras.mixed_precision.set_global_policy("float32")
     references = {}
     for precision in dict.fromkeys(["float32", *precisions]):  # the report loop's float32 is always one
@@ -175,19 +198,23 @@ def bench_size(image_size: int, args, precisions: list[str]) -> dict:
     gflops = {p: timed[p] * flops / 1e9 for p, (_, flops) in references.items()}
     results = {"report loop (train_on_batch)": {"steps_per_s": timed["report"], "x_report_loop": 1.0,
                                                 "precision": "float32", "preset": report.preset, "engine": None}}
-    for name, (cfg, engine) in tqdm(variants.items(), desc=f"{image_size} px variants", unit="variant"):
-        trainer = GANTrainer(cfg, images, engine=engine)
-        rates = time_rounds({"report": report_step, name: synced(trainer.compiled_step)},
-                            args.steps, args.rounds, args.warmup)
-        del trainer
-        gc.collect()  # its models and compiled graphs, before the next variant is built
-        results[name] = {"steps_per_s": rates[name], "x_report_loop": rates[name] / rates["report"],
-                         "report_loop_steps_per_s": rates["report"], "precision": engine.precision,
-                         "preset": cfg.preset, "engine": vars(engine), "peak_rss_mb_so_far": round(peak_rss_mb())}
+    options = ["--image-size", str(image_size), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+               "--rounds", str(args.rounds), "--warmup", str(args.warmup), "--variants", args.variants,
+               "--precisions", *precisions, "--presets", *args.presets]
+    measured = variants(image_size, args, precisions)
+    for name, (cfg, engine) in tqdm(measured.items(), desc=f"{image_size} px variants", unit="variant"):
+        done = subprocess.run([sys.executable, "-m", "gan_lib.scripts.bench", *options, "--one-variant", name],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"variant {name!r} failed:\n{done.stderr[-3000:]}")
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        results[name] = {**row, "x_report_loop": row["steps_per_s"] / row["report_loop_steps_per_s"],
+                         "precision": engine.precision, "preset": cfg.preset, "engine": vars(engine)}
     for name, row in results.items():
-        cfg = variants[name][0] if name in variants else report
-        row.update({"step_gflop": step_flops(cfg) / 1e9, "gflops": row["steps_per_s"] * step_flops(cfg) / 1e9})
+        flops = step_flops(measured[name][0] if name in measured else report)
+        row.update({"step_gflop": flops / 1e9, "gflops": row["steps_per_s"] * flops / 1e9})
         row["share_of_matmul"] = row["gflops"] / gflops[row["precision"]]
+    auto = candidate_engines(default, choose_precision("auto", device_facts())["policy"], device_facts())
     chosen = max((engine_name(e) for e in auto if engine_name(e) in results), key=lambda n: results[n]["x_report_loop"])
     schedule = default.epochs * default.steps_per_epoch
     baseline = results["report loop (train_on_batch)"]["steps_per_s"]
@@ -195,7 +222,8 @@ def bench_size(image_size: int, args, precisions: list[str]) -> dict:
             "step_gflop": step_flops(default) / 1e9, "matmul_gflops": gflops, "results": results, "auto_choice": chosen,
             "default_schedule": {"steps": schedule, "seconds_report_loop": schedule / baseline,
                                  "seconds_auto": schedule / (baseline * results[chosen]["x_report_loop"])},
-            "peak_rss_mb": round(peak_rss_mb())}
+            "peak_rss_mb": round(max(peak_rss_mb(), peak_rss_mb(resource.RUSAGE_CHILDREN))),
+            "peak_rss_note": "the largest of this process and each variant's own process"}
 
 
 def print_table(record: dict) -> str:
@@ -230,10 +258,14 @@ def main(argv=None) -> int:
                         help="auto: only the report loop and the engines auto may choose for the default recipe (on the "
                              "AMX machine at 128 px the auto step ran 11 %% slower in the rotation of all 17 than of 5)")
     parser.add_argument("--out", default="outputs/bench")
+    parser.add_argument("--one-variant", help=argparse.SUPPRESS)  # a child process: time this variant, print JSON
     add_record_option(parser, "the JSON")
     args = parser.parse_args(argv)
     cpu = cpu_facts()
     precisions = args.precisions or ["float32"] + (["mixed_bfloat16"] if fast_bfloat16(cpu) else [])
+    if args.one_variant:
+        print(json.dumps(time_one_variant(args.image_size[0], args, precisions, args.one_variant)))
+        return 0
     print(f"CPU: {cpu['model']}, {cpu['cores']} logical cores, features {' '.join(cpu['features']) or 'none known'}")
     out = start_record(args.record, "benchmark", f"Training step speed, {cpu['model']}") if args.record else Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
