@@ -184,7 +184,7 @@ def time_one_variant(image_size: int, args, precisions: list[str], name: str) ->
 def bench_size(image_size: int, args, precisions: list[str]) -> dict:
     """Every variant at one image size; the record for the JSON. Each variant is timed in a process
     of its own (all of them alive in one process held 18 GB at 128 px, more than a Colab runtime
-    has, and a variant's graphs are not given back when it is deleted), in rounds alternating with
+    has, and deleting a variant does not give its memory back), in rounds alternating with
     the report's loop, whose rate in those same rounds is its baseline."""
     report, _, report_step = report_and_images(image_size, args)
     default = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size)
