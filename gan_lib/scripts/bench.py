@@ -148,11 +148,16 @@ def synced(step):
     return lambda: tf.nest.map_structure(np.asarray, step())
 
 
+def auto_engines(default: GANConfig) -> list[Engine]:
+    """The engines `auto` may choose for the default recipe on this machine."""
+    facts = device_facts()
+    return candidate_engines(default, choose_precision("auto", facts)["policy"], facts)
+
+
 def variants(image_size: int, args, precisions: list[str]) -> dict[str, tuple[GANConfig, Engine]]:
     """Name -> (recipe, engine) of every variant timed against the report's loop at this size."""
     default = GANConfig.from_overrides(image_size=image_size, batch_size=args.batch_size)
-    facts = device_facts()
-    auto = candidate_engines(default, choose_precision("auto", facts)["policy"], facts)
+    auto = auto_engines(default)
     found = {}
     every = [Engine(*choice) for choice in itertools.product(precisions, [True, False], XLA_MODES)]
     for engine in auto if args.variants == "auto" else every:
@@ -214,8 +219,8 @@ def bench_size(image_size: int, args, precisions: list[str]) -> dict:
         flops = step_flops(measured[name][0] if name in measured else report)
         row.update({"step_gflop": flops / 1e9, "gflops": row["steps_per_s"] * flops / 1e9})
         row["share_of_matmul"] = row["gflops"] / gflops[row["precision"]]
-    auto = candidate_engines(default, choose_precision("auto", device_facts())["policy"], device_facts())
-    chosen = max((engine_name(e) for e in auto if engine_name(e) in results), key=lambda n: results[n]["x_report_loop"])
+    chosen = max((engine_name(e) for e in auto_engines(default) if engine_name(e) in results),
+                 key=lambda n: results[n]["x_report_loop"])
     schedule = default.epochs * default.steps_per_epoch
     baseline = results["report loop (train_on_batch)"]["steps_per_s"]
     return {"image_size": image_size, "batch_size": args.batch_size, "default_preset": default.preset,
