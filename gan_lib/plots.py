@@ -206,7 +206,8 @@ def utility_chart(utility: dict, synthetic: bool = False):
 
 def kid_curves(health: dict[str, list[dict]], synthetic: bool = False):
     """KID (mean ± std over subsets), diversity and coverage against steps, one line per run, from
-    health.csv (a run from before coverage was logged has no coverage line); one legend, at the right."""
+    health.csv as `runs.logs.load_history` reads it (a run from before coverage was logged has NaN there,
+    so no coverage line); one legend, at the right."""
     from matplotlib.lines import Line2D
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
@@ -216,8 +217,8 @@ def kid_curves(health: dict[str, list[dict]], synthetic: bool = False):
         line, = axes[0].plot(steps, kid, "o-", label=name)
         axes[0].fill_between(steps, kid - std, kid + std, color=line.get_color(), alpha=0.2)
         axes[1].plot(steps, [r["diversity_ratio"] for r in rows], "o-", color=line.get_color())
-        axes[2].plot(steps, [r.get("coverage", np.nan) for r in rows], "o-", color=line.get_color())
-        axes[2].plot(steps, [r.get("recall", np.nan) for r in rows], "s--", color=line.get_color())
+        axes[2].plot(steps, [r["coverage"] for r in rows], "o-", color=line.get_color())
+        axes[2].plot(steps, [r["recall"] for r in rows], "s--", color=line.get_color())
     kids = np.array([r["kid"] for rows in health.values() for r in rows])
     if len(kids) and kids.min() > 0 and kids.max() / kids.min() > 20:  # spans decades: log scale, labelled ticks
         axes[0].set_yscale("log")
@@ -227,7 +228,7 @@ def kid_curves(health: dict[str, list[dict]], synthetic: bool = False):
     axes[1].axhline(1.0, color="0.5", linestyle="--")
     axes[1].set_title(f"Diversity over the {kind} set's (dashed: equal)")
     axes[2].set_ylim(0, 1.02)
-    if not any(np.isfinite(r.get("coverage", np.nan)) for rows in health.values() for r in rows):
+    if not any(np.isfinite(r["coverage"]) for rows in health.values() for r in rows):
         axes[2].text(0.5, 0.5, "not logged by these runs\n(trained before health.csv had coverage)",
                      ha="center", va="center", transform=axes[2].transAxes)
     axes[2].set_title(f"Share of the {kind} training images reached")

@@ -25,7 +25,7 @@ def prepare(root, **overrides):
 
 
 def reasons(result) -> dict[str, str]:
-    return {s["path"]: s["reason"] for s in result.manifest["skipped"]}
+    return {s["path"]: s["reason"] for s in result.manifest.skipped}
 
 
 def test_duplicates_are_counted_once_and_reported(raw_root):
@@ -40,11 +40,11 @@ def test_kaggle_double_layout_counts_each_image_once(raw_root):
         for f in (raw_root / label).iterdir():
             write(raw_root / "brain_tumor_dataset" / label / f.name, f.read_bytes())
     _, result = prepare(raw_root, classes="both", holdout=0.0)
-    assert result.manifest["dataset"]["per_class"] == {"yes": 6, "no": 4}
-    assert result.manifest["dataset"]["files_found"] == 22
-    kept = {e["source_path"] for e in result.manifest["images"]}
+    assert result.manifest.dataset.per_class == {"yes": 6, "no": 4}
+    assert result.manifest.dataset.files_found == 22
+    kept = {e["source_path"] for e in result.manifest.images}
     assert not any(p.startswith("brain_tumor_dataset") for p in kept), "the top-level copy should be kept"
-    assert len(result.manifest["skipped"]) == 12
+    assert len(result.manifest.skipped) == 12
 
 
 def test_every_found_file_is_either_used_or_skipped_with_a_reason(raw_root):
@@ -68,8 +68,8 @@ def test_every_found_file_is_either_used_or_skipped_with_a_reason(raw_root):
     assert why["yes/blank.png"].startswith("blank image")
     assert why["yes/tiny.png"].startswith("too small")
     assert why["yes/dangling.png"].startswith("unreadable")
-    found = result.manifest["dataset"]["files_found"]
-    assert found == len(result.manifest["images"]) + len(result.manifest["skipped"]) == 15
+    found = result.manifest.dataset.files_found
+    assert found == len(result.manifest.images) + len(result.manifest.skipped) == 15
 
 
 def test_sixteen_bit_and_palette_images_are_converted_with_a_note():
@@ -122,13 +122,13 @@ def test_seeded_subset_and_per_class_holdout(raw_root):
     _, a = prepare(raw_root, classes="both", n_images=5, seed=7, holdout=0.0)
     _, b = prepare(raw_root, classes="both", n_images=5, seed=7, holdout=0.0)
     _, c = prepare(raw_root, classes="both", n_images=5, seed=8, holdout=0.0)
-    pick = lambda r: [e["sha256"] for e in r.manifest["images"]]  # noqa: E731
+    pick = lambda r: [e["sha256"] for e in r.manifest.images]  # noqa: E731
     assert len(pick(a)) == 5 and pick(a) == pick(b) and pick(a) != pick(c)
     _, split = prepare(raw_root, classes="both", holdout=0.5, seed=1)
     test_labels = split.labels[split.split == "test"].tolist()
     assert sorted(test_labels) == [0, 0, 1, 1, 1], "half of each class is held out"
     _, tumour_only = prepare(raw_root, classes="yes", holdout=0.5, seed=1)
-    held_out = lambda r: {e["sha256"] for e in r.manifest["images"] if e["split"] == "test" and e["label"] == "yes"}  # noqa: E731
+    held_out = lambda r: {e["sha256"] for e in r.manifest.images if e["split"] == "test" and e["label"] == "yes"}  # noqa: E731
     assert held_out(tumour_only) == held_out(split), "a class's hold-out does not depend on the other class"
 
 
@@ -154,7 +154,7 @@ def test_same_bytes_under_both_labels_is_not_trusted(raw_root):
     _, result = prepare(raw_root, classes="both", holdout=0.0)
     why = reasons(result)
     assert "same bytes under both" in why["yes/Y3.jpg"] and "same bytes under both" in why["no/Y3.jpg"]
-    assert result.manifest["dataset"]["per_class"] == {"yes": 5, "no": 4}
+    assert result.manifest.dataset.per_class == {"yes": 5, "no": 4}
 
 
 def test_saved_file_round_trips_with_its_manifest(raw_root):
@@ -163,8 +163,8 @@ def test_saved_file_round_trips_with_its_manifest(raw_root):
     train, labels, manifest = load_processed(path, "train")
     test, _, _ = load_processed(path, "test")
     assert len(train) + len(test) == 10 and len(test) == 3
-    assert manifest["dataset"]["file_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
-    assert [e["split"] for e in manifest["images"]].count("test") == 3
+    assert manifest.dataset.file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [e["split"] for e in manifest.images].count("test") == 3
     every, _, _ = load_processed(path, None)
     np.testing.assert_array_equal(every, result.images)
 

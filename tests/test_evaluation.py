@@ -4,6 +4,7 @@ classifier utility, and the feature extractor's loud fallback when InceptionV3 c
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from gan_lib.evaluation.features import INCEPTION_URL, FeatureExtractorUnavailab
 from gan_lib.evaluation.summary import summary_table
 from gan_lib.evaluation.utility import class_images
 from gan_lib.plots import class_picks, write_evolution_gif
+from gan_lib.records.evaluation import read_evaluation
 from gan_lib.runs import logs
 from gan_lib.runs.folder import run_path
 from gan_lib.runs.generate import generate, interpolate, load_generator, noise_for
@@ -183,7 +185,8 @@ def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
     assert np.mean([r > 1 for r in ratios]) == pytest.approx(coverage["train_scans_not_covered"])
     assert set(saved["descriptors"]["generated_vs_train"]) == set(descriptors.DESCRIPTORS)
     assert set(evaluation.scan_descriptors) == {"phantom (training)", "generated", "held-out phantom"}
-    assert "precision" in summary_table(saved) and "coverage.csv" in summary_table(saved)
+    assert "precision" in summary_table(evaluation.record) and "coverage.csv" in summary_table(evaluation.record)
+    assert dataclasses.asdict(evaluation.record) == saved, "metrics.json holds the record, whole"
 
 
 def test_the_quality_comparison_of_finished_runs_shows_each_runs_least_covered_scans(run_cfg, tmp_path):
@@ -204,7 +207,7 @@ def test_the_quality_comparison_of_finished_runs_shows_each_runs_least_covered_s
         assert (out / name).stat().st_size > 0, name
     with (run_path(run_cfg) / "coverage.csv").open() as f:
         least = [f"{float(r['ratio_to_radius']):.2f}x radius" for r in list(csv.DictReader(f))[:8]]
-    figure = quality.least_covered_figure(quality.evaluated_config(run_path(run_cfg), saved))
+    figure = quality.least_covered_figure(quality.evaluated_config(run_path(run_cfg), read_evaluation(run_path(run_cfg))))
     assert [text.get_text() for text in figure.axes[0].texts][:8] == least
 
 
@@ -219,18 +222,18 @@ def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(tmp_
     save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     train(cfg)
     evaluation = evaluate_run(cfg)
-    per_class = evaluation.metrics["fidelity"]["per_class"]
+    per_class = evaluation.record.fidelity["per_class"]
     assert set(per_class) == {"yes", "no"}
     for figures in per_class.values():
         assert np.isfinite(figures["generated_vs_train"]["kid"]) and figures["generated_vs_train"]["n"][0] == 40
         assert 0 <= figures["coverage"]["generated_vs_train"]["coverage"] <= 1
-    conditions = evaluation.metrics["utility"]["conditions"]
+    conditions = evaluation.record.utility["conditions"]
     assert any(name.startswith("generated only") for name in conditions), "train on synthetic, test on real"
     assert list(evaluation.generated_labels[:4]) == [0, 1, 0, 1] and set(evaluation.train_labels) == {0, 1}
     figure = class_picks(evaluation.generated, evaluation.generated_labels, evaluation.train, evaluation.train_labels,
                          synthetic=True)
     assert figure.texts, "labelled synthetic"
-    table = summary_table(evaluation.metrics).splitlines()
+    table = summary_table(evaluation.record).splitlines()
     assert any(row.startswith("| KID, class yes (tumour) only | ") for row in table)
     assert all(row.count("|") == 4 for row in table if row.startswith("|")), "every row its own table row"
 

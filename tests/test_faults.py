@@ -359,7 +359,7 @@ def prepared(root, tmp_path, **overrides):
 
 
 def reasons(result) -> dict:
-    return {s["path"]: s["reason"] for s in result.manifest["skipped"]}
+    return {s["path"]: s["reason"] for s in result.manifest.skipped}
 
 
 def test_a_cut_short_jpeg_with_an_end_marker_is_skipped(raw_root, tmp_path):
@@ -380,7 +380,7 @@ def test_a_fifo_is_skipped_without_being_opened(raw_root, tmp_path):
         "from gan_lib.data.prepare import prepare_dataset; from gan_lib.data.sources import RawSource; "
         f"root = Path({str(raw_root)!r}); cfg = GANConfig.from_overrides(data_source='local', data_dir=str(root), "
         f"data_root={str(tmp_path)!r}, image_size=64); r = prepare_dataset(cfg, RawSource(root, 'local', False, str(root))); "
-        "print([s['reason'] for s in r.manifest['skipped'] if s['path'] == 'yes/pipe.jpg'])")],
+        "print([s['reason'] for s in r.manifest.skipped if s['path'] == 'yes/pipe.jpg'])")],
         capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
     assert "not a regular file (a FIFO)" in child.stdout, child.stderr
 
@@ -390,7 +390,7 @@ def test_the_same_scan_re_encoded_is_kept_once_so_it_cannot_sit_on_both_sides_of
     write(raw_root / "yes" / "scan.png", encode(scan))
     write(raw_root / "yes" / "scan_again.jpg", encode(scan, ".jpg"))
     result = prepared(raw_root, tmp_path, holdout=0.5)
-    kept = [e["source_path"] for e in result.manifest["images"]]
+    kept = [e["source_path"] for e in result.manifest.images]
     assert ("yes/scan.png" in kept) != ("yes/scan_again.jpg" in kept)
     assert "near-duplicate of yes/scan" in " ".join(reasons(result).values())
     write(raw_root / "no" / "scan_no.png", encode(cv2.GaussianBlur(scan, (3, 3), 0)))
@@ -615,7 +615,7 @@ def test_a_scan_stored_sideways_with_an_exif_orientation_is_used_upright_and_its
     Image.fromarray(np.rot90(scan, 1)).save(sideways, "JPEG", exif=exif, quality=95)
     write(raw_root / "yes" / "sideways.jpg", sideways.getvalue())
     result = prepared(raw_root, tmp_path, holdout=0.5)
-    kept = [e["source_path"] for e in result.manifest["images"]]
+    kept = [e["source_path"] for e in result.manifest.images]
     assert ("yes/upright.png" in kept) != ("yes/sideways.jpg" in kept), "one copy of the scan"
     assert "near-duplicate of yes/" in " ".join(reasons(result).values())
 
@@ -624,7 +624,7 @@ def test_a_valid_image_with_bytes_after_its_end_marker_is_used(raw_root, tmp_pat
     scan = head_image(seed=62, centre=(140, 180))
     write(raw_root / "yes" / "padded.jpg", encode(scan, ".jpg") + b"\x00camera trailer\xff" * 20)
     write(raw_root / "yes" / "padded.png", encode(head_image(seed=63)) + b"trailing bytes" * 20)
-    kept = [e["source_path"] for e in prepared(raw_root, tmp_path).manifest["images"]]
+    kept = [e["source_path"] for e in prepared(raw_root, tmp_path).manifest.images]
     assert {"yes/padded.jpg", "yes/padded.png"} <= set(kept)
 
 

@@ -18,6 +18,7 @@ LAYERS = [
     ("base", [{"files", "tf_noise", "hardware", "colab", "progress"}, {"paths"}]),  # nothing of the GAN, no TensorFlow
     ("config", [{"choices", "presets"}, {"checks"}, {"settings"}]),  # every setting, and the presets
     ("", [{"parameters"}]),  # a notebook's parameters cell -> a config
+    ("records", [{"migrations"}, {"run", "manifest", "evaluation"}]),  # the JSON records, typed; old ones upgraded
     ("data", [{"images", "phantom", "scans", "class_folders"}, {"sources"}, {"prepare"}, {"storage", "streaming"}]),
     ("models", [{"layers"}, {"architectures"}]),
     ("runs", [{"folder", "logs", "generate"}]),  # a run folder once written
@@ -30,7 +31,8 @@ LAYERS = [
 SCRIPTS = {p.stem for p in (PACKAGE / "scripts").glob("*.py")} - {"__init__"}
 NUMPY_ONLY = ["base.hardware", "base.colab", "base.files", "base.paths", "config.settings", "parameters", "data.images",
               "data.phantom", "data.scans", "data.sources", "data.class_folders", "data.prepare", "data.storage",
-              "runs.logs", "evaluation.descriptors"]
+              "runs.logs", "evaluation.descriptors", "records.migrations", "records.run", "records.manifest",
+              "records.evaluation"]
 
 
 def dotted(package: str, module: str) -> str:

@@ -16,8 +16,9 @@ from gan_lib.data.class_folders import DataError
 from gan_lib.data.phantom import PhantomSpec, write_phantom_dataset
 from gan_lib.data.prepare import prepare_dataset
 from gan_lib.data.sources import fetch_raw
-from gan_lib.data.storage import dataset_name, load_processed, processed_path, save_processed, with_dataset
+from gan_lib.data.storage import dataset_name, load_processed, processed_path, save_processed
 from gan_lib.evaluation.evaluate import evaluate_run
+from gan_lib.records.manifest import read_manifest_file
 from gan_lib.runs.folder import run_path
 from gan_lib.training.loop import train
 
@@ -79,19 +80,6 @@ def test_the_layout_settings_name_a_dataset_of_their_own(tmp_path):
     assert dataset_name(GANConfig()) == "kaggle_yes_128px_h0.2_s0", "the report's dataset keeps its name"
 
 
-def test_a_manifest_from_before_the_layout_settings_reads_them_as_the_report_layout(tmp_path):
-    """A dataset written before kaggle_dataset, class_map and test_folder existed: its manifest lacks
-    them, and a run on it gets their defaults (the layout that dataset had), not an error."""
-    made = GANConfig.from_overrides(data_source="phantom", image_size=32).to_dict()
-    for newer in ("kaggle_dataset", "class_map", "test_folder"):
-        del made[newer]
-    cfg = with_dataset(GANConfig.from_overrides(), tmp_path / "phantom_yes_32px_h0.2_s0.npz", {"config": made})
-    assert (cfg.kaggle_dataset, cfg.class_map, cfg.test_folder) == (KAGGLE_DATASET, "", "")
-    assert (cfg.dataset, cfg.image_size, cfg.data_source) == ("phantom_yes_32px_h0.2_s0", 32, "phantom")
-    with pytest.raises(ValueError, match="class_map"):  # given explicitly, a different layout is still refused
-        with_dataset(GANConfig.from_overrides(class_map=FOUR_CLASS_MAP), tmp_path / "x.npz", {"config": made})
-
-
 def test_the_four_class_layout_maps_its_folders_and_keeps_its_own_split(tmp_path):
     root = tmp_path / "brain-tumor-mri-dataset"
     expected = four_class_layout(root)
@@ -102,13 +90,13 @@ def test_the_four_class_layout_maps_its_folders_and_keeps_its_own_split(tmp_path
     cfg = GANConfig.from_overrides(data_source="local", data_dir=str(root), data_root=str(tmp_path / "data"),
                                    image_size=32, classes="both", class_map=FOUR_CLASS_MAP, test_folder="Testing")
     result = prepare_dataset(cfg, fetch_raw(cfg))
-    entries = result.manifest["images"]
+    entries = result.manifest.images
     assert {e["source_path"]: e["label"] for e in entries} == expected
     assert all(e["split"] == ("test" if e["source_path"].startswith("Testing/") else "train") for e in entries)
-    assert (result.split == "test").sum() == 10 and result.manifest["dataset"]["per_split"] == {"train": 40, "test": 10}
-    assert result.manifest["dataset"]["split_by"] == "the dataset's own folder Testing/"
-    assert result.manifest["dataset"]["class_folders"]["notumor"] == "no"
-    skipped = {s["path"]: s["reason"] for s in result.manifest["skipped"]}
+    assert (result.split == "test").sum() == 10 and result.manifest.dataset.per_split == {"train": 40, "test": 10}
+    assert result.manifest.dataset.split_by == "the dataset's own folder Testing/"
+    assert result.manifest.dataset.class_folders["notumor"] == "no"
+    skipped = {s["path"]: s["reason"] for s in result.manifest.skipped}
     assert skipped == {"Training/glioma/copy-of-a-test-scan.png": f"duplicate of {first_test_scan}"}
 
 
@@ -149,8 +137,8 @@ def test_another_pinned_kaggle_dataset_comes_from_the_kagglehub_cache(tmp_path, 
     raw = fetch_raw(cfg)
     assert raw.root == version_dir and raw.detail == f"kagglehub {handle}" and handle != KAGGLE_DATASET
     result = prepare_dataset(cfg, raw)
-    assert result.manifest["dataset"]["per_class"] == {"yes": 6, "no": 3}
-    assert result.manifest["dataset"]["split_by"] == "a seeded hold-out of 0.2 per class"
+    assert result.manifest.dataset.per_class == {"yes": 6, "no": 3}
+    assert result.manifest.dataset.split_by == "a seeded hold-out of 0.2 per class"
 
 
 def test_the_four_class_layout_prepares_trains_and_evaluates_end_to_end(tmp_path):
@@ -175,9 +163,9 @@ def test_the_four_class_layout_prepares_trains_and_evaluates_end_to_end(tmp_path
     metrics = json.loads((run_path(cfg) / "metrics.json").read_text())
     assert np.isfinite(metrics["fidelity"]["generated_vs_train"]["kid"])
     _, _, manifest = load_processed(processed_path(cfg), "train")
-    assert all(e["source_path"].startswith("Training/") for e in manifest["images"] if e["split"] == "train")
+    assert all(e["source_path"].startswith("Training/") for e in manifest.images if e["split"] == "train")
     both = [p for p in (tmp_path / "data" / "processed").glob("*_both_*.json")]
     assert both, "the evaluation prepared the two-class dataset of the same layout"
-    both_manifest = json.loads(both[0].read_text())
-    assert both_manifest["dataset"]["split_by"] == "the dataset's own folder Testing/"
-    assert both_manifest["dataset"]["per_split"]["test"] == 14  # 8 tumour + 6 normal Testing/ images
+    both_manifest = read_manifest_file(both[0], "")
+    assert both_manifest.dataset.split_by == "the dataset's own folder Testing/"
+    assert both_manifest.dataset.per_split["test"] == 14  # 8 tumour + 6 normal Testing/ images

@@ -31,8 +31,8 @@ def test_kaggle_reads_a_populated_cache_offline(tmp_path, monkeypatch, offline):
     raw = fetch_raw(cfg)
     assert raw.root == version_dir and raw.source == "kaggle" and not raw.synthetic
     result = prepare_dataset(cfg, raw)
-    assert result.manifest["dataset"]["per_class"] == {"yes": 3}
-    assert result.manifest["dataset"]["source_detail"] == f"kagglehub {KAGGLE_DATASET}"
+    assert result.manifest.dataset.per_class == {"yes": 3}
+    assert result.manifest.dataset.source_detail == f"kagglehub {KAGGLE_DATASET}"
 
 
 def test_kaggle_without_network_or_cache_says_what_to_do(tmp_path, monkeypatch, offline):

@@ -3,7 +3,6 @@ conditional GAN, augmentation, mirroring, precisions."""
 
 from __future__ import annotations
 
-
 import keras
 import numpy as np
 import pytest

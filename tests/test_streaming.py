@@ -28,12 +28,12 @@ def test_shards_hold_the_training_split_in_order_and_02_writes_them_over_the_bud
     cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path), image_size=32)
     path = save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg), memory_budget_mb=TINY_BUDGET_MB)
     images, labels, manifest = load_processed(path, "train")
-    shards = manifest["dataset"]["shards"]
+    shards = manifest.dataset.shards
     files = [path.with_suffix(".shards") / name for name in shards["files"]]
     read = list(read_shards(files, 32))
     np.testing.assert_array_equal(np.concatenate([i for i, _ in read]), images)
     np.testing.assert_array_equal(np.concatenate([l for _, l in read]), labels)
-    assert shards_sha256(files, 32)[0] == split_sha256(images, labels) == manifest["dataset"]["train_sha256"]
+    assert shards_sha256(files, 32)[0] == split_sha256(images, labels) == manifest.dataset.train_sha256
     assert len(list(read_shards(files, 32, limit=5))[0][0]) == 5
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import small_cfg
+from old_gan_lib import run_old_gan_lib
 
 from gan_lib.base.progress import PACE_STEPS
 from gan_lib.config import DEFAULT_PRESET, PRESETS, GANConfig
@@ -182,42 +182,26 @@ def test_conditional_only_settings_hold_back_only_a_conditional_run_from_resumin
             train(small_cfg(both_root, tmp_path, epochs=2, **conditional))
 
 
-# The last commit before `preset` became a setting and the training engine was split by concern.
-BEFORE_THE_SPLIT = "7e430191a14f64f50ebabffee7b6346271596b16"
-
-
-def test_a_run_folder_made_before_the_split_resumes_and_evaluates(data_root, tmp_path):
-    """A run trained by gan_lib as it was at BEFORE_THE_SPLIT (its code taken from this repository's
+# The oldest records a run folder may hold (before presets were recorded and datasets named), and
+# main's last before records had a schema_version: tests/fixtures/records has every shape between.
+@pytest.mark.parametrize("commit", ["7e43019", "0706371"])
+def test_a_run_folder_an_older_gan_lib_made_resumes_and_evaluates(commit, data_root, tmp_path):
+    """A run trained by gan_lib as it was at `commit` (its code taken from this repository's
     history, run in its own process): today's code resumes it to the end and evaluates it."""
-    from gan_lib.base.paths import PROJECT_ROOT
     from gan_lib.evaluation.evaluate import evaluate_run
 
-    old_code = tmp_path / "old_code"
-    old_code.mkdir()
-    archive = subprocess.run(["git", "-C", str(PROJECT_ROOT), "archive", BEFORE_THE_SPLIT, "gan_lib"],
-                             capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive, check=True)
-    old_data = str(tmp_path / "old_data")  # its datasets were named otherwise
-    env = {**os.environ, "PYTHONPATH": str(old_code)}
-    fields = "import dataclasses, json; from gan_lib.config import GANConfig; " \
-             "print(json.dumps([f.name for f in dataclasses.fields(GANConfig)]))"
-    known_then = json.loads(subprocess.run([sys.executable, "-c", fields], cwd=old_code, env=env, check=True,
-                                           capture_output=True, text=True).stdout)
-    old = {k: v for k, v in small_cfg(old_data, tmp_path, epochs=1).to_dict().items() if k in known_then}
-    old.update(xla=False, mixed_precision=False)  # the settings as they were then
-    script = ("from gan_lib.config import GANConfig; from gan_lib.training import train; "  # the modules as they were
-              "from gan_lib.data import prepare_dataset, save_processed; from gan_lib.sources import fetch_raw; "
-              f"cfg = GANConfig.from_overrides(**{old!r}); "
-              "save_processed(prepare_dataset(cfg, fetch_raw(cfg)), cfg.processed_path); train(cfg)")
-    subprocess.run([sys.executable, "-c", script], cwd=old_code, env=env, check=True, capture_output=True)
+    old_data = str(tmp_path / "old_data")  # datasets were named otherwise then
+    settings = {**small_cfg(old_data, tmp_path, epochs=1).to_dict(), "mixed_precision": False}  # float32, as now
+    run_old_gan_lib(commit, settings, tmp_path / "old_code")
     cfg = small_cfg(old_data, tmp_path, epochs=2)
-    assert "preset" not in json.loads((run_path(cfg) / "config.json").read_text())["config"], "made by the old code"
+    assert "schema_version" not in json.loads((run_path(cfg) / "config.json").read_text()), "made by the old code"
     assert int(load_history(train(cfg))[-1]["step"]) == 12, "resumed from the old checkpoint to the end"
-    assert json.loads((run_path(cfg) / "config.json").read_text())["preset"] == "report"
+    record = json.loads((run_path(cfg) / "config.json").read_text())
+    assert (record["schema_version"], record["preset"]) == (2, "report")
     evaluation = evaluate_run(GANConfig.from_overrides(
         run_name=cfg.run_name, output_root=cfg.output_root, n_generated=20, feature_extractor="random_cnn",
         kid_subset_size=10, kid_subsets=2, diversity_pairs=20, classifier_seeds=1, classifier_epochs=1))
-    assert evaluation.metrics["config"]["preset"] == "report"
+    assert evaluation.record.config["preset"] == "report" and evaluation.record.schema_version == 2
 
 
 def test_a_bfloat16_run_records_its_engine_saves_a_float32_generator_and_resumes_as_if_uninterrupted(data_root, tmp_path):

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..config import GANConfig, folder_key, parse_class_map
+from ..records.manifest import DatasetManifest, DatasetSummary
 from .class_folders import DataError, ImageFile, find_class_files, require_class_folders
 from .images import CLASS_LABELS, to_unit_range
 from .scans import crop_pad_resize, decode_image, head_box
@@ -38,8 +39,8 @@ class PrepareResult:
     images: np.ndarray  # float32, (N, S, S, 1), in [-1, 1]
     labels: np.ndarray  # int8, 1 = tumour
     split: np.ndarray  # "train" / "test"
+    manifest: DatasetManifest = field(repr=False)
     originals: list[np.ndarray] = field(repr=False, default_factory=list)  # uint8 before cropping
-    manifest: dict = field(repr=False, default_factory=dict)
 
 
 def dedupe(files: list[ImageFile], root: Path) -> tuple[list[ImageFile], list[dict]]:
@@ -159,33 +160,33 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
     keep, split = choose_subset_and_split(labels_arr, cfg.n_images, cfg.holdout, cfg.seed, given)
     entries = [dict(entries[i], split=str(s)) for i, s in zip(keep, split)]
     images = to_unit_range(np.stack([pixels[i] for i in keep]))[..., None]
-    manifest = {
-        "dataset": {
-            "synthetic": raw.synthetic,
-            "source": raw.source,
-            "source_detail": raw.detail,
-            "source_root": str(raw.root),
-            "classes": cfg.classes,
-            "image_size": cfg.image_size,
-            "value_range": [-1.0, 1.0],
-            "files_found": found,
-            "unique_usable": len(pixels),
-            "n_images": len(entries),
-            "per_class": dict(Counter(e["label"] for e in entries)),
-            "per_split": dict(Counter(e["split"] for e in entries)),
-            "seed": cfg.seed,
-            "holdout": cfg.holdout if not cfg.test_folder else None,
-            "split_by": f"the dataset's own folder {cfg.test_folder}/" if cfg.test_folder else
-                        f"a seeded hold-out of {cfg.holdout:g} per class",
-            "class_folders": parse_class_map(cfg.class_map),
-            "subset": cfg.n_images,
-        },
-        "config": cfg.to_dict(),
-        "images": entries,
-        "skipped": sorted(skipped, key=lambda s: s["path"]),
-    }
-    return PrepareResult(images, labels_arr[keep], split, [originals[i] for i in keep] if keep_originals else [],
-                         manifest)
+    manifest = DatasetManifest(
+        dataset=DatasetSummary(
+            synthetic=raw.synthetic,
+            source=raw.source,
+            source_detail=raw.detail,
+            source_root=str(raw.root),
+            classes=cfg.classes,
+            image_size=cfg.image_size,
+            value_range=[-1.0, 1.0],
+            files_found=found,
+            unique_usable=len(pixels),
+            n_images=len(entries),
+            per_class=dict(Counter(e["label"] for e in entries)),
+            per_split=dict(Counter(e["split"] for e in entries)),
+            seed=cfg.seed,
+            holdout=cfg.holdout if not cfg.test_folder else None,
+            split_by=f"the dataset's own folder {cfg.test_folder}/" if cfg.test_folder else
+                     f"a seeded hold-out of {cfg.holdout:g} per class",
+            class_folders=parse_class_map(cfg.class_map),
+            subset=cfg.n_images,
+        ),
+        config=cfg.to_dict(),
+        images=entries,
+        skipped=sorted(skipped, key=lambda s: s["path"]),
+    )
+    return PrepareResult(images, labels_arr[keep], split, manifest,
+                         [originals[i] for i in keep] if keep_originals else [])
 
 
 def given_split(paths: list[str], test_folder: str, root: Path) -> np.ndarray:

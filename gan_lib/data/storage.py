@@ -19,16 +19,13 @@ import numpy as np
 from ..base.files import read_json, replacing, write_json
 from ..base.paths import PROJECT_ROOT, resolve
 from ..config import DATASET_FIELDS, KAGGLE_DATASET, GANConfig, folder_key, parse_class_map
+from ..records.manifest import DatasetManifest, read_manifest_file, write_manifest_file
 from .class_folders import DataError
 from .prepare import PrepareResult, prepare_dataset
 from .sources import fetch_raw
 
 LATEST = "latest.json"  # in processed/: the dataset 02 last wrote, which training uses if not told
 SHARD_MB = 64  # pixels per shard file; each record is the label then the pixels, float32
-
-
-# The manifest's hash of each split load_processed serves (dataset.<key>).
-SPLIT_HASHES = {"train": "train_sha256", "test": "test_sha256", None: "content_sha256"}
 
 
 def dataset_name(cfg: GANConfig) -> str:
@@ -88,7 +85,7 @@ def save_processed(result: PrepareResult, path: Path, latest: bool = True, memor
                "train_sha256": split_sha256(result.images[train], result.labels[train]),
                "test_sha256": split_sha256(result.images[~train], result.labels[~train])}
     if path.exists() and manifest_path(path).exists():
-        before = json.loads(manifest_path(path).read_text())["dataset"].get("content_sha256")
+        before = read_manifest_file(manifest_path(path), "Move it away with its .npz.").dataset.content_sha256
         if before != content["content_sha256"]:
             raise DataError(f"{path} holds another dataset made with the same settings (its files changed since, "
                             "or an older version of gan_lib wrote it); runs may have trained on it, so it is not "
@@ -96,9 +93,9 @@ def save_processed(result: PrepareResult, path: Path, latest: bool = True, memor
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path, "wb") as f:
         np.savez(f, images=result.images, labels=result.labels, split=result.split)
-    result.manifest["dataset"].update(file=path.name, file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                                      **content)
-    write_json(manifest_path(path), result.manifest)
+    result.manifest.dataset = dataclasses.replace(
+        result.manifest.dataset, file=path.name, file_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), **content)
+    write_manifest_file(manifest_path(path), result.manifest)
     if split_mb(result.manifest) > memory_budget_mb:
         write_shards(path, result.images[train], result.labels[train])
     if latest:
@@ -106,10 +103,10 @@ def save_processed(result: PrepareResult, path: Path, latest: bool = True, memor
     return path
 
 
-def split_mb(manifest: dict, split: str = "train") -> float:
+def split_mb(manifest: DatasetManifest, split: str = "train") -> float:
     """Megabytes a split's images take in memory as float32."""
-    d = manifest["dataset"]
-    return d["per_split"].get(split, 0) * d["image_size"] ** 2 * 4 / 1e6
+    d = manifest.dataset
+    return d.per_split.get(split, 0) * d.image_size ** 2 * 4 / 1e6
 
 
 def shard_folder(path: Path) -> Path:
@@ -132,16 +129,16 @@ def write_shards(path: Path, images: np.ndarray, labels: np.ndarray) -> list[Pat
         np.ascontiguousarray(records, np.float32).tofile(tmp / names[-1])
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
-    manifest = json.loads(manifest_path(path).read_text())
-    manifest["dataset"]["shards"] = {"folder": folder.name, "files": names, "images": len(images), "side": side}
-    write_json(manifest_path(path), manifest)
+    manifest = read_manifest(path)
+    manifest.dataset.shards = {"folder": folder.name, "files": names, "images": len(images), "side": side}
+    write_manifest_file(manifest_path(path), manifest)
     print(f"wrote the training split ({len(images)} images) as {len(names)} shard(s) in {folder}")
     return [folder / name for name in names]
 
 
-def shard_files(path: Path, manifest: dict) -> list[Path]:
+def shard_files(path: Path, manifest: DatasetManifest) -> list[Path]:
     """The dataset's shard files; writing them first (from the .npz, once, said aloud) if missing."""
-    shards = manifest["dataset"].get("shards")
+    shards = manifest.dataset.shards
     files = [shard_folder(path) / name for name in shards["files"]] if shards else []
     if not files or not all(f.exists() for f in files):
         print(f"{path.stem} has no shards yet: writing them from {path.name} (once; 02_preprocess writes them when "
@@ -181,17 +178,18 @@ def shards_sha256(files: list[Path], side: int, expected: str | None = None) -> 
     return sha256, labels
 
 
-def read_manifest(path: Path) -> dict:
+def read_manifest(path: Path) -> DatasetManifest:
+    """The manifest of the dataset file at `path`."""
     if not path.exists():
         raise DataError(f"{path} does not exist: run 02_preprocess first (or `make data`), with the same data_source, "
                         "classes, image_size and n_images (on Colab: the same workspace).")
     try:
-        return read_json(manifest_path(path), "Run 02_preprocess again (or `make data`) with the same settings.")
+        return read_manifest_file(manifest_path(path), "Run 02_preprocess again (or `make data`) with the same settings.")
     except ValueError as err:
         raise DataError(str(err)) from None
 
 
-def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray, dict]:
+def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray, np.ndarray, DatasetManifest]:
     """Images and labels of one split ("train", "test", or None for all) and the manifest; a split
     whose content is not what its manifest's hash says (the file edited or damaged since 02 wrote
     it) is refused, whichever split it is."""
@@ -199,7 +197,7 @@ def load_processed(path: Path, split: str | None = "train") -> tuple[np.ndarray,
     with np.load(path) as arrays:
         images, labels, splits = arrays["images"], arrays["labels"], arrays["split"]
     chosen = np.ones(len(labels), bool) if split is None else splits == split
-    recorded = manifest["dataset"].get(SPLIT_HASHES[split])  # None in a dataset from before it was kept
+    recorded = manifest.dataset.split_hash(split)  # None: not kept when the dataset was written, so unchecked
     if recorded is not None and split_sha256(images[chosen], labels[chosen]) != recorded:
         raise DataError(f"{path}: its {split or 'whole'} split is not the one 02_preprocess wrote (its hash differs "
                         f"from the manifest's, {recorded[:12]}): the file was changed or damaged since. Restore it, "
@@ -232,10 +230,10 @@ def choose_dataset(cfg: GANConfig) -> Path:
     return dataset_file(cfg, name)
 
 
-def with_dataset(cfg: GANConfig, path: Path, manifest: dict) -> GANConfig:
+def with_dataset(cfg: GANConfig, path: Path, manifest: DatasetManifest) -> GANConfig:
     """`cfg` with the data settings of the dataset at `path` (a run trains at its size and on its
     classes); a data setting `cfg` was given that differs from the dataset's is refused."""
-    made = {name: manifest["config"].get(name, getattr(GANConfig(), name)) for name in DATASET_FIELDS}  # older: defaults
+    made = {name: manifest.config[name] for name in DATASET_FIELDS}
     given = cfg.overridden()
     conflicts = {name: (given[name], made[name]) for name in DATASET_FIELDS if name in given and given[name] != made[name]}
     if conflicts:
@@ -254,20 +252,19 @@ def ensure_processed(cfg: GANConfig) -> Path:
     return processed_path(cfg)
 
 
-def summarise(manifest: dict) -> str:
+def summarise(manifest: DatasetManifest) -> str:
     """A few lines a person reads after preprocessing: counts, splits, and why files were skipped."""
-    d = manifest["dataset"]
-    kind = "SYNTHETIC phantom" if d["synthetic"] else f"real ({d['source']})"
+    d = manifest.dataset
+    kind = "SYNTHETIC phantom" if d.synthetic else f"real ({d.source})"
     lines = [
-        f"{kind} data from {d['source_root']}",
-        f"{d['files_found']} files found; {d['unique_usable']} unique usable images; kept {d['n_images']} "
-        f"at {d['image_size']}x{d['image_size']}: per class {d['per_class']}, per split {d['per_split']} "
-        f"({d['split_by']})",
+        f"{kind} data from {d.source_root}",
+        f"{d.files_found} files found; {d.unique_usable} unique usable images; kept {d.n_images} "
+        f"at {d.image_size}x{d.image_size}: per class {d.per_class}, per split {d.per_split} ({d.split_by})",
     ]
-    reasons = Counter(s["reason"].split(" of ")[0].split(" (")[0] for s in manifest["skipped"])
+    reasons = Counter(s["reason"].split(" of ")[0].split(" (")[0] for s in manifest.skipped)
     if reasons:
-        lines.append(f"skipped {len(manifest['skipped'])} files: {dict(reasons)}")
-    notes = Counter(e["note"] for e in manifest["images"] if e["note"])
+        lines.append(f"skipped {len(manifest.skipped)} files: {dict(reasons)}")
+    notes = Counter(e["note"] for e in manifest.images if e["note"])
     if notes:
         lines.append(f"converted: {dict(notes)}")
     return "\n".join(lines)

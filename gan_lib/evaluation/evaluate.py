@@ -11,19 +11,21 @@ evaluation's parameters (n_generated, feature_extractor, ...) come from the call
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from ..base.files import replacing, write_json
+from ..base.files import replacing
 from ..base.paths import resolve
 from ..base.progress import Stopwatch
 from ..config import EVALUATION_FIELDS, GANConfig
 from ..data.images import CLASS_LABELS
 from ..data.storage import load_processed, split_sha256
+from ..records.evaluation import EvaluationRecord, read_evaluation, write_evaluation
+from ..records.manifest import DatasetManifest
+from ..records.run import RUN_RECORD
 from ..runs.folder import check_same_data, library_versions, recorded_dataset, recorded_settings, run_lock, run_path
 from ..runs.generate import default_labels, generate, load_generator, takes_label
 from . import descriptors, metrics
@@ -34,7 +36,7 @@ from .utility import classifier_data, utility
 def run_config(cfg: GANConfig) -> GANConfig:
     """The run's own settings (from its config.json), with the evaluation parameters of `cfg` and
     its folder: a copied or renamed run folder is evaluated where it is, never where it was made."""
-    path = run_path(cfg) / "config.json"
+    path = run_path(cfg) / RUN_RECORD
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: no training run named {cfg.run_name!r} under "
                                 f"{resolve(cfg.output_root)}: run 04_train first, with this run_name and output_root "
@@ -45,8 +47,8 @@ def run_config(cfg: GANConfig) -> GANConfig:
 
 @dataclass
 class Evaluation:
-    """What the notebook shows: metrics.json's content plus the images behind the figures."""
-    metrics: dict
+    """What the notebook shows: metrics.json's record plus the images behind the figures."""
+    record: EvaluationRecord
     generated: np.ndarray
     generated_labels: np.ndarray | None  # a class-conditional generator's labels (generate.default_labels); else None
     train: np.ndarray
@@ -62,7 +64,7 @@ class RunImages:
     """A run's real images, a generated sample, and their features (standardised on the training
     images when the extractor asks for it)."""
     cfg: GANConfig
-    gan_manifest: dict
+    gan_manifest: DatasetManifest
     generator: keras.Model
     train: np.ndarray
     train_labels: np.ndarray
@@ -76,7 +78,7 @@ class RunImages:
 
     @property
     def kind(self) -> str:
-        return "phantom" if self.gan_manifest["dataset"]["synthetic"] else "real"
+        return "phantom" if self.gan_manifest.dataset.synthetic else "real"
 
 
 def run_images(cfg: GANConfig, watch: Stopwatch) -> RunImages:
@@ -139,17 +141,16 @@ def coverage_and_descriptors(run: RunImages, watch: Stopwatch) -> tuple[dict, di
     return coverage, described, per_real, scans
 
 
-def add_coverage(cfg: GANConfig) -> dict:
-    """Coverage and descriptors for a run evaluated before they existed: its metrics.json gains the
-    two sections (the rest untouched) and the run folder coverage.csv."""
+def add_coverage(cfg: GANConfig) -> EvaluationRecord:
+    """Coverage and descriptors for a run evaluated before they existed (its metrics.json has them
+    as None): its metrics.json gains the two sections (the rest untouched) and the run folder coverage.csv."""
     cfg = run_config(cfg)
-    path = run_path(cfg) / "metrics.json"
-    result = json.loads(path.read_text())
+    record = read_evaluation(run_path(cfg))
     run = run_images(cfg, Stopwatch())
-    result["coverage"], result["descriptors"], per_real, _ = coverage_and_descriptors(run, Stopwatch())
+    record.coverage, record.descriptors, per_real, _ = coverage_and_descriptors(run, Stopwatch())
     write_coverage_csv(run_path(cfg) / "coverage.csv", per_real, run.gan_manifest)
-    write_json(path, result)
-    return result
+    write_evaluation(run_path(cfg), record)
+    return record
 
 
 def evaluate_run(cfg: GANConfig) -> Evaluation:
@@ -166,7 +167,7 @@ def _evaluate_run(cfg: GANConfig) -> Evaluation:
     run = run_images(cfg, watch)
     train, held_out, generated, generator = run.train, run.held_out, run.generated, run.generator
     f_train, f_held, f_gen, extractor, kind = run.f_train, run.f_held, run.f_gen, run.extractor, run.kind
-    synthetic = run.gan_manifest["dataset"]["synthetic"]
+    synthetic = run.gan_manifest.dataset.synthetic
     data = classifier_data(cfg, run.gan_manifest)
 
     with watch("KID and FID"):
@@ -214,19 +215,17 @@ def _evaluate_run(cfg: GANConfig) -> Evaluation:
         warnings.append("KID/FID use random-CNN features, not InceptionV3 (weights unavailable).")
     for w in warnings:
         print("WARNING:", w)
-    result = {
-        "run": run_dir.name, "config": cfg.to_dict(), "synthetic_data": synthetic,
-        "n_generated": len(generated), "n_train_real": len(train), "n_held_out_real": len(held_out),
-        "fidelity": fidelity, "coverage": coverage, "descriptors": described, "diversity": diverse,
-        "memorisation": memo,
-        "utility": utility_result, "warnings": warnings, "timings_s": watch.times, "versions": library_versions(),
-    }
+    record = EvaluationRecord(
+        run=run_dir.name, config=cfg.to_dict(), synthetic_data=synthetic, n_generated=len(generated),
+        n_train_real=len(train), n_held_out_real=len(held_out), fidelity=fidelity, coverage=coverage,
+        descriptors=described, diversity=diverse, memorisation=memo, utility=utility_result, warnings=warnings,
+        timings_s=watch.times, versions=library_versions())
     # the evaluation's two files, one just after the other at its very end: a kill before leaves both old
     write_coverage_csv(run_dir / "coverage.csv", per_real, run.gan_manifest)
-    write_json(run_dir / "metrics.json", result)
+    write_evaluation(run_dir, record)
     print(f"wrote {run_dir / 'metrics.json'} and coverage.csv")
     generated_labels = default_labels(0, len(generated)) if takes_label(generator) else None
-    return Evaluation(result, generated, generated_labels, train, run.train_labels, nearest_ssim, nearest_index,
+    return Evaluation(record, generated, generated_labels, train, run.train_labels, nearest_ssim, nearest_index,
                       per_real, scans)
 
 
@@ -246,11 +245,11 @@ def coverage_section(f_train: np.ndarray, f_gen: np.ndarray, f_held, seed: int) 
     return section, per_real
 
 
-def write_coverage_csv(path: Path, per_real: dict, gan_manifest: dict) -> None:
+def write_coverage_csv(path: Path, per_real: dict, gan_manifest: DatasetManifest) -> None:
     """One row per training image, least covered first: its source file, the distance to the
     nearest generated image (its index in the evaluation's sample) and that over its own k-NN
     radius (above 1: no generated image as near as its real neighbours)."""
-    files = [e["source_path"] for e in gan_manifest["images"] if e["split"] == "train"]
+    files = [e["source_path"] for e in gan_manifest.images if e["split"] == "train"]
     if len(files) != len(per_real["ratio"]):
         raise RuntimeError(f"the manifest lists {len(files)} training images, the data file {len(per_real['ratio'])}")
     with replacing(path, newline="") as f:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from ..data.phantom import SYNTHETIC_LABEL
+from ..records.evaluation import EvaluationRecord
 
 
-def summary_table(result: dict) -> str:
+def summary_table(result: EvaluationRecord) -> str:
     """metrics.json as a Markdown table (readable as text on a terminal too): each figure in the
     generated column, its real-vs-real baseline beside it (the warnings are printed by evaluate_run
     and kept in metrics.json)."""
-    f, d, m, cov = result["fidelity"], result["diversity"], result["memorisation"], result["coverage"]
-    kind = "phantom" if result["synthetic_data"] else "real"
+    f, d, m, cov = result.fidelity, result.diversity, result.memorisation, result.coverage
+    kind = "phantom" if result.synthetic_data else "real"
 
     def kid(row):
         return f"{row['kid']:.4f} ± {row['kid_std']:.4f} (FID {row['fid']:.1f})" if row else "-"
@@ -28,10 +29,10 @@ def summary_table(result: dict) -> str:
               f"{d['real_msssim']:.3f}"),
              (f"near-copies (SSIM >= {m['near_copy_ssim']})", f"{m['generated_near_copy_share']:.1%}",
               f"{m['baseline_near_copy_share']:.1%}")]
-    u = result["utility"]
+    u = result.utility
     rows += ([(f"classifier trained on {name}: AUC", f"{c['auc_mean']:.3f} ± {c['auc_std']:.3f}", "")
               for name, c in u["conditions"].items()] if "conditions" in u else [("classifier utility", u["skipped"], "")])
     header = ["| measure | generated | baseline: held-out " + kind + " vs training |", "|---|---|---|"]
-    notes = [f"**{SYNTHETIC_LABEL}: these figures test the pipeline only.**", ""] if result["synthetic_data"] else []
+    notes = [f"**{SYNTHETIC_LABEL}: these figures test the pipeline only.**", ""] if result.synthetic_data else []
     notes += [f"Features: {f['feature_extractor']}. Classifier AUCs are on held-out {kind} scans.", ""]
     return "\n".join(notes + header + [f"| {a} | {b} | {c} |" for a, b, c in rows])

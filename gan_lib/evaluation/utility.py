@@ -13,28 +13,29 @@ from ..base.progress import Stopwatch
 from ..config import GANConfig
 from ..data.images import CLASS_LABELS
 from ..data.storage import ensure_processed, load_processed
+from ..records.manifest import DatasetManifest
 from ..runs.generate import generate, takes_label
 from . import classifier as clf
 
 
-def both_classes_file(cfg: GANConfig, gan_manifest: dict) -> Path:
+def both_classes_file(cfg: GANConfig, gan_manifest: DatasetManifest) -> Path:
     """The tumour + no-tumour file of the run's data source and size (made here if missing, from
     the raw folder the run's data came from: the classifier needs both classes whatever the GAN
     trained on)."""
-    both = dataclasses.replace(cfg, classes="both", seed=gan_manifest["dataset"]["seed"])
+    both = dataclasses.replace(cfg, classes="both", seed=gan_manifest.dataset.seed)
     if cfg.data_source in ("local", "drive"):
-        both = dataclasses.replace(both, data_dir=gan_manifest["dataset"]["source_root"])
+        both = dataclasses.replace(both, data_dir=gan_manifest.dataset.source_root)
     return ensure_processed(both)
 
 
-def classifier_data(cfg: GANConfig, gan_manifest: dict) -> dict:
+def classifier_data(cfg: GANConfig, gan_manifest: DatasetManifest) -> dict:
     """Real train/test images of both classes; any image the GAN trained on is kept out of the
     test split (a check by hash, whatever files and seeds made the two data files)."""
     path = both_classes_file(cfg, gan_manifest)
     x_train, y_train, manifest = load_processed(path, "train")
     x_test, y_test, _ = load_processed(path, "test")
-    test_hashes = [e["sha256"] for e in manifest["images"] if e["split"] == "test"]
-    seen = {e["sha256"] for e in gan_manifest["images"] if e["split"] == "train"}
+    test_hashes = [e["sha256"] for e in manifest.images if e["split"] == "test"]
+    seen = {e["sha256"] for e in gan_manifest.images if e["split"] == "train"}
     clean = np.array([h not in seen for h in test_hashes], bool)
     if not clean.all():
         print(f"WARNING: {int((~clean).sum())} held-out images of {path.name} were in the GAN's training set "

@@ -6,10 +6,8 @@ the check before resuming it, and trimming its CSV logs back to a restored check
 from __future__ import annotations
 
 import csv
-import dataclasses
 import fcntl
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -28,10 +26,11 @@ from ..base.colab import workspace_root
 from ..base.files import replacing
 from ..base.paths import PROJECT_ROOT, resolve
 from ..base.progress import print_above_bar
-from ..config import (CONDITIONAL_ONLY, DEFAULT_PRESET, DISTRIBUTE_FIELDS, ENGINE_FIELDS, EVALUATION_FIELDS, PRESETS,
-                      REPORT, GANConfig)
+from ..config import CONDITIONAL_ONLY, DISTRIBUTE_FIELDS, ENGINE_FIELDS, EVALUATION_FIELDS, GANConfig
 from ..data.storage import dataset_file
 from ..models.layers import with_stock_layers
+from ..records.manifest import DatasetManifest
+from ..records.run import RunData, RunFolderError, RunRecord, read_run_record
 
 KEEP_CHECKPOINTS = 3  # the newest ones; a damaged newest leaves two to walk back to
 # Settings a resumed run may change: they do not change what is trained (the data is checked by
@@ -67,38 +66,19 @@ def library_versions() -> dict:
             "numpy": np.__version__, "opencv": cv2.__version__, "gan_lib_source_sha256": source_digest()}
 
 
-def run_record(cfg: GANConfig, manifest: dict, effective: dict, train_sha256: str) -> dict:
+def run_record(cfg: GANConfig, manifest: DatasetManifest, effective: dict, train_sha256: str) -> RunRecord:
     """Everything a run resolved: settings (with its preset and what was set apart from it), what
     took effect on this machine, data identity, software and hardware."""
-    data = manifest["dataset"]
-    return {
-        "config": cfg.to_dict(),
-        "preset": cfg.preset,
-        "overridden": cfg.overridden(),
-        "effective": effective,
-        "data": {"dataset": cfg.dataset, "file": str(dataset_file(cfg, cfg.dataset)), "train_sha256": train_sha256,
-                 "file_sha256": data.get("file_sha256"),
-                 "synthetic": data["synthetic"], "source": data["source"], "source_detail": data["source_detail"],
-                 "classes": data["classes"], "per_split": data["per_split"]},
-        "versions": library_versions(),
-        "device": {"gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-                   "platform": platform.platform(), "processor": platform.processor()},
-        "paths_relative_to": str(workspace_root() or PROJECT_ROOT),  # the Colab workspace on Drive, or the repository
-    }
-
-
-def read_record(run_dir: Path) -> dict:
-    """The run folder's config.json; a missing or unreadable one is refused with its path: without
-    it the run's settings and data cannot be checked."""
-    path = run_dir / "config.json"
-    try:
-        record = json.loads(path.read_text())
-        record["config"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise RunFolderError(f"{path} is missing or unreadable ({type(err).__name__}: {err}); the run's settings "
-                             "and data cannot be checked without it. Restore it, or move the run folder away to "
-                             "start over.") from None
-    return record
+    data = manifest.dataset
+    return RunRecord(
+        config=cfg.to_dict(), preset=cfg.preset, overridden=cfg.overridden(), effective=effective,
+        data=RunData(dataset=cfg.dataset, file=str(dataset_file(cfg, cfg.dataset)), train_sha256=train_sha256,
+                     file_sha256=data.file_sha256, synthetic=data.synthetic, source=data.source,
+                     source_detail=data.source_detail, classes=data.classes, per_split=data.per_split),
+        versions=library_versions(),
+        device={"gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+                "platform": platform.platform(), "processor": platform.processor()},
+        paths_relative_to=str(workspace_root() or PROJECT_ROOT))
 
 
 def has_checkpoint(run_dir: Path) -> bool:
@@ -106,54 +86,40 @@ def has_checkpoint(run_dir: Path) -> bool:
 
 
 def recorded_dataset(run_dir: Path, cfg: GANConfig) -> Path:
-    """The dataset file the run trained on, under `cfg`'s data root: by its recorded name, or (a
-    folder from before datasets were named) the file path it recorded."""
-    record = read_record(run_dir)
-    name, recorded = record["config"].get("dataset"), Path(record["data"]["file"])
-    if not name:
-        return recorded
-    path = dataset_file(cfg, name)
+    """The dataset file the run trained on: by its recorded name under `cfg`'s data root, else the
+    file it recorded (checked by its hash either way)."""
+    data = read_run_record(run_dir).data
+    path, recorded = dataset_file(cfg, data.dataset), Path(data.file)
     if not path.exists() and recorded.exists():  # resumed or evaluated without the data_root it trained with
-        print_above_bar(f"dataset {name} is not under data_root={cfg.data_root!r}; using the file the run recorded, {recorded} "
-                        "(checked by its hash)")
+        print_above_bar(f"dataset {data.dataset} is not under data_root={cfg.data_root!r}; using the file the run "
+                        f"recorded, {recorded} (checked by its hash)")
         return recorded
     return path
 
 
-def check_same_data(run_dir: Path, path: Path, train_sha256: str, manifest: dict) -> None:
+def check_same_data(run_dir: Path, path: Path, train_sha256: str, manifest: DatasetManifest) -> None:
     """Refuse to resume or evaluate a run on data other than it trained on, naming what changed."""
-    data = read_record(run_dir)["data"]
-    was, now = data.get("train_sha256"), train_sha256
-    if was is None:  # a folder from before: compare the file's hash
-        was, now = data.get("file_sha256"), manifest["dataset"].get("file_sha256")
+    data = read_run_record(run_dir).data
+    now = {"train_sha256": train_sha256, "file_sha256": manifest.dataset.file_sha256}[data.identified_by]
+    was = getattr(data, data.identified_by)
     if was != now:
-        then = f"{data.get('source')} {data.get('per_split')} from {data.get('source_detail')}"
-        today = f"{manifest['dataset']['source']} {manifest['dataset']['per_split']} from {manifest['dataset']['source_detail']}"
-        raise RunFolderError(f"{run_dir.name} trained on {data.get('file')} ({then}; hash {str(was)[:12]}); {path} now "
+        then = f"{data.source} {data.per_split} from {data.source_detail}"
+        today = f"{manifest.dataset.source} {manifest.dataset.per_split} from {manifest.dataset.source_detail}"
+        raise RunFolderError(f"{run_dir.name} trained on {data.file} ({then}; hash {str(was)[:12]}); {path} now "
                              f"holds other data ({today}; hash {str(now)[:12]}). Restore that dataset, or train "
                              "under another run_name.")
 
 
 def recorded_settings(run_dir: Path) -> dict:
-    """Every setting a run folder was trained with, from its config.json. A setting newer than the
-    folder is filled in as the folder was trained: off (its value in the report's preset, since
-    every training option arrived switched off) or, if the report's preset lacks it, its default.
-    A folder from before presets were recorded gets the name of the preset its settings match."""
-    known = {f.name for f in dataclasses.fields(GANConfig)}
-    saved = read_record(run_dir)["config"]
-    settings = {**GANConfig().to_dict(), **REPORT, **{k: v for k, v in saved.items() if k in known}}
-    if isinstance(settings["xla"], bool):  # a folder from before xla took auto | on | off
-        settings["xla"] = "on" if settings["xla"] else "off"
-    if "preset" not in saved:
-        matching = [name for name, preset in PRESETS.items() if all(settings[k] == v for k, v in preset.items())]
-        settings["preset"] = matching[0] if matching else DEFAULT_PRESET
-    return settings
+    """Every setting a run folder was trained with, from its config.json (a setting newer than the
+    folder as it was trained: `records.migrations`)."""
+    return read_run_record(run_dir).config
 
 
 def engines_by_step(run_dir: Path, restored: str | None, step: int, engine: dict) -> list[dict]:
     """Which engine computed which steps: the run folder's list, extended when a resumed run computes
     its steps another way (another machine, or other settings); a change of precision is said aloud."""
-    earlier = read_record(run_dir)["effective"].get("engines", []) if restored else []
+    earlier = read_run_record(run_dir).effective["engines"] if restored else []
     if earlier and earlier[-1]["engine"] == engine:
         return earlier
     if earlier and earlier[-1]["engine"]["precision"] != engine["precision"]:
@@ -202,10 +168,6 @@ def save_model(model: keras.Model, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-class RunFolderError(RuntimeError):
-    """A run folder that cannot be continued as it is; the message says why and what to do."""
-
 
 @contextmanager
 def run_lock(run_dir: Path):

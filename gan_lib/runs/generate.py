@@ -10,7 +10,6 @@ PNG says it is synthetic in its own text chunks, so it still does once it leaves
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import cv2
@@ -19,6 +18,7 @@ import numpy as np
 
 from ..base.files import replacing, write_json
 from ..data.images import from_unit_range, synthetic_marks, write_png
+from ..records.run import read_run_record
 
 
 def load_generator(run_dir: Path) -> keras.Model:
@@ -86,9 +86,9 @@ def interpolate(generator: keras.Model, seed: int, start: int, end: int, steps: 
 def run_source(run_dir: Path) -> dict:
     """What a generated image's text chunk names: the run, its preset and seed, and the step its
     generator.keras was saved at (the end of its schedule)."""
-    record = json.loads((Path(run_dir) / "config.json").read_text())
-    return {"run": Path(run_dir).resolve().name, "preset": record["preset"], "run_seed": record["config"]["seed"],
-            "step": record["effective"]["total_steps"]}
+    record = read_run_record(run_dir)
+    return {"run": Path(run_dir).resolve().name, "preset": record.preset, "run_seed": record.config["seed"],
+            "step": record.effective["total_steps"]}
 
 
 def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int = 0, label: int | None = None,

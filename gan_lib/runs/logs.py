@@ -9,10 +9,13 @@ high and rising), divergence, and oscillation.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
+
+from ..records.evaluation import read_best
+from ..records.migrations import upgrade_health_rows
+from ..records.run import read_run_record
 
 D_WINS_LOSS = 0.1  # D's loss below this (BCE averaged over real and fake) ...
 D_WINS_MARGIN = 0.8  # ... and mean D(real) - mean D(fake) above this: D separates perfectly
@@ -22,14 +25,15 @@ OSCILLATION_CV = 0.5  # spread (std / mean) of G's smoothed loss within the last
 
 def load_history(run_dir: Path, name: str = "history.csv") -> list[dict]:
     """A run's history.csv (or, with name="health.csv", its quality checks) as rows of floats (NaN
-    in a column an older gan_lib did not write)."""
+    where a value is blank, and in a column an older gan_lib did not write)."""
     path = Path(run_dir) / name
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: is {run_dir} a training run folder"
                                 + (" with kid_every > 0?" if name == "health.csv" else
                                    "? Run 04_train first, with this run_name and output_root (on Colab: the same workspace)."))
     with path.open() as f:
-        return [{k: float(v) if v != "" else float("nan") for k, v in row.items()} for row in csv.DictReader(f)]
+        rows = [{k: float(v) if v != "" else float("nan") for k, v in row.items()} for row in csv.DictReader(f)]
+    return upgrade_health_rows(rows) if name == "health.csv" else rows
 
 
 def smooth(values: np.ndarray, window: int) -> np.ndarray:
@@ -102,7 +106,7 @@ def read_losses(history: list[dict]) -> dict:
 
 def run_is_synthetic(run_dir: Path) -> bool:
     """Whether the run trained on the phantom data (its config.json says), so figures can say so."""
-    return bool(json.loads((Path(run_dir) / "config.json").read_text())["data"]["synthetic"])
+    return read_run_record(run_dir).data.synthetic
 
 
 def sample_grids(run_dir: Path) -> list[Path]:
@@ -116,5 +120,5 @@ def read_health(run_dir: Path) -> dict | None:
     if not (run_dir / "health.csv").exists():
         return None
     rows = load_history(run_dir, "health.csv")
-    best = json.loads((run_dir / "best.json").read_text())
-    return {"rows": rows, "collapse_steps": [int(r["step"]) for r in rows if r["collapse_warning"]], "best": best}
+    return {"rows": rows, "collapse_steps": [int(r["step"]) for r in rows if r["collapse_warning"]],
+            "best": read_best(run_dir)}

@@ -24,6 +24,7 @@ from gan_lib.base.hardware import cpu_facts
 from gan_lib.base.paths import PROJECT_ROOT
 from gan_lib.config import GANConfig
 from gan_lib.data.storage import processed_path
+from gan_lib.records.run import read_run_record
 from gan_lib.scripts.results import add_record_option, finish_record, start_record
 
 RATE_FROM_STEP = 100  # steps/s from the history after this step: compilation and warm-up excluded
@@ -62,10 +63,10 @@ def train_child(args, mode: str) -> dict:
     run_dir = train(cfg)
     rows = [r for r in load_history(run_dir) if r["step"] >= RATE_FROM_STEP]
     rate = (rows[-1]["step"] - rows[0]["step"]) / (rows[-1]["wall_time_s"] - rows[0]["wall_time_s"])
-    record = json.loads((run_dir / "config.json").read_text())
+    effective = read_run_record(run_dir).effective
     return {"steps_per_s": rate, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "training_data": record["effective"]["training_data"], "train_images": record["effective"]["train_images"],
-            "engine": record["effective"]["engine"]["engine"]}
+            "training_data": effective["training_data"], "train_images": effective["train_images"],
+            "engine": effective["engine"]["engine"]}
 
 
 def main(argv: list[str] | None = None) -> int:

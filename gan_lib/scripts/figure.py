@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from PIL import Image
 
 from gan_lib.data.storage import load_processed
 from gan_lib.plots import class_picks
+from gan_lib.records.run import read_run_record
 from gan_lib.runs.generate import default_labels, generate, load_generator, takes_label
 
 
@@ -29,14 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     generator = load_generator(args.run)
     if not takes_label(generator):
         parser.error(f"--run {args.run}: its generator makes one class; the figure shows both")
-    record = json.loads((args.run / "config.json").read_text())
-    real, real_labels, _ = load_processed(Path(record["data"]["file"]), "train")
+    record = read_run_record(args.run)
+    real, real_labels, _ = load_processed(Path(record.data.file), "train")
     n = 4 * args.per_class  # alternating labels: enough of each class to pick from
     generated, _ = generate(generator, n, seed=args.seed)
     figure = class_picks(generated, default_labels(0, n), real, real_labels, n=args.per_class, seed=args.seed,
-                         synthetic=bool(record["data"]["synthetic"]))
-    figure.axes[0].set_title(f"{record['preset']}, {record['config']['image_size']} px, "
-                             f"{record['effective']['total_steps']:,} steps: generated (upper row of each class) "
+                         synthetic=record.data.synthetic)
+    figure.axes[0].set_title(f"{record.preset}, {record.config['image_size']} px, "
+                             f"{record.effective['total_steps']:,} steps: generated (upper row of each class) "
                              f"and real training scans (lower row)", fontsize=9)
     image = io.BytesIO()
     figure.savefig(image, dpi=72, bbox_inches="tight")

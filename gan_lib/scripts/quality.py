@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -35,6 +34,8 @@ from gan_lib.evaluation import descriptors
 from gan_lib.evaluation.evaluate import add_coverage, coverage_section, evaluate_run, run_config, run_images
 from gan_lib.evaluation.metrics import LESS_DIVERSE_RATIO
 from gan_lib.plots import descriptor_histograms, kid_curves, least_covered, side_by_side
+from gan_lib.records.evaluation import EVALUATION_RECORD, EvaluationRecord, read_best, read_evaluation
+from gan_lib.records.run import read_run_record
 from gan_lib.runs.folder import run_path
 from gan_lib.runs.generate import generate, load_generator
 from gan_lib.runs.logs import load_history
@@ -73,7 +74,7 @@ def run_preset(preset: str, args) -> None:
     ensure_processed(cfg)
     print(f"=== {preset}: {cfg.epochs * cfg.steps_per_epoch} steps at {cfg.image_size} px, batch {cfg.batch_size}")
     train(cfg)
-    if not (run_path(cfg) / "metrics.json").exists():
+    if not (run_path(cfg) / EVALUATION_RECORD).exists():
         evaluate_run(cfg)
 
 
@@ -82,36 +83,36 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
     covered training scans per run, from finished runs, by label."""
     rows, health, grids, scans = {}, {}, {}, {}
     for label, run_dir in runs.items():
-        run_metrics = json.loads((run_dir / "metrics.json").read_text())
+        run_metrics = read_evaluation(run_dir)
         evaluated = evaluated_config(run_dir, run_metrics)  # the run as evaluated, for coverage and its figure
         run_metrics = with_coverage(evaluated, run_metrics)
-        record = json.loads((run_dir / "config.json").read_text())
+        record = read_run_record(run_dir)
         health[label] = load_history(run_dir, "health.csv")
         history = load_history(run_dir)
-        fidelity, diverse, memo = run_metrics["fidelity"], run_metrics["diversity"], run_metrics["memorisation"]
-        best = json.loads((run_dir / "best.json").read_text())
+        fidelity, diverse, memo = run_metrics.fidelity, run_metrics.diversity, run_metrics.memorisation
+        best = read_best(run_dir)
         rows[label] = {
             "steps": int(history[-1]["step"]), "wall_time_min": history[-1]["wall_time_s"] / 60,
             "kid": fidelity["generated_vs_train"]["kid"], "kid_std": fidelity["generated_vs_train"]["kid_std"],
             "kid_baseline_held_out": fidelity.get("baseline_held_out_vs_train", {}).get("kid"),
-            "best_training_kid": best["kid"], "best_training_kid_step": best["step"],
+            "best_training_kid": best.kid, "best_training_kid_step": best.step,
             "diversity_ratio": diverse["diversity_ratio"],
-            **{f"{name}_{kind}": run_metrics["coverage"][key][name] for name in ("recall", "coverage")
+            **{f"{name}_{kind}": run_metrics.coverage[key][name] for name in ("recall", "coverage")
                for kind, key in (("matched", "generated_vs_train_matched"), ("held_out", "baseline_held_out_vs_train"))},
-            "train_scans_not_covered": run_metrics["coverage"]["train_scans_not_covered"],
+            "train_scans_not_covered": run_metrics.coverage["train_scans_not_covered"],
             "near_copy_share": memo["generated_near_copy_share"], "real_near_copy_share": memo["baseline_near_copy_share"],
             "collapse_warnings": int(sum(h["collapse_warning"] for h in health[label])),
-            **utility_aucs(run_metrics["utility"]),
-            "feature_extractor": fidelity["feature_extractor"], "config": record["config"],
-            "engine": record["effective"].get("engine"),
+            **utility_aucs(run_metrics.utility),
+            "feature_extractor": fidelity["feature_extractor"], "config": record.config,
+            "engine": record.effective.get("engine"),
         }
         generated = generate(load_generator(run_dir), DESCRIBED_IMAGES, seed=seed)[0]
         grids[label], scans[label] = generated[:GRID_IMAGES], descriptors.describe(generated)
         figure = least_covered_figure(evaluated)
         figure.savefig(out / f"least_covered_{label}.png", dpi=100, bbox_inches="tight")
         plt.close(figure)  # one per run: a comparison of many runs would otherwise hold them all
-    first = json.loads((next(iter(runs.values())) / "config.json").read_text())
-    real, _, _ = load_processed(Path(first["data"]["file"]), "train")
+    first = read_run_record(next(iter(runs.values())))
+    real, _, _ = load_processed(Path(first.data.file), "train")
     grids = {"real (training)": real[np.random.default_rng(seed).choice(len(real), GRID_IMAGES, replace=False)],
              **grids}
     scans = {"real (training)": descriptors.describe(real), **scans}
@@ -126,19 +127,19 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
     return result
 
 
-def with_coverage(cfg: GANConfig, run_metrics: dict) -> dict:
+def with_coverage(cfg: GANConfig, run_metrics: EvaluationRecord) -> EvaluationRecord:
     """A run's metrics.json (`run_metrics`); one evaluated before coverage existed gains it first
     (`add_coverage`, with the settings `evaluated_config` gives)."""
-    if "coverage" not in run_metrics:
+    if run_metrics.coverage is None:
         print(f"{run_path(cfg)}: evaluated before coverage existed; adding coverage and scan descriptors")
         run_metrics = add_coverage(cfg)
     return run_metrics
 
 
-def evaluated_config(run_dir: Path, run_metrics: dict) -> GANConfig:
+def evaluated_config(run_dir: Path, run_metrics: EvaluationRecord) -> GANConfig:
     """A finished run's settings with the evaluation settings its metrics.json was made with; its
     dataset remade if missing here."""
-    evaluated_with = {name: run_metrics["config"][name] for name in EVALUATION_FIELDS}
+    evaluated_with = {name: run_metrics.config[name] for name in EVALUATION_FIELDS}
     cfg = run_config(GANConfig.from_overrides(run_name=run_dir.name, output_root=str(run_dir.parent), **evaluated_with))
     ensure_processed(cfg)
     return cfg

@@ -30,6 +30,8 @@ from gan_lib.base.paths import PROJECT_ROOT
 from gan_lib.base.progress import HEADLESS_ENV
 from gan_lib.config import GANConfig
 from gan_lib.data.storage import processed_path
+from gan_lib.records.evaluation import EVALUATION_RECORD, read_evaluation
+from gan_lib.records.run import RUN_RECORD
 from gan_lib.runs.folder import lock_holder, run_path
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
@@ -181,7 +183,7 @@ def report_folder(run_name: str, output_root: str | None) -> Path:
         run_dir = run_path(GANConfig.from_overrides(run_name=run_name, output_root=output_root))
     except ValueError as err:
         raise SystemExit(f"RUN={run_name!r}: {err}") from None
-    if not (run_dir / "config.json").exists():
+    if not (run_dir / RUN_RECORD).exists():
         raise SystemExit(f"RUN={run_name!r}: no run folder at {run_dir} (train it first, or set OUTPUT_ROOT).")
     holder = lock_holder(run_dir)
     if holder:
@@ -232,10 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     for run_dir in run_folders(paths, parameters):
         print(f"Run folder: {run_dir}")
         evaluated = any(p.stem == "06_evaluate" for p in paths)
-        if evaluated and (run_dir / "metrics.json").exists():  # the notebook shows it rendered, the terminal as text
+        if evaluated and (run_dir / EVALUATION_RECORD).exists():  # the notebook shows it rendered, the terminal as text
             from gan_lib.evaluation.summary import summary_table
 
-            print("\n" + summary_table(json.loads((run_dir / "metrics.json").read_text())))
+            print("\n" + summary_table(read_evaluation(run_dir)))
     return 0
 
 

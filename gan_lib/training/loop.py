@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ..base.files import write_json
 from ..base.progress import PACE_STEPS, Pace, print_above_bar, progress_bar
 from ..config import PRESETS, GANConfig
 from ..data import streaming
@@ -27,6 +26,8 @@ from ..data.phantom import SYNTHETIC_LABEL
 from ..data.storage import (choose_dataset, dataset_file, load_processed, read_manifest, read_shards, shard_files,
                             shards_sha256, split_mb, split_sha256, with_dataset)
 from ..models.architectures import is_conditional
+from ..records.manifest import DatasetManifest
+from ..records.run import RUN_RECORD, write_run_record
 from ..runs.folder import (KEEP_CHECKPOINTS, RunFolderError, check_resumable, check_same_data, engines_by_step,
                            has_checkpoint, recorded_dataset, recorded_settings, restore_newest_good, run_lock, run_path,
                            run_record, save_model, trim_history)
@@ -54,7 +55,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
     strategy = make_strategy(cfg)  # first: logical devices are set before TensorFlow starts its devices
     run_dir = run_path(cfg)
     resuming = has_checkpoint(run_dir)
-    if (run_dir / "config.json").exists() and not cfg.resume:
+    if (run_dir / RUN_RECORD).exists() and not cfg.resume:
         raise FileExistsError(f"{run_dir} exists and resume=False: choose another run_name.")
     if resuming:  # the run folder says which data; a dataset named now must hold the same
         path = dataset_file(cfg, cfg.dataset) if cfg.dataset else recorded_dataset(run_dir, cfg)
@@ -65,7 +66,7 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
     if resuming:
         check_resumable(run_dir, cfg, is_conditional(cfg))
         check_same_data(run_dir, path, data.sha256, data.manifest)
-    elif (run_dir / "config.json").exists():
+    elif (run_dir / RUN_RECORD).exists():
         refuse_to_restart_lost_work(run_dir)
         print(f"{run_dir} holds no checkpoint: starting it over.")
     if not is_chief(strategy):  # a multi-worker run's other workers compute, the chief writes
@@ -83,7 +84,7 @@ class TrainingData:
     the split's hash, and the shard files it streams from (None: in memory)."""
     images: np.ndarray
     labels: np.ndarray
-    manifest: dict
+    manifest: DatasetManifest
     sha256: str
     shards: list[Path] | None
 
@@ -110,8 +111,8 @@ def training_data(cfg: GANConfig, path: Path) -> TrainingData:
         images, labels, manifest = load_processed(path, "train")
         return TrainingData(images, labels, manifest, split_sha256(images, labels), None)
     files = shard_files(path, manifest)
-    side = manifest["dataset"]["image_size"]
-    sha256, labels = shards_sha256(files, side, manifest["dataset"].get("train_sha256"))
+    side = manifest.dataset.image_size
+    sha256, labels = shards_sha256(files, side, manifest.dataset.train_sha256)
     images = np.concatenate([part for part, _ in read_shards(files, side, STREAM_SAMPLE)])
     print_above_bar(f"streaming the training split ({len(labels)} images, {size:.0f} MB > memory_budget_mb={cfg.memory_budget_mb:g}) "
                     f"from {len(files)} shard(s); previews, quality checks and the speed measurement use its first {len(images)}")
@@ -155,7 +156,7 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
                                    f"{cfg.memory_budget_mb:g}); quality checks against its first {len(data.images)} "
                                    "images" if data.shards else "in memory, batches drawn with replacement"),
                  "conditional": is_conditional(cfg), "total_steps": cfg.epochs * cfg.steps_per_epoch}
-    write_json(run_dir / "config.json", run_record(cfg, data.manifest, effective, data.sha256))
+    write_run_record(run_dir, run_record(cfg, data.manifest, effective, data.sha256))
     if _epochs(cfg, data, trainer, manager, z_fixed, stop_after_steps):
         save_model(trainer.sampling_generator, run_dir / "generator.keras")
     return run_dir
@@ -164,7 +165,7 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
 def _captions(cfg: GANConfig, data: TrainingData) -> list[str]:
     """The lines under a sample grid's title: which class each row is, and whether the data was the phantom."""
     return (([GRID_ROWS_CAPTION] if is_conditional(cfg) else [])
-            + ([SYNTHETIC_LABEL] if data.manifest["dataset"]["synthetic"] else []))
+            + ([SYNTHETIC_LABEL] if data.manifest.dataset.synthetic else []))
 
 
 def _fixed_noise(cfg: GANConfig, data: TrainingData, run_dir: Path, restored) -> np.ndarray:

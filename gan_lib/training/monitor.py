@@ -10,18 +10,17 @@ is not, on a CPU); the final evaluation uses the configured extractor.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from ..base.files import write_json
 from ..base.progress import print_above_bar
 from ..config import GANConfig
 from ..evaluation import metrics
 from ..evaluation.features import random_cnn_extractor
+from ..records.evaluation import BestGenerator, read_best, write_best
 from ..runs.folder import save_model, trim_history
 from ..runs.generate import generate
 from ..runs.logs import load_history
@@ -71,10 +70,10 @@ class HealthLog:
     generator_best.keras (best.json says which step); a loud warning when diversity collapses."""
 
     def __init__(self, cfg: GANConfig, run_dir: Path, images: np.ndarray, last_step: int):
-        self.run_dir, self.path, self.best_path = run_dir, run_dir / "health.csv", run_dir / "best.json"
+        self.run_dir, self.path = run_dir, run_dir / "health.csv"
         trim_history(self.path, last_step, HEALTH_FIELDS)
-        best = json.loads(self.best_path.read_text()) if self.best_path.exists() else {}
-        self.best_kid = best.get("kid", np.inf) if best.get("step", np.inf) <= last_step else np.inf
+        best = read_best(run_dir)  # a check after the restored checkpoint is repeated, so its best does not count
+        self.best_kid = best.kid if best and best.step <= last_step else np.inf
         self.monitor = QualityMonitor(images, cfg.kid_images, cfg.seed)
         # The history rows since the last check, as an uninterrupted run would hold them
         checks = load_history(run_dir, "health.csv") if self.path.exists() else []
@@ -111,4 +110,4 @@ class HealthLog:
         if quality.kid < self.best_kid:
             self.best_kid = quality.kid
             save_model(generator, self.run_dir / "generator_best.keras")
-            write_json(self.best_path, {"step": step, "kid": quality.kid, "kid_std": quality.kid_std})
+            write_best(self.run_dir, BestGenerator(step, quality.kid, quality.kid_std))

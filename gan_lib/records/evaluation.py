@@ -1,0 +1,67 @@
+"""A run's evaluation record (metrics.json) and its best generator's (best.json)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..base.files import read_json, write_json
+from .migrations import BEST_VERSION, EVALUATION_VERSION, upgrade_best, upgrade_evaluation
+
+EVALUATION_RECORD = "metrics.json"
+BEST_RECORD = "best.json"
+
+
+@dataclass
+class EvaluationRecord:
+    """Every figure of one evaluation, each section beside its real-vs-real baseline (the sections'
+    keys are described in docs/evaluation.md)."""
+    run: str
+    config: dict  # the run's settings with the evaluation's
+    synthetic_data: bool
+    n_generated: int
+    n_train_real: int
+    n_held_out_real: int
+    fidelity: dict
+    coverage: dict | None  # None: evaluated before coverage existed (evaluate.add_coverage fills it)
+    descriptors: dict | None  # as coverage
+    diversity: dict
+    memorisation: dict
+    utility: dict
+    warnings: list
+    timings_s: dict
+    versions: dict
+    schema_version: int = EVALUATION_VERSION
+
+
+@dataclass
+class BestGenerator:
+    """Which step generator_best.keras was saved at, and its KID against the training images."""
+    step: int
+    kid: float
+    kid_std: float
+    schema_version: int = BEST_VERSION
+
+
+def read_evaluation(run_dir: Path) -> EvaluationRecord:
+    path = Path(run_dir) / EVALUATION_RECORD
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: evaluate the run first (06_evaluate, or `make report`).")
+    return EvaluationRecord(**upgrade_evaluation(read_json(path, "Evaluate the run again."), path))
+
+
+def write_evaluation(run_dir: Path, record: EvaluationRecord) -> None:
+    write_json(Path(run_dir) / EVALUATION_RECORD, dataclasses.asdict(record))
+
+
+def read_best(run_dir: Path) -> BestGenerator | None:
+    """best.json, or None for a run that has not checked its quality yet (kid_every=0, or before its first check)."""
+    path = Path(run_dir) / BEST_RECORD
+    if not path.exists():
+        return None
+    return BestGenerator(**upgrade_best(read_json(path, "Delete it: the next quality check writes it anew."), path))
+
+
+def write_best(run_dir: Path, best: BestGenerator) -> None:
+    write_json(Path(run_dir) / BEST_RECORD, dataclasses.asdict(best))
