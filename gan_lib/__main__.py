@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from .runs.folder import run_path
+from .runs.location import run_path
 
 
 def count(text: str) -> int:

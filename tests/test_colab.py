@@ -1,6 +1,6 @@
 """Colab "Run all", simulated (tests/colab_runtime.py): every notebook in its own fresh runtime, only
 "MyDrive" shared; the one-runtime notebook 00_colab, killed mid-training and run again; the
-bootstrap cell identical in every notebook. Small settings: params/ci.yaml (phantom data, 64 px)."""
+bootstrap cell identical in every notebook. Small settings: params/ci.yaml (phantom data, 32 px)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from gan_lib.base.colab import KAGGLE_SECRETS, ROOT_ENV, WORKSPACE_ENV, open_wor
 from gan_lib.base.paths import PROJECT_ROOT
 from gan_lib.config import GANConfig
 from gan_lib.data.storage import processed_path
-from gan_lib.runs.folder import run_path
+from gan_lib.runs.location import run_path
 from gan_lib.scripts import notebook_cells
 from gan_lib.scripts.run_notebooks import PIPELINE, notebook_path, resolve_parameters, run_pipeline
 
@@ -59,7 +59,7 @@ def test_each_notebook_in_its_own_fresh_runtime_finds_what_the_earlier_ones_left
         assert installed == ["gan_lib", "papermill"], f"pip installed over the image's packages: {installed}"
     workspace = my_drive / WORKSPACE
     run = workspace / "outputs" / "ci" / "runs" / "ci"
-    assert (workspace / "outputs" / "ci" / "data" / "processed" / "phantom_yes_64px_h0.2_s0.npz").exists()
+    assert (workspace / "outputs" / "ci" / "data" / "processed" / "phantom_yes_32px_h0.2_s0.npz").exists()
     assert (run / "metrics.json").exists() and (run / "samples" / "evolution.gif").exists()
     assert json.loads((run / "metrics.json").read_text())["synthetic_data"] is True
 

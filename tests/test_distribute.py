@@ -64,15 +64,16 @@ def assert_same_losses(history: list[dict], reference: list[dict]) -> None:
 
 @pytest.fixture(scope="module")
 def mirrored_runs(data_root, tmp_path_factory):
-    """Under `mirrored` on two logical CPUs: each recipe for 20 steps, and the lean one again,
-    its process ending after step 7 (its last checkpoint at step 5), then resumed in a new process."""
+    """Under `mirrored` on two logical CPUs: each recipe for 20 steps, and the lean one twice more,
+    each process ending after step 7 (its last checkpoint at step 5): "parts" is then resumed in a new
+    process, "moved" is left for a test to resume on one device."""
     out = tmp_path_factory.mktemp("mirrored")
     root = data_copy(data_root, out)
     two = dict(strategy="mirrored", logical_devices=2)
     jobs = [{"config": distributed_cfg(root, out, name, **two, **recipe).to_dict()}
             for name, recipe in RECIPES.items()]
-    parts = distributed_cfg(root, out, "parts", **two, **RECIPES["lean"]).to_dict()
-    run_process(jobs + [{"config": parts, "stop_after_steps": 7}])
+    parts, moved = (distributed_cfg(root, out, name, **two, **RECIPES["lean"]).to_dict() for name in ("parts", "moved"))
+    run_process(jobs + [{"config": parts, "stop_after_steps": 7}, {"config": moved, "stop_after_steps": 7}])
     run_process([{"config": parts}])
     return out
 
@@ -98,13 +99,11 @@ def test_a_mirrored_run_stopped_and_resumed_matches_an_uninterrupted_one(mirrore
         np.testing.assert_allclose([r[name] for r in resumed], [r[name] for r in whole], rtol=1e-5, err_msg=name)
 
 
-def test_a_mirrored_run_resumes_on_one_device_with_the_same_global_batch(data_root, mirrored_runs, tmp_path):
+def test_a_mirrored_run_resumes_on_one_device_with_the_same_global_batch(mirrored_runs):
     """Checkpoints hold one copy of every variable: the same run continues on another replica count."""
-    stopped = distributed_cfg(data_root, tmp_path, "moved", strategy="mirrored", logical_devices=2, **RECIPES["lean"])
-    run_process([{"config": stopped.to_dict(), "stop_after_steps": 7}])
-    resumed = load_history(train(distributed_cfg(data_root, tmp_path, "moved", **RECIPES["lean"])))
+    resumed = load_history(train(distributed_cfg(mirrored_runs / "data", mirrored_runs, "moved", **RECIPES["lean"])))
     assert_same_losses(resumed, load_history(mirrored_runs / "runs" / "lean"))
-    engines = json.loads((tmp_path / "runs" / "moved" / "config.json").read_text())["effective"]["engines"]
+    engines = json.loads((mirrored_runs / "runs" / "moved" / "config.json").read_text())["effective"]["engines"]
     assert [(e["from_step"], e["engine"].get("replicas")) for e in engines] == [(0, 2), (5, None)]
 
 

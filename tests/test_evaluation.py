@@ -29,8 +29,8 @@ from gan_lib.evaluation.utility import class_images
 from gan_lib.plots import class_picks, write_evolution_gif
 from gan_lib.records.evaluation import read_evaluation
 from gan_lib.runs import logs
-from gan_lib.runs.folder import run_path
 from gan_lib.runs.generate import generate, interpolate, load_generator, noise_for
+from gan_lib.runs.location import run_path
 from gan_lib.training.loop import train
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,7 +27,8 @@ from gan_lib.data.sources import RawSource, fetch_raw
 from gan_lib.data.storage import (LATEST, choose_dataset, dataset_name, load_processed, manifest_path, processed_path,
                                   save_processed)
 from gan_lib.evaluation.evaluate import evaluate_run
-from gan_lib.runs.folder import RunFolderError, run_path
+from gan_lib.records.run import RunFolderError
+from gan_lib.runs.location import run_path
 from gan_lib.runs.logs import load_history
 from gan_lib.training.loop import train
 
@@ -56,12 +58,37 @@ def train_in_child(cfg, limit_bytes: int | None = None) -> subprocess.CompletedP
     return subprocess.run(training_command(cfg), capture_output=True, text=True, preexec_fn=limit, timeout=300)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(data_root, tmp_path_factory) -> Path:
+    """small_cfg's 12-step run, trained once without a stop: what every resumed run must equal."""
+    return train(small_cfg(data_root, tmp_path_factory.mktemp("uninterrupted"), run_name="whole"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_18(data_root, tmp_path_factory) -> Path:
+    """The same for 18 steps (3 epochs)."""
+    return train(small_cfg(data_root, tmp_path_factory.mktemp("uninterrupted_18"), run_name="whole", epochs=3))
+
+
+@pytest.fixture(scope="module")
+def finished_run(data_root, tmp_path_factory) -> Path:
+    """small_cfg's one-epoch run, trained once for the tests that need a finished run and copy it."""
+    return train(small_cfg(data_root, tmp_path_factory.mktemp("finished"), run_name="finished", epochs=1))
+
+
+def finished_copy(finished_run: Path, tmp_path: Path, name: str) -> Path:
+    """A copy of the finished run as small_cfg(..., tmp_path, run_name=name, epochs=1)'s folder: a
+    copied run folder is a run of its own where it is."""
+    return Path(shutil.copytree(finished_run, tmp_path / "runs" / name, symlinks=True))
+
+
 # --- checkpoints -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
-def test_a_damaged_newest_checkpoint_is_skipped_and_the_one_before_resumes(data_root, tmp_path, damage, capsys):
-    whole = rows(train(small_cfg(data_root, tmp_path, run_name="whole", epochs=3)))
+def test_a_damaged_newest_checkpoint_is_skipped_and_the_one_before_resumes(data_root, uninterrupted_18, tmp_path, damage,
+                                                                           capsys):
+    whole = rows(uninterrupted_18)
     cfg = small_cfg(data_root, tmp_path, run_name="damaged", epochs=3)
     train(cfg, stop_after_steps=13)  # checkpoints at 4, 6 (epoch end), 8, 12
     data = run_path(cfg) / "checkpoints" / "ckpt-12.data-00000-of-00001"
@@ -78,7 +105,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_and_the_one_before_resumes(data_
     assert not list((run_path(cfg) / "checkpoints").glob("ckpt-12.*_temp"))
 
 
-def test_a_failing_write_during_a_save_stops_cleanly_and_the_next_run_resumes(data_root, tmp_path):
+def test_a_failing_write_during_a_save_stops_cleanly_and_the_next_run_resumes(data_root, uninterrupted, tmp_path):
     cfg = small_cfg(data_root, tmp_path, run_name="efbig")
     train(cfg, stop_after_steps=5)  # ckpt-4
     ckpt_dir = run_path(cfg) / "checkpoints"
@@ -86,8 +113,7 @@ def test_a_failing_write_during_a_save_stops_cleanly_and_the_next_run_resumes(da
     failed = train_in_child(cfg, limit_bytes=biggest // 2)
     assert failed.returncode != 0 and "File too large" in failed.stderr
     assert sorted(p.name for p in ckpt_dir.glob("ckpt-*.index")) == ["ckpt-4.index"], "the last good one is kept"
-    whole = rows(train(small_cfg(data_root, tmp_path, run_name="efbig-whole")))
-    assert rows(train(cfg)) == whole
+    assert rows(train(cfg)) == rows(uninterrupted)
     assert not list(ckpt_dir.glob("*_temp")), "the interrupted save's temp folder is gone"
 
 
@@ -254,8 +280,8 @@ def test_a_run_that_diverged_before_its_first_checkpoint_can_start_over(data_roo
 # --- logs --------------------------------------------------------------------------------------
 
 
-def test_a_torn_last_line_of_history_csv_is_dropped_and_the_run_resumes(data_root, tmp_path, capsys):
-    whole = rows(train(small_cfg(data_root, tmp_path, run_name="torn-whole")))
+def test_a_torn_last_line_of_history_csv_is_dropped_and_the_run_resumes(data_root, uninterrupted, tmp_path, capsys):
+    whole = rows(uninterrupted)
     cfg = small_cfg(data_root, tmp_path, run_name="torn")
     train(cfg, stop_after_steps=9)
     history = run_path(cfg) / "history.csv"
@@ -289,10 +315,10 @@ def test_generate_refuses_bad_arguments_in_one_line_before_any_work(tmp_path, ar
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 
 
-def test_generate_on_a_full_disk_fails_loudly_and_lists_no_broken_image(data_root, tmp_path):
+def test_generate_on_a_full_disk_fails_loudly_and_lists_no_broken_image(finished_run, tmp_path):
     """A PNG that cannot be written whole stops generate (a full disk fails with ENOSPC as the file
     size limit here fails with EFBIG); images.csv, written last, is never left listing it."""
-    run_dir = train(small_cfg(data_root, tmp_path, run_name="full", epochs=1))
+    run_dir = finished_copy(finished_run, tmp_path, "full")
     out = tmp_path / "made"
 
     def limit():
@@ -306,10 +332,10 @@ def test_generate_on_a_full_disk_fails_loudly_and_lists_no_broken_image(data_roo
     assert list(out.iterdir()) == [], "no PNG, no images.csv, no temporary file"
 
 
-def test_a_truncated_generator_keras_says_what_to_do(data_root, tmp_path):
+def test_a_truncated_generator_keras_says_what_to_do(data_root, finished_run, tmp_path):
     from gan_lib.runs.generate import load_generator
 
-    run_dir = train(small_cfg(data_root, tmp_path, run_name="gen", epochs=1))
+    run_dir = finished_copy(finished_run, tmp_path, "gen")
     saved = run_dir / "generator.keras"
     saved.write_bytes(saved.read_bytes()[:1000])
     with pytest.raises(ValueError, match="damaged.*run 04_train again with this run_name"):
@@ -486,11 +512,9 @@ def test_a_class_map_folder_that_is_not_there_is_an_error_and_unicode_forms_matc
     assert int((result.labels == 0).sum()) == 3, "every no-tumour image found"
 
 
-def test_a_copied_run_folder_is_reported_and_resumed_in_the_copy_never_the_original(data_root, tmp_path):
+def test_a_copied_run_folder_is_reported_and_resumed_in_the_copy_never_the_original(data_root, finished_run, tmp_path):
     """`cp -a runs/m1 runs/m1copy; make report RUN=m1copy` used to rewrite m1's metrics.json."""
-    import shutil
-
-    original = train(small_cfg(data_root, tmp_path, run_name="m1", epochs=1))
+    original = finished_copy(finished_run, tmp_path, "m1")
     before = {p.name: p.read_bytes() for p in original.iterdir() if p.is_file()}
     copy = Path(shutil.copytree(original, original.parent / "m1copy", symlinks=True))
     evaluate_run(GANConfig.from_overrides(run_name="m1copy", output_root=str(original.parent), n_generated=10,
@@ -502,11 +526,9 @@ def test_a_copied_run_folder_is_reported_and_resumed_in_the_copy_never_the_origi
     assert {p.name: p.read_bytes() for p in original.iterdir() if p.is_file()} == before, "the original untouched"
 
 
-def test_a_finished_run_whose_checkpoints_were_deleted_is_not_silently_retrained(data_root, tmp_path):
+def test_a_finished_run_whose_checkpoints_were_deleted_is_not_silently_retrained(data_root, finished_run, tmp_path):
     """Asked for more epochs, it used to train from step 0 and replace generator.keras and config.json."""
-    import shutil
-
-    run_dir = train(small_cfg(data_root, tmp_path, run_name="done", epochs=1))
+    run_dir = finished_copy(finished_run, tmp_path, "done")
     shutil.rmtree(run_dir / "checkpoints")
     kept = {name: (run_dir / name).read_bytes() for name in ("generator.keras", "config.json", "history.csv")}
     with pytest.raises(RunFolderError, match=r"trained 6 steps but holds no checkpoint .*move the folder away"):
@@ -531,8 +553,8 @@ def test_a_name_too_long_for_a_file_system_is_refused_before_any_work():
         GANConfig.from_overrides(run_name="r" * 300)
 
 
-def test_asking_a_one_class_generator_for_a_label_is_one_line(data_root, tmp_path):
-    run_dir = train(small_cfg(data_root, tmp_path, run_name="one", epochs=1))
+def test_asking_a_one_class_generator_for_a_label_is_one_line(finished_run, tmp_path):
+    run_dir = finished_copy(finished_run, tmp_path, "one")
     done = subprocess.run([sys.executable, "-m", "gan_lib", "generate", "--run", str(run_dir), "--n", "2",
                            "--out", str(tmp_path / "x"), "--label", "yes"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "--label: label=1: this generator is not class-conditional" in done.stderr
@@ -637,10 +659,10 @@ def test_a_run_resumed_without_its_data_root_finds_the_dataset_it_recorded(data_
     assert int(load_history(run_path(cfg))[-1]["step"]) == cfg.epochs * cfg.steps_per_epoch
 
 
-def test_a_kill_during_an_evaluation_leaves_the_previous_one_whole(data_root, tmp_path):
+def test_a_kill_during_an_evaluation_leaves_the_previous_one_whole(finished_run, tmp_path):
     """A kill -9 during `make report` used to leave a new coverage.csv beside the old metrics.json:
     both are written at the evaluation's very end."""
-    run_dir = train(small_cfg(data_root, tmp_path, run_name="judged", epochs=1))
+    run_dir = finished_copy(finished_run, tmp_path, "judged")
     settings = dict(run_name="judged", output_root=str(run_dir.parent), n_generated=10, kid_subset_size=5,
                     kid_subsets=2, diversity_pairs=10, classifier_seeds=1, classifier_epochs=1)
     evaluate_run(GANConfig.from_overrides(**settings))
@@ -670,14 +692,14 @@ def test_a_failed_notebook_is_kept_beside_the_good_copy_never_over_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["04_train.failed.ipynb", "04_train.ipynb"]
 
 
-def test_garbage_in_the_checkpoint_index_file_is_read_past_and_the_run_resumes(data_root, tmp_path, capsys):
+def test_garbage_in_the_checkpoint_index_file_is_read_past_and_the_run_resumes(data_root, uninterrupted, tmp_path,
+                                                                               capsys):
     cfg = small_cfg(data_root, tmp_path, run_name="garbled")
     train(cfg, stop_after_steps=5)  # ckpt-4
     (run_path(cfg) / "checkpoints" / "checkpoint").write_bytes(b"\x00\xffmodel_checkpoint_path: \x01\x02")
     resumed = train(cfg)
     assert "checkpoint is unreadable" in capsys.readouterr().out
-    whole = train(small_cfg(data_root, tmp_path, run_name="garbled-whole"))
-    assert rows(resumed) == rows(whole)
+    assert rows(resumed) == rows(uninterrupted)
 
 
 def test_devices_this_machine_lacks_and_a_malformed_tf_config_are_one_line(tmp_path):

@@ -21,7 +21,7 @@ LAYERS = [
     ("records", [{"migrations"}, {"run", "manifest", "evaluation"}]),  # the JSON records, typed; old ones upgraded
     ("data", [{"images", "phantom", "scans", "class_folders"}, {"sources"}, {"prepare"}, {"storage", "streaming"}]),
     ("models", [{"layers"}, {"architectures"}]),
-    ("runs", [{"folder", "logs", "generate"}]),  # a run folder once written
+    ("runs", [{"location", "folder", "logs", "generate"}]),  # a run folder once written
     ("evaluation", [{"metrics", "features", "descriptors", "classifier", "summary"}, {"utility"}, {"evaluate"}]),
     ("training", [{"engine", "losses", "augment", "ema"}, {"strategies", "monitor"}, {"updates"}, {"step"},
                   {"engine_choice"}, {"loop"}]),
@@ -31,7 +31,7 @@ LAYERS = [
 SCRIPTS = {p.stem for p in (PACKAGE / "scripts").glob("*.py")} - {"__init__"}
 NUMPY_ONLY = ["base.hardware", "base.colab", "base.files", "base.paths", "config.settings", "parameters", "data.images",
               "data.phantom", "data.scans", "data.sources", "data.class_folders", "data.prepare", "data.storage",
-              "runs.logs", "evaluation.descriptors", "records.migrations", "records.run", "records.manifest",
+              "runs.logs", "runs.location", "evaluation.descriptors", "records.migrations", "records.run", "records.manifest",
               "records.evaluation"]
 
 

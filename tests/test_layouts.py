@@ -19,7 +19,7 @@ from gan_lib.data.sources import fetch_raw
 from gan_lib.data.storage import dataset_name, load_processed, processed_path, save_processed
 from gan_lib.evaluation.evaluate import evaluate_run
 from gan_lib.records.manifest import read_manifest_file
-from gan_lib.runs.folder import run_path
+from gan_lib.runs.location import run_path
 from gan_lib.training.loop import train
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import itertools
 import json
+import shlex
 import subprocess
 import sys
 
@@ -12,10 +14,11 @@ import pytest
 
 from gan_lib.base.paths import PROJECT_ROOT
 from gan_lib.base.tf_noise import REMAPPER_NOTE, filtered_stderr
-from gan_lib.config import PRESET_DEFAULTS, PRESETS, GANConfig
+from gan_lib.config import FOUR_CLASS_MAP, PRESET_DEFAULTS, PRESETS, GANConfig
 from gan_lib.data.storage import processed_path
 from gan_lib.parameters import NOTEBOOK_ONLY, PAPERMILL_CELL_MARK, config_from_notebook, notebook_parameters
-from gan_lib.scripts.run_notebooks import COLAB_ONLY, NOTEBOOK_DIR, as_typed, keep_folders, resolve_parameters
+from gan_lib.scripts.run_notebooks import (COLAB_ONLY, NOTEBOOK_DIR, PIPELINE, as_typed, keep_folders, notebook_path,
+                                           resolve_parameters)
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
@@ -28,10 +31,41 @@ def code_cells(path) -> list[dict]:
 PIPELINE_ONLY = {"other_parameters": {}}
 # A notebook gives these as None: the preset's table is the one place their defaults are written.
 FROM_THE_PRESET = {"preset", *PRESET_DEFAULTS}
+# A valid value other than the default for every notebook parameter; the preset fields' differ from resize-sn's.
+OTHER_VALUES = {
+    "workspace": "elsewhere", "other_parameters": {"log_every": 2}, "data_source": "local", "data_dir": "some/scans",
+    "kaggle_dataset": "owner/other-set/versions/2", "class_map": FOUR_CLASS_MAP, "test_folder": "Testing",
+    "data_root": "other-data", "image_size": 64, "classes": "both", "n_images": 10, "holdout": 0.1, "seed": 7,
+    "memory_budget_mb": 512.0, "dataset": "some-dataset", "preset": "resize-sn", "arch": "report", "noise_dim": 64,
+    "learning_rate": 1e-3, "beta_1": 0.0, "loss": "bce", "augment": "translation", "augment_p": 0.5,
+    "ada_target": 0.6, "minibatch_stddev": True, "r1_gamma": 1.0, "r1_every": 4, "reuse_fakes": True, "mirror": True,
+    "symmetry_channel": True, "real_label": 0.9, "label_every_block": True, "mismatched_labels": True,
+    "ema_decay": 0.99, "epochs": 2, "steps_per_epoch": 12, "batch_size": 8, "run_name": "other-run",
+    "output_root": "other/runs", "resume": False, "checkpoint_every": 5, "log_every": 2, "precision": "float32",
+    "xla": "off", "speed_layers": "on", "strategy": "mirrored", "logical_devices": 2, "devices": "/cpu:0,/cpu:1",
+    "worker_timeout_s": 60.0, "tensorboard": True, "kid_every": 6, "kid_images": 20, "n_generated": 40,
+    "feature_extractor": "random_cnn", "kid_subset_size": 20, "kid_subsets": 5, "diversity_pairs": 100,
+    "near_copy_ssim": 0.9, "classifier_seeds": 1, "classifier_epochs": 2, "synthetic_per_real": 0.5}
 
 
-def test_there_are_numbered_notebooks():
-    assert [p.name[:3] for p in NOTEBOOKS][:3] == ["00_", "01_", "02_"]
+def make_runs(*words: str) -> list[str]:
+    """The notebooks `make <words>` hands to run_notebooks, in order (`make -n`: nothing runs)."""
+    done = subprocess.run(["make", "-n", "-s", "-C", str(PROJECT_ROOT), *words], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    (command,) = [shlex.split(line) for line in done.stdout.splitlines() if "gan_lib.scripts.run_notebooks" in line]
+    given = command[command.index("gan_lib.scripts.run_notebooks") + 1:]
+    return list(itertools.takewhile(lambda word: not word.startswith("-"), given))
+
+
+def test_make_runs_the_numbered_notebooks_in_the_order_each_reads_the_one_before():
+    """Each notebook reads what the one numbered before it wrote: the folder holds 00_colab and the
+    pipeline 00_colab runs (PIPELINE), and make runs those notebooks, each name found, in that order."""
+    assert [p.stem for p in NOTEBOOKS] == ["00_colab", *PIPELINE]
+    assert make_runs("demo") == make_runs("nbval-prepare") == list(PIPELINE)
+    assert [notebook_path(name) for name in make_runs("demo")] == NOTEBOOKS[1:]
+    assert make_runs("data") + make_runs("train") + make_runs("report", "RUN=x") == \
+        [name for name in PIPELINE if name != "03_build_models"], "make data: 01+02, train: 04, report: 05+06"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -63,13 +97,38 @@ def test_papermill_sees_every_assignment_of_the_parameters_cell(path):
     assert set(pm.inspect_notebook(str(path))) == assigned
 
 
+def reads_the_parameters(statement: ast.stmt) -> bool:
+    """`name = config_from_notebook(globals())` or `name = notebook_parameters(globals())`."""
+    return isinstance(statement, ast.Assign) and ast.unparse(statement.value) in (
+        "config_from_notebook(globals())", "notebook_parameters(globals())")
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_every_notebook_hands_its_whole_parameters_cell_on(path):
-    """A parameter the later cells never read would be accepted from make and silently ignored:
-    each notebook collects the cell's names (notebook_parameters) instead of listing them again."""
-    later = "".join("".join(c["source"]) for c in code_cells(path)[1:])
-    assert "config_from_notebook(globals())" in later or "notebook_parameters(globals())" in later
-    assert "from_overrides" not in later
+def test_every_parameter_given_reaches_what_the_notebook_reads(path):
+    """A parameter the later cells never read would be accepted from make and silently ignored. Each
+    of the cell's parameters is given a value other than its default, the notebook runs up to where it
+    reads its parameters, and what it read (one config, made there and nowhere else) holds them all."""
+    given = {name: OTHER_VALUES[name] for name in pm.inspect_notebook(str(path))}
+    defaults = {name: ast.literal_eval(info["default"]) for name, info in pm.inspect_notebook(str(path)).items()}
+    assert all(given[name] != defaults[name] for name in given)
+    namespace = ran(path, given)
+    statements = [s for cell in code_cells(path)[1:] if "colab" not in cell["metadata"].get("tags", [])
+                  for s in ast.parse("".join(cell["source"])).body]
+    readings = [i for i, statement in enumerate(statements) if reads_the_parameters(statement)]
+    assert len(readings) == 1, "the notebook reads its parameters once: config_from_notebook(globals())"
+    reading = readings[0]
+    made_elsewhere = [call for statement in statements for call in ast.walk(statement) if isinstance(call, ast.Call)
+                      and ast.unparse(call.func).split(".")[-1] in ("GANConfig", "from_overrides")]
+    assert not made_elsewhere, "a config built from names listed again would ignore any parameter left out"
+    for statement in statements[:reading + 1]:
+        exec(compile(ast.Module([statement], []), path.name, "exec"), namespace)
+    read = namespace[statements[reading].targets[0].id]
+    if isinstance(read, dict):  # 00_colab: everything, for the notebooks it runs
+        assert read == given
+    else:
+        settings = {name: value for name, value in given.items() if name not in NOTEBOOK_ONLY}
+        assert {name: getattr(read, name) for name in settings} == settings
+        assert read.overridden() == {name: value for name, value in settings.items() if name != "preset"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -12,7 +12,7 @@ from gan_lib.config import GANConfig
 from gan_lib.data.storage import (load_processed, processed_path, read_shards, save_processed, shards_sha256,
                                   split_sha256)
 from gan_lib.data.streaming import batches
-from gan_lib.runs.folder import run_path
+from gan_lib.runs.location import run_path
 from gan_lib.runs.logs import load_history
 from gan_lib.training.loop import train
 

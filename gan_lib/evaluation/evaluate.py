@@ -26,8 +26,9 @@ from ..data.storage import load_processed, split_sha256
 from ..records.evaluation import EvaluationRecord, read_evaluation, write_evaluation
 from ..records.manifest import DatasetManifest
 from ..records.run import RUN_RECORD
-from ..runs.folder import check_same_data, library_versions, recorded_dataset, recorded_settings, run_lock, run_path
+from ..runs.folder import check_same_data, library_versions, recorded_dataset, recorded_settings
 from ..runs.generate import default_labels, generate, load_generator, takes_label
+from ..runs.location import run_lock, run_path
 from . import descriptors, metrics
 from .features import FeatureExtractor, choose_extractor
 from .utility import classifier_data, utility

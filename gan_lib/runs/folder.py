@@ -6,15 +6,11 @@ the check before resuming it, and trimming its CSV logs back to a restored check
 from __future__ import annotations
 
 import csv
-import fcntl
 import hashlib
 import os
 import platform
 import shutil
-import socket
 import tempfile
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -24,7 +20,7 @@ import tensorflow as tf
 
 from ..base.colab import workspace_root
 from ..base.files import replacing
-from ..base.paths import PROJECT_ROOT, resolve
+from ..base.paths import PROJECT_ROOT
 from ..base.progress import print_above_bar
 from ..config import CONDITIONAL_ONLY, DISTRIBUTE_FIELDS, ENGINE_FIELDS, EVALUATION_FIELDS, GANConfig
 from ..data.storage import dataset_file
@@ -45,11 +41,6 @@ RESUME_FREE = {"preset", "dataset", "epochs", "resume", "run_name", "output_root
                # where it runs: a run may resume on another replica count with the same global batch
                *DISTRIBUTE_FIELDS,
                *EVALUATION_FIELDS}
-
-
-def run_path(cfg: GANConfig) -> Path:
-    """The run folder these settings name: <output_root>/<run_name>."""
-    return resolve(cfg.output_root) / cfg.run_name
 
 
 def source_digest(package: Path = Path(__file__).parents[1]) -> str:
@@ -168,47 +159,6 @@ def save_model(model: keras.Model, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-
-@contextmanager
-def run_lock(run_dir: Path):
-    """One writer per run folder: an exclusive lock on <run folder>/.lock for as long as the run
-    trains or is evaluated. The operating system drops it when the process ends, however it ends, so a killed run
-    leaves nothing stuck. (It holds between processes of one machine; across two Colab runtimes
-    sharing a Drive folder it is not checked here.)"""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / ".lock"
-    handle = path.open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise RunFolderError(f"{run_dir} is in use ({holder}: training, or being evaluated); wait for it to finish "
-                             "or stop it, or choose another run_name.") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-    handle.flush()
-    try:
-        yield
-    finally:
-        handle.close()  # releases the lock
-
-
-def lock_holder(run_dir: Path) -> str | None:
-    """Who holds the run folder's lock ("pid N on host since T"), or None if no process does."""
-    path = run_dir / ".lock"
-    if not path.exists():
-        return None
-    with path.open() as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return handle.read().strip() or "another process"
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None
-
 
 def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path, tidy: bool = True) -> str | None:
     """Restore the newest checkpoint that restores, walking back past corrupt ones (each named, with

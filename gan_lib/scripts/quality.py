@@ -36,8 +36,8 @@ from gan_lib.evaluation.metrics import LESS_DIVERSE_RATIO
 from gan_lib.plots import descriptor_histograms, kid_curves, least_covered, side_by_side
 from gan_lib.records.evaluation import EVALUATION_RECORD, EvaluationRecord, read_best, read_evaluation
 from gan_lib.records.run import read_run_record
-from gan_lib.runs.folder import run_path
 from gan_lib.runs.generate import generate, load_generator
+from gan_lib.runs.location import run_path
 from gan_lib.runs.logs import load_history
 from gan_lib.scripts.results import add_record_option, finish_record, start_record
 from gan_lib.training.loop import train

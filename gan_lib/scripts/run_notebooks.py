@@ -32,7 +32,7 @@ from gan_lib.config import GANConfig
 from gan_lib.data.storage import processed_path
 from gan_lib.records.evaluation import EVALUATION_RECORD, read_evaluation
 from gan_lib.records.run import RUN_RECORD
-from gan_lib.runs.folder import lock_holder, run_path
+from gan_lib.runs.location import lock_holder, run_path
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 PIPELINE = ("01_download", "02_preprocess", "03_build_models", "04_train", "05_analyze", "06_evaluate")

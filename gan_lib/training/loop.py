@@ -27,10 +27,11 @@ from ..data.storage import (choose_dataset, dataset_file, load_processed, read_m
                             shards_sha256, split_mb, split_sha256, with_dataset)
 from ..models.architectures import is_conditional
 from ..records.manifest import DatasetManifest
-from ..records.run import RUN_RECORD, write_run_record
-from ..runs.folder import (KEEP_CHECKPOINTS, RunFolderError, check_resumable, check_same_data, engines_by_step,
-                           has_checkpoint, recorded_dataset, recorded_settings, restore_newest_good, run_lock, run_path,
-                           run_record, save_model, trim_history)
+from ..records.run import RUN_RECORD, RunFolderError, write_run_record
+from ..runs.folder import (KEEP_CHECKPOINTS, check_resumable, check_same_data, engines_by_step, has_checkpoint,
+                           recorded_dataset, recorded_settings, restore_newest_good, run_record, save_model,
+                           trim_history)
+from ..runs.location import run_lock, run_path
 from ..runs.logs import load_history
 from .engine_choice import choose_engine
 from .monitor import HealthLog
