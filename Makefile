@@ -81,11 +81,10 @@ nbval-prepare: $(STAMP)
 	rm -rf outputs/ci/runs
 	$(RUN_NOTEBOOKS) $(NOTEBOOKS) --prepare-only --params-file params/ci.yaml --out outputs/ci/notebooks
 
-# The test files on two workers, each file on one (its module fixtures made once; the slow files
-# first, tests/conftest.py), one thread each for TensorFlow's ops, as two workers share two cores;
-# then the notebooks, in order on one kernel each, as each reads what the one before it wrote.
+# The test files on two workers, each file on one (its module fixtures made once); then the
+# notebooks, in order on one kernel each, as each reads what the one before it wrote.
 test: nbval-prepare
-	TF_NUM_INTRAOP_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest tests -p no:cacheprovider -n 2 --dist loadfile --durations=20
+	$(PY) -m pytest tests -p no:cacheprovider -n 2 --dist loadfile --durations=20
 	$(PY) -m pytest outputs/ci/notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 test-fast: $(STAMP)

@@ -13,12 +13,6 @@ import pytest
 from gan_lib.data.storage import processed_path
 
 
-def pytest_collection_modifyitems(items):
-    """The slow files first (each keeping its order): `make test`'s two workers take the files in
-    this order, so the short files fill the end and neither worker waits long for the other."""
-    items.sort(key=lambda item: 0 if item.get_closest_marker("slow") else 1)
-
-
 def head_image(height: int = 300, width: int = 360, centre=(150, 200), radius=(90, 110), seed: int = 0) -> np.ndarray:
     """A bright textured ellipse (a 'head') on a near-black background, uint8 grey."""
     rng = np.random.default_rng(seed)
