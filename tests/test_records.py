@@ -16,7 +16,7 @@ from gan_lib.config import (CONDITIONAL_ONLY, DATASET_FIELDS, KAGGLE_DATASET, PR
                             parse_class_map)
 from gan_lib.data.storage import with_dataset
 from gan_lib.records.evaluation import read_best, read_evaluation, write_best, write_evaluation
-from gan_lib.records.manifest import read_manifest_file, write_manifest_file
+from gan_lib.records.manifest import SPLIT_HASHES, read_manifest_file, write_manifest_file
 from gan_lib.records.migrations import (BEST_VERSION, EVALUATION_VERSION, MANIFEST_VERSION, RUN_RECORD_VERSION,
                                         NewerRecordError)
 from gan_lib.records.run import RunFolderError, read_run_record, write_run_record
@@ -67,7 +67,7 @@ def test_an_older_manifest_reads_with_its_layout_and_the_hashes_it_kept(commit):
     assert manifest.dataset.class_folders == parse_class_map(""), "the report's yes/ and no/ folders"
     assert manifest.dataset.split_by == "a seeded hold-out of 0.2 per class"
     for split in ("train", "test", None):  # a hash it did not keep is None (not checked), never invented
-        kept = raw["dataset"].get({"train": "train_sha256", "test": "test_sha256", None: "content_sha256"}[split])
+        kept = raw["dataset"].get(SPLIT_HASHES[split])
         assert manifest.dataset.split_hash(split) == kept
     cfg = with_dataset(GANConfig.from_overrides(), Path(f"{commit}.npz"), manifest)
     assert (cfg.kaggle_dataset, cfg.class_map, cfg.test_folder) == (KAGGLE_DATASET, "", ""), "the report's layout"
