@@ -81,11 +81,11 @@ nbval-prepare: $(STAMP)
 	rm -rf outputs/ci/runs
 	$(RUN_NOTEBOOKS) $(NOTEBOOKS) --prepare-only --params-file params/ci.yaml --out outputs/ci/notebooks
 
-# The test files on two workers, each file on one (its module fixtures made once); then the
-# notebooks, in order on one kernel each, as each reads what the one before it wrote.
+# One pytest run on two workers: each test file on one (its module fixtures made once), and nbval's
+# notebooks together on one, in order on a kernel each, as each reads what the one before it wrote
+# (tests/conftest.py: pytest_xdist_make_scheduler).
 test: nbval-prepare
-	$(PY) -m pytest tests -p no:cacheprovider -n 2 --dist loadfile --durations=20
-	$(PY) -m pytest outputs/ci/notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(PY) -m pytest outputs/ci/notebooks tests --nbval-lax --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile --durations=20
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow" -p no:cacheprovider -q

@@ -73,9 +73,10 @@ def offline(monkeypatch):
     monkeypatch.setenv("no_proxy", "")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def data_root(tmp_path_factory):
-    """A data root holding one dataset: the phantom's tumour slices at 32 px."""
+    """A data root holding one dataset: the phantom's tumour slices at 32 px, made once per test
+    process and only read (a test that writes into its dataset's folder trains on a `data_copy`)."""
     from gan_lib.config import GANConfig
     from gan_lib.data.prepare import prepare_dataset
     from gan_lib.data.sources import fetch_raw
@@ -104,3 +105,16 @@ def small_cfg(data_root, tmp_path, **overrides):
                     kid_every=0, preset="report")
     return GANConfig.from_overrides(**{**settings, **overrides})
 
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` (`--dist loadfile`): each test file's tests on one worker, so its module fixtures
+    are made once, and the CI notebooks (nbval) together, in order, on one worker beside them, as
+    each reads what the one before it wrote."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class NotebooksTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "notebooks" if nodeid.split("::")[0].endswith(".ipynb") else super()._split_scope(nodeid)
+
+    return NotebooksTogether(config, log) if config.getvalue("dist") == "loadfile" else None

@@ -99,7 +99,7 @@ def test_hinge_loss_needs_a_logit_discriminator():
         GANTrainer(GANConfig.from_overrides(image_size=32, arch="report", loss="hinge"), np.zeros((2, 32, 32, 1)))
 
 
-def trained_on_two_plain_classes(data_root, steps=150, **models):
+def trained_on_two_plain_classes(data_root, steps=60, **models):
     """A conditional trainer after `steps` steps on two classes that differ plainly (phantom heads,
     class 1, and the same heads dimmed, class 0), with its images and labels."""
     from gan_lib.data.storage import load_processed
@@ -109,7 +109,7 @@ def trained_on_two_plain_classes(data_root, steps=150, **models):
     heads, _, _ = load_processed(processed_path(GANConfig.from_overrides(**{**cfg.to_dict(), "classes": "yes"})))
     images = np.concatenate([heads, (heads + 1.0) * 0.3 - 1.0])
     labels = np.concatenate([np.ones(len(heads)), np.zeros(len(heads))]).astype("int32")
-    trainer = GANTrainer(cfg, images, labels=labels, engine=Engine(xla="whole"))
+    trainer = GANTrainer(cfg, images, labels=labels, engine=Engine(xla="none"))
     for _ in range(steps):
         trainer.compiled_step()
     return trainer, images, labels
@@ -131,27 +131,27 @@ def two_class_trainers(data_root):
 @pytest.mark.parametrize("models", [{"arch": "resize-sn", "loss": "hinge"}, {}], ids=["resize-sn", "default"])
 def test_the_conditional_generator_obeys_its_label(two_class_trainers, models):
     """After training on two plainly different classes, a brightness threshold set on the real
-    classes sorts the generated images by their label (150 steps: a start, not a finished generator)."""
+    classes sorts the generated images by their label (60 steps: a start, not a finished generator)."""
     trainer, images, labels = two_class_trainers(**models)
     threshold = (images[labels == 1].mean() + images[labels == 0].mean()) / 2
     noise = np.random.default_rng(1).standard_normal((64, trainer.cfg.noise_dim)).astype("float32")
     brightness = {label: np.asarray(trainer.generator([noise, np.full(64, label, "int32")], training=False)).mean((1, 2, 3))
                   for label in (0, 1)}
     accuracy = ((brightness[1] > threshold).mean() + (brightness[0] <= threshold).mean()) / 2
-    assert accuracy > 0.7, accuracy  # chance 0.5; measured: 1.0 (default, also without mismatched_labels), 0.84 (resize-sn), 0.87 without either
+    assert accuracy > 0.7, accuracy  # chance 0.5; measured: 1.0 (both, and the default without mismatched_labels); 0.52 without it and label_every_block
 
 
 def test_mismatched_labels_teach_d_that_a_real_scan_under_the_other_label_is_generated(two_class_trainers):
     """With `mismatched_labels` (on in the default preset), D's verdict on a real image turns on its
     label: every training image scores higher under its own class than under the other, and under the
-    other D calls it generated. (Measured without the setting, same 150 steps: 80 % score higher,
-    means 0.56 against 0.49.)"""
+    other D calls it generated. (Measured without the setting, same 60 steps: all score higher, but
+    means 0.70 against 0.59.)"""
     assert GANConfig.from_overrides().mismatched_labels, "the default preset's trainer is the one with the setting"
     trainer, images, labels = two_class_trainers()
     right, wrong = (np.asarray(trainer.discriminator([images, label], training=False))[:, 0]
                     for label in (labels, 1 - labels))
     assert (right > wrong).all()
-    assert wrong.mean() < 0.25 < right.mean(), (right.mean(), wrong.mean())  # measured: 0.69 and 0.06
+    assert wrong.mean() < 0.25 < right.mean(), (right.mean(), wrong.mean())  # measured: 0.82 and 0.08
 
 
 def r1_and_its_weight_gradients(trainer, real):

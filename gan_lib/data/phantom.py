@@ -54,6 +54,14 @@ def _ellipse_radius(xx, yy, cx, cy, ax, ay, angle) -> np.ndarray:
     return np.sqrt(u * u + v * v)
 
 
+def _window(x: float, y: float, reach: float, height: int, width: int) -> tuple[slice, slice]:
+    """The rows and columns within `reach` pixels of (x, y), inside the image: a small shape is
+    computed there only, as it changes nothing outside (a whole-image pass per shape made the
+    phantom take 1.8x as long: the same bytes, measured)."""
+    return (slice(max(0, int(y - reach) - 1), min(height, int(y + reach) + 2)),
+            slice(max(0, int(x - reach) - 1), min(width, int(x + reach) + 2)))
+
+
 def render_slice(rng: np.random.Generator, height: int, width: int, tumour: bool) -> np.ndarray:
     """Render one axial slice as uint8 (height x width); the head is placed off-centre."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -83,8 +91,10 @@ def render_slice(rng: np.random.Generator, height: int, width: int, tumour: bool
         off = sign * ax * rng.uniform(0.10, 0.16)
         vx = cx + off * np.cos(angle)
         vy = cy + off * np.sin(angle) - ay * 0.05
-        rv = _ellipse_radius(xx, yy, vx, vy, ax * 0.07, ay * rng.uniform(0.20, 0.28), angle + sign * 0.25)
-        img[rv < 1.0] = 0.18
+        length = ay * rng.uniform(0.20, 0.28)
+        near = _window(vx, vy, max(ax * 0.07, length), height, width)
+        rv = _ellipse_radius(xx[near], yy[near], vx, vy, ax * 0.07, length, angle + sign * 0.25)
+        img[near][rv < 1.0] = 0.18
 
     if tumour:
         # A lobulated mass inside the brain: dark necrotic core, bright rim, oedema halo.
@@ -93,15 +103,17 @@ def render_slice(rng: np.random.Generator, height: int, width: int, tumour: bool
         tx = cx + rho * ax * np.cos(theta)
         ty = cy + rho * ay * np.sin(theta)
         size = ax * rng.uniform(0.10, 0.30)
-        phi = np.arctan2(yy - ty, xx - tx)
+        near = _window(tx, ty, 1.9 * size * (1.0 + 3 * 0.18), height, width)  # the oedema's reach, lobes at most
+        phi = np.arctan2(yy[near] - ty, xx[near] - tx)
         lobes = 1.0 + sum(
             rng.uniform(0.0, 0.18) * np.cos(k * phi + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5)
         )
-        rt = np.hypot(xx - tx, yy - ty) / (size * lobes)
-        inside = brain & (r < 0.86)
-        img[inside & (rt < 1.9)] += 0.12  # oedema brightens surrounding tissue
-        img[inside & (rt < 1.0)] = 0.95  # enhancing rim
-        img[inside & (rt < rng.uniform(0.4, 0.75))] = rng.uniform(0.25, 0.55)  # core
+        rt = np.hypot(xx[near] - tx, yy[near] - ty) / (size * lobes)
+        inside = brain[near] & (r[near] < 0.86)
+        mass = img[near]
+        mass[inside & (rt < 1.9)] += 0.12  # oedema brightens surrounding tissue
+        mass[inside & (rt < 1.0)] = 0.95  # enhancing rim
+        mass[inside & (rt < rng.uniform(0.4, 0.75))] = rng.uniform(0.25, 0.55)  # core
 
     # Acquisition effects: smooth bias field, slight blur, Rician noise.
     bias = 1.0 + 0.15 * _smooth_noise(rng, (height, width), sigma=side / 4)

@@ -132,8 +132,10 @@ class GANTrainer:
                                           self.d_logits, self.conditional, self.strategy, self.ema, self.step,
                                           compile_updates=engine.xla == "updates")
         # One compiled step with R1 and one without, chosen on the host: a tf.cond between them
-        # inside an XLA-compiled step ran 9x slower (measured on the CPU)
-        self._compiled_steps = {r1: tf.function(functools.partial(self._train_step, r1),
+        # inside an XLA-compiled step ran 9x slower (measured on the CPU). Every branch in the step
+        # is on settings, none on a tensor, so AutoGraph has nothing to convert: without it the
+        # step traces in less time (a tensor used as a Python bool would be an error at tracing).
+        self._compiled_steps = {r1: tf.function(functools.partial(self._train_step, r1), autograph=False,
                                                 jit_compile=engine.xla == "whole" and self.strategy is None)
                                 for r1 in (False, True)}
         self._next_step = None  # the step counter, kept on the host from the first step on
