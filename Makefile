@@ -81,11 +81,12 @@ nbval-prepare: $(STAMP)
 	rm -rf outputs/ci/runs
 	$(RUN_NOTEBOOKS) $(NOTEBOOKS) --prepare-only --params-file params/ci.yaml --out outputs/ci/notebooks
 
-# One pytest run on two workers: each test file on one (its module fixtures made once), and nbval's
-# notebooks together on one, in order on a kernel each, as each reads what the one before it wrote
-# (tests/conftest.py: pytest_xdist_make_scheduler).
+# One pytest run on two workers: each test file on one (its module fixtures made once), the longest
+# files first, and nbval's notebooks together on one, in order on a kernel each, as each reads what
+# the one before it wrote (tests/conftest.py).
 test: nbval-prepare
-	$(PY) -m pytest outputs/ci/notebooks tests --nbval-lax --nbval-current-env -p no:cacheprovider -n 2 --dist loadfile --durations=20
+	$(PY) -m pytest outputs/ci/notebooks tests --nbval-lax --nbval-current-env -p no:cacheprovider \
+		-n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 test-fast: $(STAMP)
 	$(PY) -m pytest tests -m "not slow" -p no:cacheprovider -q

@@ -105,10 +105,13 @@ def history_steps(run: Path) -> list[int]:
         return [int(row["step"]) for row in csv.DictReader(f)]
 
 
+KILLED_RUN_STEPS = 80  # the killed run's schedule: it is killed after its first checkpoints, at step 12 or soon after
+
+
 def test_the_one_runtime_notebook_killed_during_training_resumes_from_drive(tmp_path, repo_url):
     my_drive = tmp_path / "MyDrive"
     my_drive.mkdir()
-    parameters = pipeline_parameters(steps_per_epoch=120)
+    parameters = pipeline_parameters(steps_per_epoch=KILLED_RUN_STEPS)
     run = my_drive / WORKSPACE / "outputs" / "ci" / "runs" / "ci"
     first = new_runtime(tmp_path / "first")
     process = run_notebook(first, "00_colab", parameters, my_drive, repo_url, wait=False)
@@ -122,13 +125,13 @@ def test_the_one_runtime_notebook_killed_during_training_resumes_from_drive(tmp_
         kill_tree(process.pid)
         process.wait()
     killed_at = history_steps(run)[-1]
-    assert killed_at < 120, "the run finished before the kill: make it longer"
+    assert killed_at < KILLED_RUN_STEPS, "the run finished before the kill: make it longer"
 
     second = new_runtime(tmp_path / "second")
     text = assert_ran(run_notebook(second, "00_colab", parameters, my_drive, repo_url), second, "00_colab")
     steps = history_steps(run)
     assert "Resuming ci from step" in text
-    assert steps == sorted(set(steps)) and steps[-1] == 120, "the resumed history repeats or misses steps"
+    assert steps == sorted(set(steps)) and steps[-1] == KILLED_RUN_STEPS, "the resumed history repeats or misses steps"
     assert json.loads((run / "metrics.json").read_text())["synthetic_data"] is True
     assert (run / "samples" / "evolution.gif").exists(), "05 made the run's evolution from its grids on Drive"
     assert sorted(p.name for p in (my_drive / WORKSPACE / "outputs" / "notebooks").glob("*.ipynb")) == \

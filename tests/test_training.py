@@ -158,8 +158,8 @@ def test_a_run_folder_older_than_a_setting_counts_it_as_off(data_root, tmp_path)
 def test_conditional_only_settings_hold_back_only_a_conditional_run_from_resuming(data_root, tmp_path):
     """label_every_block and mismatched_labels joined the default preset after runs were made with
     that preset. They shape only a class-conditional run, so a tumour-only default run whose folder
-    predates them resumes under today's default; a conditional run trained without one refuses to
-    continue with it, naming it."""
+    predates them resumes under today's default; a conditional run trained without them refuses to
+    continue with either one turned on, naming it."""
     from gan_lib.config import CONDITIONAL_ONLY
     from gan_lib.data.prepare import prepare_dataset
     from gan_lib.data.sources import fetch_raw
@@ -176,11 +176,11 @@ def test_conditional_only_settings_hold_back_only_a_conditional_run_from_resumin
     both_root = tmp_path / "both_data"
     both = GANConfig.from_overrides(data_source="phantom", data_root=str(both_root), image_size=32, classes="both")
     save_processed(prepare_dataset(both, fetch_raw(both)), processed_path(both))
-    for setting in CONDITIONAL_ONLY:
-        conditional = dict(default, run_name=f"both_{setting}", classes="both")
-        train(small_cfg(both_root, tmp_path, epochs=1, **{**conditional, setting: False}))
+    without = dict(default, run_name="both", classes="both", **{setting: False for setting in CONDITIONAL_ONLY})
+    train(small_cfg(both_root, tmp_path, epochs=1, **without))
+    for setting in CONDITIONAL_ONLY:  # the refusal comes before anything is written
         with pytest.raises(ValueError, match=setting):
-            train(small_cfg(both_root, tmp_path, epochs=2, **conditional))
+            train(small_cfg(both_root, tmp_path, epochs=2, **{**without, setting: True}))
 
 
 # The oldest records a run folder may hold (before presets were recorded and datasets named), and
