@@ -106,7 +106,6 @@ def small_cfg(data_root, tmp_path, **overrides):
     return GANConfig.from_overrides(**{**settings, **overrides})
 
 
-
 # The test files (and nbval's notebooks) in the order `make test` hands them out: the longest first,
 # as measured on the 2-core machine (test_training 340 s ... test_layouts 16 s of an 870 s run), so
 # that no worker is left running a long one alone at the end. A file not named runs after them.
@@ -115,24 +114,24 @@ LONGEST_FIRST = ("test_training.py", "test_faults.py", "test_distribute.py", "te
                  "test_layouts.py")
 
 
-def file_of(item) -> str:
-    """The name of an item's test file, or "notebooks" for nbval's cells."""
-    return "notebooks" if item.path.suffix == ".ipynb" else item.path.name
+def scheduled_unit(path: str) -> str:
+    """What `make test` hands a worker whole: a test file (by name), or "notebooks" for all of nbval's
+    cells, as each notebook reads what the one before it wrote."""
+    return "notebooks" if path.endswith(".ipynb") else Path(path).name
 
 
 def pytest_collection_modifyitems(items):
     rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(file_of(item), len(LONGEST_FIRST)))  # stable: each file's order kept
+    items.sort(key=lambda item: rank.get(scheduled_unit(str(item.path)), len(LONGEST_FIRST)))  # stable
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """`make test` (`--dist loadfile --no-loadscope-reorder`): each test file's tests on one worker,
-    so its module fixtures are made once, handed out in the order collected; and the CI notebooks
-    (nbval) together, in order, on one worker beside them, as each reads what the one before it wrote."""
-    from xdist.scheduler import LoadFileScheduling
+    """`make test` (`--dist loadfile --no-loadscope-reorder`): each `scheduled_unit` on one worker, so
+    a file's module fixtures are made once and the notebooks run in order, handed out as collected."""
+    from xdist.scheduler import LoadScopeScheduling
 
-    class NotebooksTogether(LoadFileScheduling):
+    class ByUnit(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "notebooks" if nodeid.split("::")[0].endswith(".ipynb") else super()._split_scope(nodeid)
+            return scheduled_unit(nodeid.split("::")[0])
 
-    return NotebooksTogether(config, log) if config.getvalue("dist") == "loadfile" else None
+    return ByUnit(config, log) if config.getvalue("dist") == "loadfile" else None

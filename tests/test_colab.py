@@ -105,7 +105,7 @@ def history_steps(run: Path) -> list[int]:
         return [int(row["step"]) for row in csv.DictReader(f)]
 
 
-KILLED_RUN_STEPS = 80  # the killed run's schedule: it is killed after its first checkpoints, at step 12 or soon after
+KILLED_RUN_STEPS = 80  # the killed run's schedule: it is killed after its first checkpoints, at step 12 or after
 
 
 def test_the_one_runtime_notebook_killed_during_training_resumes_from_drive(tmp_path, repo_url):

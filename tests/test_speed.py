@@ -84,7 +84,8 @@ def test_a_cpu_measures_each_auto_choice_an_accelerator_takes_stock_layers_and_x
 
 def test_the_choice_is_measured_once_per_machine_and_settings_then_read_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    cfg = GANConfig.from_overrides(preset="report", image_size=32, precision="float32", xla="off")  # speed layers: auto; quick to measure
+    # the report's step, quick to measure; speed layers: auto
+    cfg = GANConfig.from_overrides(preset="report", image_size=32, precision="float32", xla="off")
     images = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 1)).astype("float32")
     engine, record = choose_engine(cfg, images)
     assert record["how"] == "measured now" and set(record["steps_per_s"]) == {

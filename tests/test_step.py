@@ -138,7 +138,8 @@ def test_the_conditional_generator_obeys_its_label(two_class_trainers, models):
     brightness = {label: np.asarray(trainer.generator([noise, np.full(64, label, "int32")], training=False)).mean((1, 2, 3))
                   for label in (0, 1)}
     accuracy = ((brightness[1] > threshold).mean() + (brightness[0] <= threshold).mean()) / 2
-    assert accuracy > 0.7, accuracy  # chance 0.5; measured: 1.0 (both, and the default without mismatched_labels); 0.52 without it and label_every_block
+    # chance 0.5; measured: 1.0 (both, and the default without mismatched_labels); 0.52 without it and label_every_block
+    assert accuracy > 0.7, accuracy
 
 
 def test_mismatched_labels_teach_d_that_a_real_scan_under_the_other_label_is_generated(two_class_trainers):

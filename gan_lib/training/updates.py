@@ -26,7 +26,8 @@ class AdversarialUpdates:
         self.cfg, self.generator, self.discriminator, self.g_opt, self.d_opt = cfg, generator, discriminator, g_opt, d_opt
         self.loss, self.d_logits, self.conditional, self.strategy, self.ema, self.step = (
             loss, d_logits, conditional, strategy, ema, step)
-        self._apply_updates = tf.function(self._updates, jit_compile=True, autograph=False) if compile_updates else self._updates
+        self._apply_updates = (tf.function(self._updates, jit_compile=True, autograph=False) if compile_updates
+                               else self._updates)
 
     def __call__(self, draws: dict, r1: bool) -> dict:
         """D's update, then G's, on the batch (one device) or this replica's share of it."""
