@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 from .choices import (CLASS_CHOICES, DATA_SOURCES, FEATURE_EXTRACTORS, KAGGLE_DATASET, KAGGLE_HANDLE, MAX_NAME_BYTES,
-                      PRECISIONS, STRATEGIES, SWITCHES, parse_class_map)
+                      PHANTOM_LAYOUTS, PRECISIONS, STRATEGIES, SWITCHES, parse_class_map)
 from .presets import PRESETS
 
 AT_LEAST_ONE = ("noise_dim", "epochs", "steps_per_epoch", "batch_size", "checkpoint_every", "log_every", "n_generated",
@@ -38,6 +38,14 @@ def check_data(cfg) -> None:
         raise ValueError(f"test_folder={cfg.test_folder!r}: the name of one folder (e.g. Testing), not a path")
     if cfg.classes not in CLASS_CHOICES:
         raise ValueError(f"classes={cfg.classes!r}; choose one of {CLASS_CHOICES}")
+    if cfg.phantom_layout not in PHANTOM_LAYOUTS:
+        raise ValueError(f"phantom_layout={cfg.phantom_layout!r}; choose one of {PHANTOM_LAYOUTS}")
+    if not 0 < cfg.slice_share <= 1:
+        raise ValueError(f"slice_share={cfg.slice_share}: the share of each volume's head slices kept, in (0, 1]")
+    if cfg.tumour_min_pixels < 1:
+        raise ValueError(f"tumour_min_pixels={cfg.tumour_min_pixels}: at least 1 (a slice the mask misses is no tumour)")
+    if not cfg.mask_suffix.strip() or "/" in cfg.mask_suffix:
+        raise ValueError(f"mask_suffix={cfg.mask_suffix!r}: the ending of a mask's name before .nii(.gz), e.g. _seg")
     if cfg.image_size < 32 or cfg.image_size % 16:
         raise ValueError(f"image_size={cfg.image_size}: use a multiple of 16, at least 32 (64, 128)")
     if cfg.n_images < 0:

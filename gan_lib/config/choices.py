@@ -25,7 +25,11 @@ DISTRIBUTE_FIELDS = ("strategy", "logical_devices", "devices", "worker_timeout_s
 # The settings that make a dataset what it is: its name covers them (with `seed`), and a run
 # trains on a dataset's, whatever its own say.
 DATASET_FIELDS = ("data_source", "data_dir", "kaggle_dataset", "class_map", "test_folder", "classes", "image_size",
-                  "n_images", "holdout")
+                  "n_images", "holdout", "phantom_layout", "volume_modality", "mask_suffix", "slice_share",
+                  "tumour_min_pixels")
+# The dataset settings that only change what is made of 3-D volumes (gan_lib.data.volumes).
+VOLUME_FIELDS = ("volume_modality", "mask_suffix", "slice_share", "tumour_min_pixels")
+PHANTOM_LAYOUTS = ("images", "nifti", "dicom")
 # Pinned (owner/name/versions/N) so every run reads the same bytes, and a populated kagglehub cache works offline.
 KAGGLE_DATASET = "navoneel/brain-mri-images-for-brain-tumor-detection/versions/1"
 KAGGLE_HANDLE = re.compile(r"[\w.-]+/[\w.-]+/versions/\d+")

@@ -38,6 +38,17 @@ class GANConfig:
             "empty: folders named yes/ (tumour) and no/")
     test_folder: str = setting("",
             "empty: hold out `holdout` of each class; a folder name (e.g. Testing): the dataset's own test split")
+    phantom_layout: str = setting("images",
+            "phantom only: images (2-D files in yes/ and no/, like the Kaggle set) | nifti (3-D volumes with *_seg "
+            "masks, BraTS's layout) | dicom (DICOM series, each with a NIfTI mask beside it)")
+    volume_modality: str = setting("",
+            "volumes: only files whose name ends in _<this> (BraTS: t1, t1ce, t2, flair); empty: every volume")
+    mask_suffix: str = setting("_seg", "volumes: a NIfTI file named <case><this> beside a volume is its tumour mask")
+    slice_share: float = setting(0.6,
+            "volumes: the middle share of each volume's axial slices that hold head, kept as images; 1: all of them")
+    tumour_min_pixels: int = setting(100,
+            "volumes with a mask: a slice whose mask covers this many voxels or more is tumour, one it misses is not; "
+            "between, the slice is left out")
     data_root: str = setting("data", "where raw/ and processed/ live; relative: under the repo, or the Colab workspace")
     image_size: int = setting(128, "side of the square training images in pixels (64 works too)")
     classes: str = setting("yes", "yes (tumour, as in the report) | no | both (labels kept)")

@@ -52,12 +52,14 @@ def _not_regular(path: Path) -> str:
     return "not a regular file (" + next((name for test, name in kinds.items() if test(mode)), "special") + ")"
 
 
-def require_class_folders(root: Path, files: list[ImageFile], classes: str, class_map: str = "") -> None:
-    """Fail before any work when the requested classes have no files at all."""
+def require_class_folders(root: Path, files: list[ImageFile], classes: str, class_map: str = "",
+                          volumes: int = 0) -> None:
+    """Fail before any work when the requested classes have no files at all (with `volumes`, the
+    classes come from their masks too, so only a misspelt class map fails here)."""
     wanted = ("yes", "no") if classes == "both" else (classes,)
     have = Counter(f.label for f in files)
     folders = parse_class_map(class_map)
-    if not files:
+    if not files and not volumes:
         entries = sorted(root.iterdir())
         subfolders = [p.name for p in entries if p.is_dir()]
         expected = ", ".join(f"{name}/" for name in folders)
@@ -78,6 +80,6 @@ def require_class_folders(root: Path, files: list[ImageFile], classes: str, clas
                 f"{name!r}" + (f" (did you mean {hints[name][0]!r}?)" if hints[name] else "") for name in absent)
                 + f"; its folders are {sorted(present)[:20]}.")
     missing = [c for c in wanted if not have[c]]
-    if missing:
+    if missing and not volumes:
         names = [f"{name}/" for name, label in folders.items() if label in missing]
         raise DataError(f"No files in a {' or '.join(names)} folder under {root}; found {dict(have)}.")

@@ -27,6 +27,7 @@ from .class_folders import DataError, ImageFile, find_class_files, require_class
 from .images import CLASS_LABELS, to_unit_range
 from .scans import crop_pad_resize, decode_image, head_box
 from .sources import RawSource
+from .volumes.slices import VOLUME_RULE, find_volumes, read_volume_slices, split_by_case
 
 # Two scans whose 32x32 thumbnails differ by less than this mean (grey levels) are one scan stored
 # twice (re-encoded, resized): on the Kaggle set such pairs differ by 0.01-6.3, the closest two
@@ -94,7 +95,8 @@ def choose_subset_and_split(labels: np.ndarray, n_images: int, holdout: float, s
     Each class draws its hold-out from its own seeded generator, so a class's split is the same
     whether the file holds that class alone or both: a GAN trained on `classes=yes` never sees
     the tumour images that the evaluation's classifier (on `classes=both`) is tested on. `given`
-    (a split per image, from the dataset's own test folder) replaces the drawn hold-out.
+    (a split per image: the dataset's own test folder, or a volume's side of the split) replaces the
+    drawn hold-out wherever it is not "".
     """
     keep = np.arange(len(labels))
     if n_images > len(labels):
@@ -102,61 +104,80 @@ def choose_subset_and_split(labels: np.ndarray, n_images: int, holdout: float, s
                         f"{len(labels)}, or 0 for all.")
     if 0 < n_images < len(labels):
         keep = np.sort(np.random.default_rng(seed).choice(keep, size=n_images, replace=False))
-    if given is not None:
-        split = given[keep]
-        for label in np.unique(labels[keep]):
-            if not (split[labels[keep] == label] == "train").any():
-                raise DataError(f"Every image of class {int(label)} is in the test folder: none to train on.")
-        return keep, split
-    split = np.full(len(keep), "train", dtype="<U5")
+    split = np.full(len(keep), "", dtype="<U5") if given is None else given[keep].astype("<U5")
     for label in np.unique(labels[keep]):
-        members = np.flatnonzero(labels[keep] == label)
+        members = np.flatnonzero((labels[keep] == label) & (split == ""))
+        if not members.size:
+            continue
         n_test = int(round(holdout * len(members)))
         if n_test >= len(members):
             raise DataError(f"holdout={holdout} holds out all {len(members)} images of class {int(label)}, leaving "
                             "none to train on: use a smaller holdout.")
         split[np.random.default_rng([seed, int(label)]).choice(members, size=n_test, replace=False)] = "test"
+    split[split == ""] = "train"
+    for label in np.unique(labels[keep]):
+        if not (split[labels[keep] == label] == "train").any():
+            raise DataError(f"Every image of class {int(label)} is on the test side (its test folder, or its "
+                            "volumes' side of the split): none to train on.")
     return keep, split
 
 
-def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False) -> PrepareResult:
-    """Turn `raw` into the training set described by `cfg`; nothing is written (gan_lib.data.storage.save_processed)."""
-    files = find_class_files(raw.root, cfg.class_map)
-    require_class_folders(raw.root, files, cfg.classes, cfg.class_map)
-    wanted = {"yes", "no"} if cfg.classes == "both" else {cfg.classes}
-    # Both classes are read whatever `classes` says, so a scan filed under both is caught and a
-    # class's images are the same in a one-class and a two-class dataset.
-    unique, skipped = dedupe(files, raw.root)
-    found = sum(f.label in wanted for f in files)
-
+def read_rasters(files: list[ImageFile], cfg: GANConfig, root: Path, skipped: list[dict], keep_originals: bool):
+    """Each 2-D image file as a square head image and its manifest entry (its reason in `skipped` if unusable)."""
     pixels, entries, originals = [], [], []
-    for f in tqdm(unique, desc="preprocess", unit="img"):
+    for f in tqdm(files, desc="preprocess", unit="img"):
         try:
             decoded = decode_image(f.path.read_bytes())
             box = head_box(decoded.gray)
             pixels.append(crop_pad_resize(decoded.gray, box, cfg.image_size))
         except ValueError as err:
-            skipped.append({"path": str(f.path.relative_to(raw.root)), "label": f.label, "reason": str(err)})
+            skipped.append({"path": str(f.path.relative_to(root)), "label": f.label, "reason": str(err)})
             continue
         except Exception as err:  # noqa: BLE001 - one odd file must not end a long run
-            skipped.append({"path": str(f.path.relative_to(raw.root)), "label": f.label,
+            skipped.append({"path": str(f.path.relative_to(root)), "label": f.label,
                             "reason": f"unexpected {type(err).__name__}: {err}"})
             continue
         originals.append(decoded.gray if keep_originals else None)
-        entries.append({"source_path": str(f.path.relative_to(raw.root)), "sha256": f.sha256,
+        entries.append({"source_path": str(f.path.relative_to(root)), "sha256": f.sha256,
                         "label": f.label, "original_size": list(decoded.original_size),
                         "mode": decoded.mode, "head_box_xywh": list(box), "note": decoded.note})
+    return pixels, entries, originals
+
+
+def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False) -> PrepareResult:
+    """Turn `raw` into the training set described by `cfg`; nothing is written (gan_lib.data.storage.save_processed)."""
+    volumes, claimed, skipped = find_volumes(raw.root, cfg.class_map, cfg.mask_suffix, cfg.volume_modality)
+    files = [f for f in find_class_files(raw.root, cfg.class_map) if f.path not in claimed]
+    require_class_folders(raw.root, files, cfg.classes, cfg.class_map, volumes=len(volumes))
+    wanted = {"yes", "no"} if cfg.classes == "both" else {cfg.classes}
+    # Both classes are read whatever `classes` says, so a scan filed under both is caught and a
+    # class's images are the same in a one-class and a two-class dataset.
+    unique, duplicates = dedupe(files, raw.root)
+    found = sum(f.label in wanted for f in files) + len(volumes)
+    pixels, entries, originals = read_rasters(unique, cfg, raw.root, skipped, keep_originals)
     kept, near = drop_near_duplicates(pixels, entries)
+    # Neighbouring slices of a volume look alike without being one scan stored twice: they are not compared.
+    slices = read_volume_slices(volumes, cfg, raw.root, skipped, keep_originals)
+    kept += range(len(pixels), len(pixels) + len(slices[0]))
+    pixels, entries, originals = pixels + slices[0], entries + slices[1], originals + slices[2]
+    sides = split_by_case([e["case"] for e in slices[1]], cfg.holdout, cfg.seed) if slices[1] else []
+    for entry, side in zip(slices[1], sides):
+        entry["case_split"] = str(side)
     kept = [i for i in kept if entries[i]["label"] in wanted]
-    skipped = [s for s in skipped + near if s["label"] in wanted]
+    skipped = [s for s in skipped + duplicates + near if s["label"] in wanted]
     pixels, entries, originals = [pixels[i] for i in kept], [entries[i] for i in kept], [originals[i] for i in kept]
     labels = [CLASS_LABELS[e["label"]] for e in entries]
     if not entries:
         raise DataError(f"None of the {found} files of class {cfg.classes} under {raw.root} could be used; "
                         f"reasons: {dict(Counter(s['reason'].split(' (')[0] for s in skipped))}")
+    absent = sorted(wanted - {e["label"] for e in entries})
+    if absent:
+        raise DataError(f"No usable image of class {' or '.join(absent)} under {raw.root}; per class: "
+                        f"{dict(Counter(e['label'] for e in entries))}.")
 
     labels_arr = np.array(labels, np.int8)
-    given = given_split([e["source_path"] for e in entries], cfg.test_folder, raw.root) if cfg.test_folder else None
+    sides = np.array([e.pop("case_split", "") for e in entries], dtype="<U5")
+    given = given_split([e["source_path"] for e in entries], cfg.test_folder, raw.root) if cfg.test_folder else sides
     keep, split = choose_subset_and_split(labels_arr, cfg.n_images, cfg.holdout, cfg.seed, given)
     entries = [dict(entries[i], split=str(s)) for i, s in zip(keep, split)]
     images = to_unit_range(np.stack([pixels[i] for i in keep]))[..., None]
@@ -177,9 +198,12 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
             seed=cfg.seed,
             holdout=cfg.holdout if not cfg.test_folder else None,
             split_by=f"the dataset's own folder {cfg.test_folder}/" if cfg.test_folder else
-                     f"a seeded hold-out of {cfg.holdout:g} per class",
+                     f"a seeded hold-out of {cfg.holdout:g} per class" + (" (of the cases, for volumes' slices)"
+                                                                           if volumes else ""),
             class_folders=parse_class_map(cfg.class_map),
             subset=cfg.n_images,
+            volumes=len({e["source_path"] for e in entries if "slice" in e}),
+            volume_rule=VOLUME_RULE.format(cfg=cfg) if volumes else "",
         ),
         config=cfg.to_dict(),
         images=entries,

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..base.paths import resolve
 from ..config import GANConfig
 from .phantom import PHANTOM_NOTICE, PhantomSpec, write_phantom_dataset
+from .volumes.phantom import PhantomVolumeSpec, write_phantom_volumes
 
 DRIVE_MOUNT = Path("/content/drive")
 
@@ -51,27 +52,35 @@ def fetch_raw(cfg: GANConfig) -> RawSource:
 
 
 def _phantom(cfg: GANConfig) -> RawSource:
-    """Write the synthetic set under data/raw/phantom, unless the same spec is already there. It is
-    written whole into a folder of its own, then put in place of the old one, so the folder never
-    mixes two seeds' files and its phantom.json always describes what is in it."""
-    spec = PhantomSpec(seed=cfg.seed)
-    out = resolve(cfg.data_root) / "raw" / "phantom"
+    """Write the synthetic set under data/raw/phantom (phantom-nifti, phantom-dicom for volumes), unless
+    the same spec is already there. It is written whole into a folder of its own, then put in place
+    of the old one, so the folder never mixes two seeds' files and its phantom.json always describes
+    what is in it."""
+    volumes = cfg.phantom_layout != "images"
+    spec = PhantomVolumeSpec(seed=cfg.seed) if volumes else PhantomSpec(seed=cfg.seed)
+    name = f"phantom-{cfg.phantom_layout}" if volumes else "phantom"
+    out = resolve(cfg.data_root) / "raw" / name
     try:
-        same = json.loads((out / "phantom.json").read_text()).get("spec") == asdict(spec)
+        same = json.loads((out / "phantom.json").read_text()).get("spec") == json.loads(json.dumps(asdict(spec)))
     except (OSError, ValueError):  # none yet, or one a kill cut short
         same = False
     if not same:
-        print(f"Writing {spec.n_yes + spec.n_no} {PHANTOM_NOTICE} to {out} ...")
+        what = f"{spec.n_tumour + spec.n_clear} {cfg.phantom_layout} volumes" if volumes else \
+            f"{spec.n_yes + spec.n_no} images"
+        print(f"Writing {what} of {PHANTOM_NOTICE} to {out} ...")
         out.parent.mkdir(parents=True, exist_ok=True)
-        for left in out.parent.glob(".phantom-*"):  # what a killed write left
+        for left in out.parent.glob(f".{name}.*"):  # what a killed write left
             shutil.rmtree(left, ignore_errors=True)
-        fresh = Path(tempfile.mkdtemp(prefix=".phantom-", dir=out.parent))
-        write_phantom_dataset(fresh, spec)
+        fresh = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out.parent))
+        if volumes:
+            write_phantom_volumes(fresh, cfg.phantom_layout, spec)
+        else:
+            write_phantom_dataset(fresh, spec)
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=".phantom-old-", dir=out.parent))
-            os.replace(out, old / "phantom")
+            old = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=out.parent))
+            os.replace(out, old / name)
         os.replace(fresh, out)
-        for left in out.parent.glob(".phantom-*"):
+        for left in out.parent.glob(f".{name}.*"):
             shutil.rmtree(left, ignore_errors=True)
     return RawSource(out, "phantom", True, PHANTOM_NOTICE)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..base.files import read_json, replacing, write_json
 from ..base.paths import PROJECT_ROOT, resolve
-from ..config import DATASET_FIELDS, KAGGLE_DATASET, GANConfig, folder_key, parse_class_map
+from ..config import DATASET_FIELDS, KAGGLE_DATASET, VOLUME_FIELDS, GANConfig, folder_key, parse_class_map
 from ..records.manifest import DatasetManifest, read_manifest_file, write_manifest_file
 from .class_folders import DataError
 from .prepare import PrepareResult, prepare_dataset
@@ -36,9 +36,14 @@ def dataset_name(cfg: GANConfig) -> str:
     if cfg.data_source in ("local", "drive"):
         where = str(resolve(cfg.data_dir).resolve()) if cfg.data_source == "local" else cfg.data_dir.strip("/")
         folder = "-" + hashlib.sha256(where.encode()).hexdigest()[:8]
+    elif cfg.data_source == "phantom" and cfg.phantom_layout != "images":
+        folder = f"-{cfg.phantom_layout}"
     subset = f"_n{cfg.n_images}" if cfg.n_images else ""
     layout = {"kaggle_dataset": cfg.kaggle_dataset if cfg.data_source == "kaggle" else KAGGLE_DATASET,
               "class_folders": parse_class_map(cfg.class_map), "test_folder": folder_key(cfg.test_folder)}
+    volumes = {name: getattr(cfg, name) for name in VOLUME_FIELDS}
+    if volumes != {name: getattr(GANConfig, name) for name in VOLUME_FIELDS}:
+        layout["volumes"] = volumes
     if layout != {"kaggle_dataset": KAGGLE_DATASET, "class_folders": parse_class_map(""), "test_folder": ""}:
         folder += "-" + hashlib.sha256(json.dumps(layout, sort_keys=True).encode()).hexdigest()[:8]
     return f"{cfg.data_source}{folder}_{cfg.classes}_{cfg.image_size}px{subset}_h{cfg.holdout:g}_s{cfg.seed}"
@@ -261,9 +266,11 @@ def summarise(manifest: DatasetManifest) -> str:
         f"{d.files_found} files found; {d.unique_usable} unique usable images; kept {d.n_images} "
         f"at {d.image_size}x{d.image_size}: per class {d.per_class}, per split {d.per_split} ({d.split_by})",
     ]
+    if d.volumes:
+        lines.append(f"{d.volumes} volumes sliced: {d.volume_rule}")
     reasons = Counter(s["reason"].split(" of ")[0].split(" (")[0] for s in manifest.skipped)
     if reasons:
-        lines.append(f"skipped {len(manifest.skipped)} files: {dict(reasons)}")
+        lines.append(f"skipped {len(manifest.skipped)} files{' or slices' if d.volumes else ''}: {dict(reasons)}")
     notes = Counter(e["note"] for e in manifest.images if e["note"])
     if notes:
         lines.append(f"converted: {dict(notes)}")

@@ -40,6 +40,8 @@ class DatasetSummary:
     train_sha256: str | None = None
     test_sha256: str | None = None
     shards: dict | None = None  # the training split as shard files, when written (storage.write_shards)
+    volumes: int = 0  # 3-D scans (NIfTI files, DICOM series) its slices come from
+    volume_rule: str = ""  # how those scans became slices (gan_lib.data.volumes), "" without any
 
     def split_hash(self, split: str | None) -> str | None:
         return getattr(self, SPLIT_HASHES[split])
@@ -49,7 +51,8 @@ class DatasetSummary:
 class DatasetManifest:
     dataset: DatasetSummary
     config: dict  # the settings 02 prepared it with
-    images: list  # per image: source_path, sha256, label, original_size, mode, head_box_xywh, note, split
+    images: list  # per image: source_path, sha256, label, original_size, mode, head_box_xywh, note, split;
+    # a volume's slices also: slice, case, tumour_pixels, mask
     skipped: list  # per skipped file: path, label, reason
     schema_version: int = MANIFEST_VERSION
 

@@ -1,0 +1,238 @@
+"""Axial slices out of 3-D scans: which NIfTI files and DICOM series a raw folder holds, the tumour
+mask beside each (BraTS naming: `<case>_seg.nii.gz`), and each volume's kept slices as 8-bit
+images with their labels.
+
+A volume's intensities are scaled per volume: its 0.5th and 99.5th percentiles inside the head
+(voxels above half the volume's Otsu threshold) become black and white. The slices kept are the
+middle `slice_share` of those that hold head. A slice's label comes from the mask (tumour when
+it covers `tumour_min_pixels` voxels or more, no tumour when it covers none; between, the slice
+is left out with its reason), or else from the class folder the volume is in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from ...config import GANConfig, folder_key, parse_class_map
+from ..class_folders import DataError
+from ..scans import crop_pad_resize, head_box
+from .readers import Volume, is_dicom, is_nifti, nifti_stem, read_dicom_series, read_nifti, reader
+
+PERCENTILES = (0.5, 99.5)  # of the voxels inside the head: black and white of a volume's slices
+HEAD_SLICE_SHARE = 0.05  # a slice holds head when its head area is this share of the largest one's
+VOLUME_STREAM = 1000  # the seed stream of the per-case split (the classes' draws use streams 0 and 1)
+VOLUME_RULE = ("each volume in its closest canonical orientation (RAS+), sliced axially; intensities scaled per volume "
+               f"by its {PERCENTILES[0]:g}th and {PERCENTILES[1]:g}th percentiles inside the head; the middle "
+               "{cfg.slice_share:g} of the slices that hold head kept; with a mask, tumour from "
+               "{cfg.tumour_min_pixels} voxels, none: no tumour; split by case")
+
+
+@dataclass
+class VolumeSource:
+    path: Path  # the NIfTI file, or the DICOM series' folder
+    kind: str  # nifti | dicom
+    case: str  # the scan's group: slices of one case never straddle the train/test split
+    files: list[Path] = field(default_factory=list)  # a DICOM series' files
+    mask: Path | None = None
+    folder_label: str = ""  # yes / no from the nearest class folder above it, if any
+
+
+@dataclass
+class VolumeSlice:
+    pixels: np.ndarray  # uint8, rows anterior to posterior, patient's right on the left (radiological)
+    index: int  # along the canonical axial axis, 0 at the feet
+    label: str  # yes | no
+    tumour_pixels: int | None  # voxels of the mask in it (None without a mask)
+
+
+def find_volumes(root: Path, class_map: str, mask_suffix: str, modality: str) -> tuple[list[VolumeSource], set[Path],
+                                                                                      list[dict]]:
+    """The volumes under `root`; every file they (and their masks) take, which are not raster
+    images; and a skipped entry for each volume left out by `modality`. DICOM files are found by
+    their content, NIfTI files by their ending."""
+    folders = parse_class_map(class_map)
+    nifti, dicom, masks = [], {}, {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if is_nifti(path):
+                if folder_key(nifti_stem(path)).endswith(folder_key(mask_suffix)):
+                    masks[(path.parent, folder_key(nifti_stem(path)[:-len(mask_suffix)]))] = path
+                else:
+                    nifti.append(path)
+            elif path.is_file() and is_dicom(path):
+                dicom.setdefault(path.parent, []).append(path)
+    claimed = set(nifti) | set(masks.values()) | {f for files in dicom.values() for f in files}
+    prefixes = [(p.parent, folder_key(_case_name(nifti_stem(p)))) for p in nifti] + list(masks)
+    sources = []
+    for path in nifti:  # BraTS: case_flair, case_t1, case_seg are one case; a name no other shares is its own
+        case = (path.parent, folder_key(_case_name(nifti_stem(path))))
+        name = case[1] if prefixes.count(case) > 1 else folder_key(nifti_stem(path))
+        sources.append(VolumeSource(path, "nifti", str((path.parent / name).relative_to(root))))
+    for folder, files in dicom.items():
+        sources += [VolumeSource(folder if len(series) == len(files) else folder / uid, "dicom",
+                                 f"patient {patient}" if patient else str(folder.relative_to(root)), series)
+                    for uid, (series, patient) in _series(files).items()]
+    kept, skipped = [], []
+    for source in sources:
+        name = nifti_stem(source.path) if source.kind == "nifti" else source.path.name
+        source.folder_label = _folder_label(source.path.relative_to(root).parent, folders)
+        if modality and not folder_key(name).endswith(folder_key(f"_{modality}")):
+            skipped.append({"path": str(source.path.relative_to(root)), "label": source.folder_label or "yes",
+                            "reason": f"not the volume_modality asked for ({modality!r})"})
+            continue
+        where = source.path.parent if source.kind == "nifti" else source.path
+        for candidate in (name, _case_name(name)):
+            for folder in (where, where.parent):
+                source.mask = source.mask or masks.get((folder, folder_key(candidate)))
+        kept.append(source)
+    return kept, claimed, skipped
+
+
+def _case_name(name: str) -> str:
+    """A volume's case: its name without the last `_part` (BraTS: case_flair -> case)."""
+    return name.rsplit("_", 1)[0] if "_" in name else name
+
+
+def _folder_label(relative: Path, folders: dict[str, str]) -> str:
+    """The label of the nearest class folder above a volume, '' if none."""
+    for part in reversed(relative.parts):
+        if folder_key(part) in folders:
+            return folders[folder_key(part)]
+    return ""
+
+
+def _series(files: list[Path]) -> dict[str, tuple[list[Path], str]]:
+    """A folder's DICOM files by series (SeriesInstanceUID), each with its patient's ID (headers only):
+    a patient's series stay on one side of the split."""
+    pydicom = reader("pydicom")
+    series: dict[str, tuple[list[Path], str]] = {}
+    for path in files:
+        try:
+            header = pydicom.dcmread(str(path), stop_before_pixels=True)
+            uid, patient = str(header.get("SeriesInstanceUID", "")), str(header.get("PatientID", ""))
+        except Exception:  # noqa: BLE001 - read again, and its reason recorded, with its series
+            uid, patient = "", ""
+        series.setdefault(uid, ([], patient))[0].append(path)
+    return series
+
+
+def read_volume(source: VolumeSource) -> Volume:
+    return read_nifti(source.path) if source.kind == "nifti" else read_dicom_series(source.files)
+
+
+def volume_sha256(volume: Volume) -> str:
+    """The identity of a scan's voxels, whatever file format or orientation stored them."""
+    return hashlib.sha256(np.ascontiguousarray(volume.voxels).tobytes()).hexdigest()
+
+
+def head_of(voxels: np.ndarray) -> np.ndarray:
+    """The voxels inside the head: above half the volume's Otsu threshold (as head_mask does per image)."""
+    low, high = float(voxels.min()), float(voxels.max())
+    if high - low <= 0:
+        raise ValueError("blank volume (every voxel the same)")
+    scaled = ((voxels - low) * (255.0 / (high - low))).astype(np.uint8).reshape(1, -1)
+    otsu, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return voxels > low + max(otsu * 0.5, 8) * (high - low) / 255.0
+
+
+def to_uint8(voxels: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """The volume's intensities scaled by its PERCENTILES inside the head."""
+    black, white = np.percentile(voxels[head], PERCENTILES)
+    return (np.clip((voxels - black) / max(white - black, 1e-6), 0, 1) * 255).round().astype(np.uint8)
+
+
+def kept_indices(head: np.ndarray, share: float) -> range:
+    """The middle `share` of the axial slices that hold head."""
+    area = head.sum(axis=(0, 1))
+    holding = np.flatnonzero(area >= HEAD_SLICE_SHARE * area.max())
+    first, count = int(holding[0]), int(holding[-1] - holding[0] + 1)
+    keep = max(1, int(round(share * count)))
+    start = first + (count - keep) // 2
+    return range(start, start + keep)
+
+
+def axial_image(voxels: np.ndarray, index: int) -> np.ndarray:
+    """Slice `index` of a canonical volume as a picture: anterior at the top, the patient's right on
+    the left, as radiologists view axial slices."""
+    return np.ascontiguousarray(voxels[:, ::-1, index].T[:, ::-1])
+
+
+def slices_of(source: VolumeSource, volume: Volume, share: float, tumour_min_pixels: int,
+              skipped: list[dict], where: str) -> Iterator[VolumeSlice]:
+    """The kept slices of one read volume with their labels; a slice that is neither class (a
+    little tumour) gets a skipped entry naming `where` and its index."""
+    head = head_of(volume.voxels)
+    pixels = to_uint8(volume.voxels, head)
+    mask = None
+    if source.mask is not None:
+        mask = read_nifti(source.mask)
+        if mask.voxels.shape != volume.voxels.shape or not np.allclose(mask.affine, volume.affine, atol=1e-3):
+            raise ValueError(f"its mask {source.mask.name} does not lie on it (mask {mask.voxels.shape}, volume "
+                             f"{volume.voxels.shape} voxels, or another position in space)")
+    elif not source.folder_label:
+        raise ValueError("no label: no tumour mask beside it (mask_suffix) and no class folder above it")
+    for index in kept_indices(head, share):
+        area = None if mask is None else int((mask.voxels[:, :, index] > 0).sum())
+        if area is None:
+            label = source.folder_label
+        elif area >= tumour_min_pixels or area == 0:
+            label = "yes" if area else "no"
+        else:
+            skipped.append({"path": f"{where} slice {index}", "label": "yes", "reason": f"a little tumour ({area} "
+                            f"voxels, under tumour_min_pixels={tumour_min_pixels}): neither class"})
+            continue
+        yield VolumeSlice(axial_image(pixels, index), index, label, area)
+
+
+def read_volume_slices(volumes: list[VolumeSource], cfg: GANConfig, root: Path, skipped: list[dict],
+                       keep_originals: bool):
+    """Each volume's kept slices as square head images and their manifest entries; a volume that
+    cannot be used, or holds the same voxels as an earlier one, gets its reason in `skipped`."""
+    pixels, entries, originals, seen = [], [], [], {}
+    for source in tqdm(volumes, desc="volumes", unit="volume"):
+        where = str(source.path.relative_to(root))
+        try:
+            volume = read_volume(source)
+            digest = volume_sha256(volume)
+            if digest in seen:
+                raise ValueError(f"the same voxels as {seen[digest]}")
+            seen[digest] = where
+            for piece in slices_of(source, volume, cfg.slice_share, cfg.tumour_min_pixels, skipped, where):
+                try:
+                    box = head_box(piece.pixels)
+                except ValueError as err:
+                    skipped.append({"path": f"{where} slice {piece.index}", "label": piece.label, "reason": str(err)})
+                    continue
+                pixels.append(crop_pad_resize(piece.pixels, box, cfg.image_size))
+                originals.append(piece.pixels if keep_originals else None)
+                entries.append({"source_path": where, "sha256": digest, "label": piece.label,
+                                "original_size": list(piece.pixels.shape), "mode": source.kind,
+                                "head_box_xywh": list(box), "note": volume.note, "slice": piece.index,
+                                "case": source.case, "tumour_pixels": piece.tumour_pixels,
+                                "mask": str(source.mask.relative_to(root)) if source.mask else None})
+        except Exception as err:  # noqa: BLE001 - ValueError carries the reason; anything else is named
+            reason = str(err) if isinstance(err, ValueError) else f"unexpected {type(err).__name__}: {err}"
+            skipped.append({"path": where, "label": source.folder_label or "yes", "reason": reason})
+    return pixels, entries, originals
+
+
+def split_by_case(cases: list[str], holdout: float, seed: int) -> np.ndarray:
+    """"train" or "test" per volume slice, drawn per case (a scan and its other sequences), so no
+    case's slices are on both sides; drawn over every case found, whichever classes are kept."""
+    names = sorted(set(cases))
+    n_test = max(1, int(round(holdout * len(names)))) if holdout > 0 else 0
+    if n_test >= len(names) and holdout > 0:
+        raise DataError(f"holdout={holdout} needs a case to test on and one to train on, and the data holds "
+                        f"{len(names)} volume case(s): the slices of one case stay on one side of the split.")
+    test = {names[i] for i in np.random.default_rng([seed, VOLUME_STREAM]).choice(len(names), n_test, replace=False)}
+    return np.array(["test" if case in test else "train" for case in cases], dtype="<U5")
