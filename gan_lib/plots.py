@@ -17,6 +17,8 @@ from .data.class_folders import find_class_files
 from .data.images import CLASS_LABELS, SYNTHETIC_TEXT, as_uint8, montage
 from .data.phantom import SYNTHETIC_LABEL
 from .data.scans import decode_image
+from .data.volumes.readers import is_dicom, is_nifti
+from .data.volumes.slices import find_volumes, preview
 from .evaluation.descriptors import DESCRIPTORS
 from .runs.logs import sample_grids, smooth
 
@@ -53,8 +55,11 @@ def image_grid(images, titles=None, ncols: int = 8, tile: int = 128, fill: int =
 
 
 def raw_examples(root: Path, per_class: int = 8, synthetic: bool = False, class_map: str = ""):
-    """A row of raw files per class, as stored (size in the title), before any cropping."""
-    files = find_class_files(Path(root), class_map)
+    """A row of raw image files per class, as stored (size in the title), before any cropping; None
+    if the folder holds volumes only."""
+    files = [f for f in find_class_files(Path(root), class_map) if not is_nifti(f.path) and not is_dicom(f.path)]
+    if not files:  # volumes only: volume_examples shows them
+        return None
     images, titles = [], []
     for label in CLASS_LABELS:
         for f in [f for f in files if f.label == label][:per_class]:
@@ -70,6 +75,24 @@ def raw_examples(root: Path, per_class: int = 8, synthetic: bool = False, class_
     kind = "SYNTHETIC phantom" if synthetic else "raw"
     return image_grid(images, titles, ncols=per_class, fill=40,
                       suptitle=f"{kind} images per class, as stored (grey = outside the file)")
+
+
+def volume_examples(root: Path, cfg, n: int = 8, synthetic: bool = False):
+    """The middle kept slice of the first `n` volumes, mask outlines in black; None without volumes."""
+    sources, _, _ = find_volumes(Path(root), cfg.class_map, cfg.mask_suffix, cfg.volume_modality)
+    if not sources:
+        return None
+    images, titles = [], []
+    for source in sources[:n]:
+        try:
+            picture, title = preview(source, cfg.slice_share)
+        except ValueError as err:
+            picture, title = np.zeros((8, 8), np.uint8), f"unusable ({err})"
+        images.append(picture)
+        titles.append(f"{source.path.name[:20]}\n{title}"[:60])
+    return image_grid(images, titles, ncols=min(n, 4), fill=40, synthetic=synthetic,
+                      suptitle=f"{len(sources)} volumes: the middle kept slice of the first {len(images)}\n"
+                               "(tumour mask outlined in black)")
 
 
 def before_after(originals, processed, n: int = 6, synthetic: bool = False):

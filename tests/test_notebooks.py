@@ -35,7 +35,8 @@ FROM_THE_PRESET = {"preset", *PRESET_DEFAULTS}
 OTHER_VALUES = {
     "workspace": "elsewhere", "other_parameters": {"log_every": 2}, "data_source": "local", "data_dir": "some/scans",
     "kaggle_dataset": "owner/other-set/versions/2", "class_map": FOUR_CLASS_MAP, "test_folder": "Testing",
-    "data_root": "other-data", "image_size": 64, "classes": "both", "n_images": 10, "holdout": 0.1, "seed": 7,
+    "phantom_layout": "nifti", "volume_modality": "flair", "mask_suffix": "_mask", "slice_share": 0.8,
+    "tumour_min_pixels": 50, "data_root": "other-data", "image_size": 64, "classes": "both", "n_images": 10, "holdout": 0.1, "seed": 7,
     "memory_budget_mb": 512.0, "dataset": "some-dataset", "preset": "resize-sn", "arch": "report", "noise_dim": 64,
     "learning_rate": 1e-3, "beta_1": 0.0, "loss": "bce", "augment": "translation", "augment_p": 0.5,
     "ada_target": 0.6, "minibatch_stddev": True, "r1_gamma": 1.0, "r1_every": 4, "reuse_fakes": True, "mirror": True,

@@ -104,8 +104,10 @@ def test_each_record_written_back_reads_the_same_and_carries_its_version(commit,
     write_manifest_file(folder / "manifest.json", manifest)
     assert (read_run_record(folder), read_evaluation(folder), read_best(folder)) == (record, evaluation, best)
     assert read_manifest_file(folder / "manifest.json", "") == manifest
-    for name in ("config.json", "metrics.json", "best.json", "manifest.json"):
-        assert json.loads((folder / name).read_text())["schema_version"] == 2, name
+    versions = {"config.json": RUN_RECORD_VERSION, "metrics.json": EVALUATION_VERSION, "best.json": BEST_VERSION,
+                "manifest.json": MANIFEST_VERSION}
+    for name, version in versions.items():
+        assert json.loads((folder / name).read_text())["schema_version"] == version, name
 
 
 def test_a_record_from_a_newer_gan_lib_is_refused_naming_the_file(tmp_path):

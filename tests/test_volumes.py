@@ -131,6 +131,10 @@ def test_every_damaged_or_odd_volume_gets_its_reason_and_good_ones_beside_them_a
     write_nifti(bad / "mismatch_seg.nii.gz", mask[:, :, :10], affine)
     (root / "z copies").mkdir()
     shutil.copy(root / "good one" / "good one_flair.nii.gz", root / "z copies" / "again.nii.gz")
+    write_nifti(bad / "lonely_seg.nii.gz", mask, affine)
+    (bad / "broken mask").mkdir()
+    write_nifti(bad / "broken mask" / "scan.nii.gz", head(8)[0], affine)
+    (bad / "broken mask" / "scan_seg.nii.gz").write_bytes(b"not a NIfTI file")
     dicom_series(bad / "gap", seed=6)
     sorted_by_position = sorted((bad / "gap").iterdir(), key=lambda f: float(dcmread(str(f)).ImagePositionPatient[2]))
     sorted_by_position[10].unlink()
@@ -148,6 +152,8 @@ def test_every_damaged_or_odd_volume_gets_its_reason_and_good_ones_beside_them_a
                 "bad/flat.nii.gz": "orientation unknown", "bad/unlabelled.nii.gz": "no label",
                 "bad/mismatch.nii.gz": "does not lie on it",
                 "z copies/again.nii.gz": "the same voxels as good one/good one_flair.nii.gz",
+                "bad/lonely_seg.nii.gz": "a tumour mask (mask_suffix) with no volume of its case beside it",
+                "bad/broken mask/scan.nii.gz": "its mask scan_seg.nii.gz: not a readable NIfTI file",
                 "bad/gap": "a slice is missing", "bad/sizes": "mixed slice sizes",
                 "bad/jpegls": "JPEG-LS Lossless Image Compression (1.2.840.10008.1.2.4.80), which the installed"}
     for path, start in expected.items():

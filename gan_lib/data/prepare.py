@@ -80,9 +80,10 @@ def dedupe(files: list[ImageFile], root: Path) -> tuple[list[ImageFile], list[di
     return unique, skipped
 
 
-def describe_raw(root: Path, class_map: str = "") -> dict:
-    """Files and unique (by content) images per class, before any decoding."""
-    files = find_class_files(Path(root), class_map)
+def describe_raw(root: Path, cfg: GANConfig) -> dict:
+    """Image files (not volumes) and unique (by content) images per class, before any decoding."""
+    _, volume_files, _ = find_volumes(Path(root), cfg.class_map, cfg.mask_suffix, cfg.volume_modality)
+    files = [f for f in find_class_files(Path(root), cfg.class_map) if f.path not in volume_files]
     unique, _ = dedupe(files, Path(root))
     return {label: {"files": sum(f.label == label for f in files),
                     "unique": sum(f.label == label for f in unique)} for label in CLASS_LABELS}
@@ -197,9 +198,7 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
             per_split=dict(Counter(e["split"] for e in entries)),
             seed=cfg.seed,
             holdout=cfg.holdout if not cfg.test_folder else None,
-            split_by=f"the dataset's own folder {cfg.test_folder}/" if cfg.test_folder else
-                     f"a seeded hold-out of {cfg.holdout:g} per class" + (" (of the cases, for volumes' slices)"
-                                                                           if volumes else ""),
+            split_by=split_rule(cfg, entries),
             class_folders=parse_class_map(cfg.class_map),
             subset=cfg.n_images,
             volumes=len({e["source_path"] for e in entries if "slice" in e}),
@@ -211,6 +210,17 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
     )
     return PrepareResult(images, labels_arr[keep], split, manifest,
                          [originals[i] for i in keep] if keep_originals else [])
+
+
+def split_rule(cfg: GANConfig, entries: list[dict]) -> str:
+    """How the images were split, in words: by test folder, per class, or per case for volumes' slices."""
+    if cfg.test_folder:
+        return f"the dataset's own folder {cfg.test_folder}/"
+    kinds = {"slice" in e for e in entries}
+    return f"a seeded hold-out of {cfg.holdout:g} " + {
+        frozenset({False}): "per class",
+        frozenset({True}): "of the volume cases (each case's slices on one side)",
+        frozenset({False, True}): "per class for image files, of the cases for volumes"}[frozenset(kinds)]
 
 
 def given_split(paths: list[str], test_folder: str, root: Path) -> np.ndarray:

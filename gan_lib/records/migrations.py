@@ -16,7 +16,7 @@ from pathlib import Path
 from ..config import CONDITIONAL_ONLY, DATASET_FIELDS, DEFAULT_PRESET, PRESETS, REPORT, GANConfig, parse_class_map
 
 RUN_RECORD_VERSION = 2
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 EVALUATION_VERSION = 2
 BEST_VERSION = 2
 # health.csv columns an older gan_lib did not write; read as NaN (not measured)
@@ -73,17 +73,26 @@ def _run_record_1_to_2(raw: dict) -> dict:
 
 def upgrade_manifest(raw: dict, path: Path) -> dict:
     """A dataset's manifest as today's `DatasetManifest` holds it."""
-    if _version(raw, MANIFEST_VERSION, path) == 1:
-        defaults = GANConfig()
-        # before the layout settings existed, the dataset had their defaults (the report's layout)
-        config = {**{name: getattr(defaults, name) for name in DATASET_FIELDS}, **raw["config"]}
-        # before each split's hash was kept: unknown, so that split is not checked
-        hashes = dict.fromkeys(("file_sha256", "content_sha256", "train_sha256", "test_sha256"))
-        # ... and every split was a seeded hold-out per class of the yes/ and no/ folders
-        layout = {"class_folders": parse_class_map(""), "split_by": f"a seeded hold-out of {config['holdout']:g} per class"}
-        dataset = {**hashes, **layout, "shards": None, **raw["dataset"]}
-        raw = {**raw, "config": config, "dataset": dataset, "schema_version": 2}
+    version = _version(raw, MANIFEST_VERSION, path)
+    if version == 1:
+        raw = _manifest_1_to_2(raw)
+    if version <= 2:  # before 3-D scans were read: no volume, and their settings at their defaults
+        config = {**{name: getattr(GANConfig(), name) for name in DATASET_FIELDS}, **raw["config"]}
+        raw = {**raw, "config": config, "dataset": {"volumes": 0, "volume_rule": "", **raw["dataset"]},
+               "schema_version": 3}
     return raw
+
+
+def _manifest_1_to_2(raw: dict) -> dict:
+    defaults = GANConfig()
+    # before the layout settings existed, the dataset had their defaults (the report's layout)
+    config = {**{name: getattr(defaults, name) for name in DATASET_FIELDS}, **raw["config"]}
+    # before each split's hash was kept: unknown, so that split is not checked
+    hashes = dict.fromkeys(("file_sha256", "content_sha256", "train_sha256", "test_sha256"))
+    # ... and every split was a seeded hold-out per class of the yes/ and no/ folders
+    layout = {"class_folders": parse_class_map(""), "split_by": f"a seeded hold-out of {config['holdout']:g} per class"}
+    dataset = {**hashes, **layout, "shards": None, **raw["dataset"]}
+    return {**raw, "config": config, "dataset": dataset, "schema_version": 2}
 
 
 def upgrade_evaluation(raw: dict, path: Path) -> dict:

@@ -86,15 +86,18 @@ def find_volumes(root: Path, class_map: str, mask_suffix: str, modality: str) ->
     for source in sources:
         name = nifti_stem(source.path) if source.kind == "nifti" else source.path.name
         source.folder_label = _folder_label(source.path.relative_to(root).parent, folders)
-        if modality and not folder_key(name).endswith(folder_key(f"_{modality}")):
-            skipped.append({"path": str(source.path.relative_to(root)), "label": source.folder_label or "yes",
-                            "reason": f"not the volume_modality asked for ({modality!r})"})
-            continue
         where = source.path.parent if source.kind == "nifti" else source.path
         for candidate in (name, _case_name(name)):
             for folder in (where, where.parent):
                 source.mask = source.mask or masks.get((folder, folder_key(candidate)))
-        kept.append(source)
+        if modality and not folder_key(name).endswith(folder_key(f"_{modality}")):
+            skipped.append({"path": str(source.path.relative_to(root)), "label": source.folder_label or "yes",
+                            "reason": f"not the volume_modality asked for ({modality!r})"})
+        else:
+            kept.append(source)
+    paired = {s.mask for s in sources}
+    skipped += [{"path": str(mask.relative_to(root)), "label": "yes", "reason": "a tumour mask (mask_suffix) with "
+                 "no volume of its case beside it"} for mask in masks.values() if mask not in paired]
     return kept, claimed, skipped
 
 
@@ -167,22 +170,59 @@ def axial_image(voxels: np.ndarray, index: int) -> np.ndarray:
     return np.ascontiguousarray(voxels[:, ::-1, index].T[:, ::-1])
 
 
+def mask_of(source: VolumeSource, volume: Volume) -> np.ndarray | None:
+    """The volume's tumour mask (bool, voxel for voxel), None if its class folder labels it instead."""
+    if source.mask is None:
+        if not source.folder_label:
+            raise ValueError("no label: no tumour mask beside it (mask_suffix) and no class folder above it")
+        return None
+    try:
+        mask = read_nifti(source.mask)
+    except ValueError as err:
+        raise ValueError(f"its mask {source.mask.name}: {err}") from None
+    if mask.voxels.shape != volume.voxels.shape or not np.allclose(mask.affine, volume.affine, atol=1e-3):
+        raise ValueError(f"its mask {source.mask.name} does not lie on it (mask {mask.voxels.shape}, volume "
+                         f"{volume.voxels.shape} voxels, or another position in space)")
+    return mask.voxels > 0
+
+
+def preview(source: VolumeSource, share: float) -> tuple[np.ndarray, str]:
+    """The middle kept slice of a volume as 02 will cut it (its mask's outline drawn in black), and
+    which slice it is of the kept ones."""
+    volume = read_volume(source)
+    head = head_of(volume.voxels)
+    mask = mask_of(source, volume)
+    kept = kept_indices(head, share)
+    index = kept[len(kept) // 2]
+    picture = axial_image(to_uint8(volume.voxels, head), index)
+    if mask is not None:
+        outline, _ = cv2.findContours(axial_image(mask.astype(np.uint8), index), cv2.RETR_EXTERNAL,
+                                      cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(picture, outline, -1, 0, 1)
+    return picture, f"z {index} of {kept.start}-{kept.stop - 1}"
+
+
+def describe_volumes(root: Path, cfg: GANConfig) -> dict[str, int]:
+    """How many volumes a raw folder holds, by kind and by what labels them (no voxels read); the
+    counts that are not 0."""
+    sources, _, left_out = find_volumes(root, cfg.class_map, cfg.mask_suffix, cfg.volume_modality)
+    counts = {"NIfTI files": sum(s.kind == "nifti" for s in sources),
+            "DICOM series": sum(s.kind == "dicom" for s in sources),
+            "with a tumour mask": sum(s.mask is not None for s in sources),
+            "labelled by their class folder": sum(s.mask is None and bool(s.folder_label) for s in sources),
+            "left out by volume_modality": len(left_out)}
+    return {kind: n for kind, n in counts.items() if n}
+
+
 def slices_of(source: VolumeSource, volume: Volume, share: float, tumour_min_pixels: int,
               skipped: list[dict], where: str) -> Iterator[VolumeSlice]:
     """The kept slices of one read volume with their labels; a slice that is neither class (a
     little tumour) gets a skipped entry naming `where` and its index."""
     head = head_of(volume.voxels)
     pixels = to_uint8(volume.voxels, head)
-    mask = None
-    if source.mask is not None:
-        mask = read_nifti(source.mask)
-        if mask.voxels.shape != volume.voxels.shape or not np.allclose(mask.affine, volume.affine, atol=1e-3):
-            raise ValueError(f"its mask {source.mask.name} does not lie on it (mask {mask.voxels.shape}, volume "
-                             f"{volume.voxels.shape} voxels, or another position in space)")
-    elif not source.folder_label:
-        raise ValueError("no label: no tumour mask beside it (mask_suffix) and no class folder above it")
+    mask = mask_of(source, volume)
     for index in kept_indices(head, share):
-        area = None if mask is None else int((mask.voxels[:, :, index] > 0).sum())
+        area = None if mask is None else int(mask[:, :, index].sum())
         if area is None:
             label = source.folder_label
         elif area >= tumour_min_pixels or area == 0:
