@@ -62,10 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=non_negative, default=0, help="image i is made from noise seeded by (seed, i)")
     gen.add_argument("--upscale", type=lambda t: 0 if t == "0" else count(t), default=0,
                      help="also resize to this side (bicubic); 0 = training size")
-    gen.add_argument("--label", choices=["yes", "no"], help="class-conditional runs: tumour (yes) or not (no); "
-                     "default: alternating")
+    gen.add_argument("--label", help="class-conditional runs: the class by name, tumour (yes) or not (no), or with "
+                     "classes=all a class folder's name; default: each class in turn")
     args = parser.parse_args(argv)
-    from .data.images import CLASS_LABELS
+    from .config import class_names, folder_key
+    from .records.run import read_run_record
     from .runs.generate import load_generator, write_images
 
     try:
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         parser.error(f"--run: {err}")
 
-    label = CLASS_LABELS[args.label] if args.label else None
+    config = read_run_record(args.run).config
+    names = class_names(config["classes"], config["class_map"])
+    if args.label and folder_key(args.label) not in names:
+        parser.error(f"--label {args.label!r}: this run's classes are {', '.join(names)}")
+    label = names.index(folder_key(args.label)) if args.label else None
     try:
         out = write_images(args.run, args.n, args.out, seed=args.seed, upscale=args.upscale, label=label)
     except ValueError as err:  # a label for a generator of one class

@@ -13,6 +13,7 @@ import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .config import TWO_CLASSES
 from .data.class_folders import find_class_files
 from .data.images import CLASS_LABELS, SYNTHETIC_TEXT, as_uint8, montage
 from .data.phantom import SYNTHETIC_LABEL
@@ -164,13 +165,15 @@ def closest_pairs(generated, train, nearest_ssim, nearest_index, n: int = 8, syn
                       synthetic=synthetic)
 
 
-def class_picks(generated, generated_labels, real, real_labels, n: int = 8, seed: int = 0, synthetic: bool = False):
+def class_picks(generated, generated_labels, real, real_labels, names: tuple[str, ...] = TWO_CLASSES, n: int = 8,
+                seed: int = 0, synthetic: bool = False):
     """A class-conditional generator's images of each class above real images of that class,
-    random picks: one pair of rows per class."""
+    random picks: one pair of rows per class (`names`: each label's name, by number)."""
     rng = np.random.default_rng(seed)
     kind = "phantom" if synthetic else "real"
     images, titles = [], []
-    for name, label in sorted(CLASS_LABELS.items(), key=lambda item: -item[1]):
+    for label in reversed(range(len(names))):  # tumour (1) first, as ever with two classes
+        name = names[label]
         for source, labels, what in ((generated, generated_labels, "generated"), (real, real_labels, kind)):
             pool = np.flatnonzero(labels == label)
             count = min(n, len(pool))  # a short row is padded with black, so each row is one set

@@ -8,7 +8,7 @@ import pytest
 
 from gan_lib.base.files import write_json
 from gan_lib.base.paths import PROJECT_ROOT, resolve
-from gan_lib.config import DEFAULT_PRESET, PRESETS, GANConfig
+from gan_lib.config import DEFAULT_PRESET, FOUR_CLASS_MAP, PRESETS, GANConfig, class_names
 from gan_lib.data.storage import dataset_file, processed_path
 
 
@@ -62,3 +62,10 @@ def test_a_preset_is_applied_first_then_the_settings_given():
 def test_an_unknown_preset_names_the_known_ones():
     with pytest.raises(ValueError, match="preset='best'.*report-ada"):
         GANConfig.from_overrides(preset="best")
+
+
+def test_classes_all_names_each_class_folder_a_label_the_no_tumour_ones_first():
+    assert class_names("all", FOUR_CLASS_MAP) == ("notumor", "glioma", "meningioma", "pituitary")
+    assert class_names("all", "") == class_names("both", FOUR_CLASS_MAP) == class_names("yes", "") == ("no", "yes")
+    two = GANConfig.from_overrides(classes="all", class_map="yes=Tumour;no=Healthy")
+    assert two.class_names() == ("healthy", "tumour")

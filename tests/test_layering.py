@@ -31,10 +31,11 @@ LAYERS = [
     ("", [{"__main__"}]),
 ]
 SCRIPTS = {p.stem for p in (PACKAGE / "scripts").glob("*.py")} - {"__init__"}
-NUMPY_ONLY = ["base.hardware", "base.colab", "base.files", "base.paths", "config.settings", "parameters", "data.images",
-              "data.phantom", "data.scans", "data.volumes.readers", "data.volumes.slices", "data.volumes.phantom", "data.sources", "data.class_folders", "data.prepare", "data.storage",
-              "runs.logs", "runs.location", "evaluation.descriptors", "records.migrations", "records.run", "records.manifest",
-              "records.evaluation"]
+NUMPY_ONLY = ["base.hardware", "base.colab", "base.files", "base.paths", "config.settings", "parameters",
+              "data.images", "data.phantom", "data.scans", "data.volumes.readers", "data.volumes.slices",
+              "data.volumes.phantom", "data.sources", "data.class_folders", "data.prepare", "data.storage",
+              "runs.logs", "runs.location", "evaluation.descriptors", "records.migrations", "records.run",
+              "records.manifest", "records.evaluation"]
 
 
 def dotted(package: str, module: str) -> str:
@@ -88,7 +89,8 @@ def test_every_module_has_a_layer():
 
 def test_no_package_holds_more_than_ten_modules():
     for package in {p for p, _ in LAYERS if p}:
-        assert len([p for p in (PACKAGE / package.replace(".", "/")).glob("*.py") if p.stem != "__init__"]) <= 10, package
+        folder = PACKAGE / package.replace(".", "/")
+        assert len([p for p in folder.glob("*.py") if p.stem != "__init__"]) <= 10, package
 
 
 @pytest.mark.parametrize("name", ORDER)

@@ -4,21 +4,28 @@ each with glioma/ meningioma/ pituitary/ notumor/) built here from phantom image
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
+from collections import Counter
 
 import cv2
 import numpy as np
 import pytest
 
+from gan_lib.__main__ import main as gan_main
 from gan_lib.config import FOUR_CLASS_MAP, KAGGLE_DATASET, GANConfig, parse_class_map
 from gan_lib.data.class_folders import DataError
+from gan_lib.data.images import grid_rows_caption
 from gan_lib.data.phantom import PhantomSpec, write_phantom_dataset
 from gan_lib.data.prepare import prepare_dataset
 from gan_lib.data.sources import fetch_raw
 from gan_lib.data.storage import dataset_name, load_processed, processed_path, save_processed
 from gan_lib.evaluation.evaluate import evaluate_run
+from gan_lib.evaluation.summary import summary_table
+from gan_lib.plots import class_picks
 from gan_lib.records.manifest import read_manifest_file
+from gan_lib.runs.generate import classes_of, generate, load_generator
 from gan_lib.runs.location import run_path
 from gan_lib.training.loop import train
 
@@ -169,3 +176,48 @@ def test_the_four_class_layout_prepares_trains_and_evaluates_end_to_end(tmp_path
     both_manifest = read_manifest_file(both[0], "")
     assert both_manifest.dataset.split_by == "the dataset's own folder Testing/"
     assert both_manifest.dataset.per_split["test"] == 14  # 8 tumour + 6 normal Testing/ images
+
+
+def test_all_four_classes_train_a_generator_that_draws_each_class_and_a_four_class_classifier(tmp_path):
+    """classes="all": the four folders are four labels. A conditional generator trains on them and
+    draws each class on demand; 06's classifier is a four-class one, its table showing the macro AUC
+    and each class's."""
+    root = tmp_path / "brain-tumor-mri-dataset"
+    testing = Counter(path.split("/")[1] for path in four_class_layout(root, n_yes=36, n_no=16)
+                      if path.startswith("Testing/"))
+    run = dict(output_root=str(tmp_path / "runs"), run_name="all4")
+    small = dict(n_generated=40, kid_subset_size=10, kid_subsets=3, diversity_pairs=50, classifier_seeds=1,
+                 classifier_epochs=2, feature_extractor="random_cnn")
+    cfg = GANConfig.from_overrides(data_source="local", data_dir=str(root), data_root=str(tmp_path / "data"),
+                                   class_map=FOUR_CLASS_MAP, test_folder="Testing", classes="all", image_size=32,
+                                   epochs=1, steps_per_epoch=6, checkpoint_every=6, log_every=2, kid_every=0,
+                                   precision="float32", xla="off", speed_layers="on", **run, **small)
+    names = ("notumor", "glioma", "meningioma", "pituitary")
+    result = prepare_dataset(cfg, fetch_raw(cfg))
+    assert cfg.class_names() == names and result.manifest.dataset.class_names == list(names)
+    assert result.manifest.dataset.per_class == {"notumor": 16, "glioma": 12, "meningioma": 12, "pituitary": 12}
+    assert [names[label] for label in result.labels] == [e["source_path"].split("/")[1]
+                                                         for e in result.manifest.images]
+    save_processed(result, processed_path(cfg))
+    train(cfg)
+    generator = load_generator(run_path(cfg))
+    assert classes_of(generator) == 4
+    assert grid_rows_caption(names) == "rows: notumor, glioma, meningioma, pituitary, ..."
+    with pytest.raises(ValueError, match="classes 0 to 3"):
+        generate(generator, 2, seed=0, label=4)
+    out = tmp_path / "meningioma"
+    assert gan_main(["generate", "--run", str(run_path(cfg)), "--n", "3", "--out", str(out),
+                     "--label", "Meningioma"]) == 0
+    assert {row["label"] for row in csv.DictReader(open(out / "images.csv"))} == {"2"}
+    evaluation = evaluate_run(GANConfig.from_overrides(**run, **small))
+    u = evaluation.record.utility
+    assert u["classes"] == list(names) and u["test_per_class"] == [testing[name] for name in names]
+    real, both, tstr = u["conditions"].values()
+    assert list(u["conditions"])[1].endswith("generated (all 4 classes)")
+    assert set(both["per_class_auc_mean"]) == set(names) and 0 <= both["auc_mean"] <= 1
+    assert set(evaluation.record.fidelity["per_class"]) == set(names)
+    assert "macro AUC over 4 classes" in summary_table(evaluation.record)
+    figure = class_picks(evaluation.generated, evaluation.generated_labels, evaluation.train, evaluation.train_labels,
+                         evaluation.class_names, n=4)
+    assert [t.get_text() for t in figure.axes[0].texts][::4] == [
+        f"{what} '{name}'" for name in reversed(names) for what in ("generated", "real")]

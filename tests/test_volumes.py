@@ -16,6 +16,7 @@ from pydicom.data import get_testdata_file
 from test_data import prepare, reasons
 
 from gan_lib.config import GANConfig
+from gan_lib.data.class_folders import DataError
 from gan_lib.data.prepare import prepare_dataset
 from gan_lib.data.sources import fetch_raw
 from gan_lib.data.volumes.phantom import (PhantomVolumeSpec, canonical_affine, render_volume, write_dicom_series,
@@ -185,3 +186,18 @@ def test_the_phantom_writes_nifti_and_dicom_volumes_that_make_the_same_dataset(t
 def test_a_volume_setting_out_of_range_is_refused_before_any_work(setting, value):
     with pytest.raises(ValueError, match=setting):
         GANConfig.from_overrides(**{setting: value})
+
+
+def test_classes_all_takes_class_folders_and_refuses_slices_labelled_by_masks(tmp_path):
+    root = tmp_path / "layout"
+    brats_case(root / "tumour", "case0", seed=20)
+    (root / "clear").mkdir()
+    write_nifti(root / "clear" / "plain.nii.gz", head(21, tumour=False)[0], canonical_affine(SMALL))
+    with pytest.raises(DataError, match="use classes='both' for volumes with masks"):
+        prepare(root, classes="all", class_map="yes=tumour;no=clear", slice_share=1.0)
+    shutil.rmtree(root / "tumour" / "case0")
+    write_nifti(root / "tumour" / "lesion.nii.gz", head(22)[0], canonical_affine(SMALL))
+    _, result = prepare(root, classes="all", class_map="yes=tumour;no=clear", holdout=0.0)
+    assert result.manifest.dataset.class_names == ["clear", "tumour"]
+    assert {(e["source_path"], e["label"]) for e in result.manifest.images} == {("clear/plain.nii.gz", "clear"),
+                                                                                 ("tumour/lesion.nii.gz", "tumour")}

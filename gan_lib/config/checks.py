@@ -43,7 +43,8 @@ def check_data(cfg) -> None:
     if not 0 < cfg.slice_share <= 1:
         raise ValueError(f"slice_share={cfg.slice_share}: the share of each volume's head slices kept, in (0, 1]")
     if cfg.tumour_min_pixels < 1:
-        raise ValueError(f"tumour_min_pixels={cfg.tumour_min_pixels}: at least 1 (a slice the mask misses is no tumour)")
+        raise ValueError(f"tumour_min_pixels={cfg.tumour_min_pixels}: at least 1 (a slice the mask misses is no "
+                         "tumour)")
     if not cfg.mask_suffix.strip() or "/" in cfg.mask_suffix:
         raise ValueError(f"mask_suffix={cfg.mask_suffix!r}: the ending of a mask's name before .nii(.gz), e.g. _seg")
     if cfg.image_size < 32 or cfg.image_size % 16:

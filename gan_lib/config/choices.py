@@ -7,8 +7,9 @@ import re
 import unicodedata
 
 DATA_SOURCES = ("kaggle", "drive", "local", "phantom")
-CLASS_CHOICES = ("yes", "no", "both")
-# Settings that shape only a class-conditional run's models (classes="both"): a one-class run trains
+CLASS_CHOICES = ("yes", "no", "both", "all")
+TWO_CLASSES = ("no", "yes")  # the names of labels 0 and 1 (1 = tumour) in every dataset but classes="all"
+# Settings that shape only a class-conditional run's models (classes="both" or "all"): a one-class run trains
 # the same whatever they say.
 CONDITIONAL_ONLY = ("label_every_block", "mismatched_labels")
 # Parameters of the evaluation only: everything else is read back from the run's config.json.
@@ -64,3 +65,14 @@ def parse_class_map(text: str) -> dict[str, str]:
         raise ValueError(f"class_map={text!r}: no folder for {' or '.join(missing)}; both classes need one, "
                          f"e.g. {FOUR_CLASS_MAP!r}")
     return folders
+
+
+def class_names(classes: str, class_map: str) -> tuple[str, ...]:
+    """The name of each label, by its number. With classes="all" each class folder of the map is a
+    label of its own, the no-tumour folders first: the default map's "all" is then no (0) and yes
+    (1), the two-class labels. Otherwise no (0) and yes (1)."""
+    if classes != "all":
+        return TWO_CLASSES
+    folders = parse_class_map(class_map)
+    return tuple([name for name, label in folders.items() if label == "no"] +
+                 [name for name, label in folders.items() if label == "yes"])

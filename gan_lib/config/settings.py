@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .checks import check
-from .choices import KAGGLE_DATASET
+from .choices import KAGGLE_DATASET, class_names
 from .presets import DEFAULT_PRESET, PRESET_DEFAULTS, PRESETS
 
 
@@ -51,7 +51,9 @@ class GANConfig:
             "between, the slice is left out")
     data_root: str = setting("data", "where raw/ and processed/ live; relative: under the repo, or the Colab workspace")
     image_size: int = setting(128, "side of the square training images in pixels (64 works too)")
-    classes: str = setting("yes", "yes (tumour, as in the report) | no | both (labels kept)")
+    classes: str = setting("yes",
+            "yes (tumour, as in the report) | no | both (labels kept) | all (each class folder its own label, e.g. "
+            "the four-class set's four)")
     n_images: int = setting(0, "seeded subset of this many images; 0: all (the report once used 10)")
     holdout: float = setting(0.2, "share of each class held out for evaluation, never shown to the GAN")
     seed: int = setting(0, "seeds the phantom, the subset, the hold-out split and training")
@@ -72,7 +74,7 @@ class GANConfig:
             "D also sees each image minus its left-right mirror image: its convolutions cannot compare a head's two "
             "halves otherwise")
     label_every_block: bool = setting(PRESET_DEFAULTS["label_every_block"],
-            "with classes both (else unused): G gives each class its own gain and bias per channel after every "
+            "with classes both or all (else unused): G gives each class its own gain and bias per channel after every "
             "upsampling block, not only the label's embedding beside the noise")
 
     # --- training (notebook 04): the report's schedule, and what the default preset adds to its GAN ---
@@ -103,8 +105,8 @@ class GANConfig:
             "D's BCE target for real images; 0.9 is one-sided label smoothing (Salimans et al. 2016): a D sure of a "
             "real image is pulled back from certainty")
     mismatched_labels: bool = setting(PRESET_DEFAULTS["mismatched_labels"],
-            "with classes both (else unused): D also sees each real image under the other class's label and must call"
-            " it generated, so G must draw the class it is asked for")
+            "with classes both or all (else unused): D also sees each real image under another class's label and "
+            "must call it generated, so G must draw the class it is asked for")
     ema_decay: float = setting(PRESET_DEFAULTS["ema_decay"],
             ">0: samples and the saved G use a moving average of G's weights")
 
@@ -169,6 +171,10 @@ class GANConfig:
         """The settings that differ from what the preset and the defaults give: what a run chose."""
         base = {**GANConfig().to_dict(), **PRESETS[self.preset], "preset": self.preset}
         return {name: value for name, value in self.to_dict().items() if base[name] != value}
+    def class_names(self) -> tuple[str, ...]:
+        """The name of each label of this config's data, by its number (`choices.class_names`)."""
+        return class_names(self.classes, self.class_map)
+
     def validate(self) -> None:
         """Reject values the pipeline cannot honour, with the reason (`checks`)."""
         check(self)

@@ -21,23 +21,30 @@ class DataError(RuntimeError):
 @dataclass
 class ImageFile:
     path: Path
-    label: str  # "yes" or "no", from the class folder's name (through class_map)
+    label: str  # "yes" or "no", from the class folder's name (through class_map); with classes="all" that name
     sha256: str = ""
     not_regular: str = ""  # a FIFO, socket, device or broken link: never opened
 
 
-def find_class_files(root: Path, class_map: str = "") -> list[ImageFile]:
+def find_class_files(root: Path, class_map: str = "", each_folder: bool = False) -> list[ImageFile]:
     """Every file directly inside a class folder (any case) anywhere under `root`: yes/ and no/, or
-    the folders `class_map` names (gan_lib.config.parse_class_map)."""
+    the folders `class_map` names (gan_lib.config.parse_class_map). Each is labelled yes or no, or
+    with `each_folder` (classes="all") by its class folder's name."""
     folders = parse_class_map(class_map)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        label = folders.get(folder_key(Path(dirpath).name))
+        label = class_label(Path(dirpath).name, folders, each_folder)
         if label and Path(dirpath) != root:
             found += [ImageFile(Path(dirpath) / f, label, not_regular=_not_regular(Path(dirpath) / f))
                       for f in sorted(filenames)]
     return found
+
+
+def class_label(folder: str, folders: dict[str, str], each_folder: bool) -> str:
+    """The label a class folder gives ("" if it is none): yes or no, or with `each_folder` its name."""
+    key = folder_key(folder)
+    return (key if each_folder else folders[key]) if key in folders else ""
 
 
 def _not_regular(path: Path) -> str:
@@ -56,9 +63,9 @@ def require_class_folders(root: Path, files: list[ImageFile], classes: str, clas
                           volumes: int = 0) -> None:
     """Fail before any work when the requested classes have no files at all (with `volumes`, the
     classes come from their masks too, so only a misspelt class map fails here)."""
-    wanted = ("yes", "no") if classes == "both" else (classes,)
-    have = Counter(f.label for f in files)
     folders = parse_class_map(class_map)
+    wanted = tuple(folders) if classes == "all" else ("yes", "no") if classes == "both" else (classes,)
+    have = Counter(f.label for f in files)
     if not files and not volumes:
         entries = sorted(root.iterdir())
         subfolders = [p.name for p in entries if p.is_dir()]
@@ -81,5 +88,5 @@ def require_class_folders(root: Path, files: list[ImageFile], classes: str, clas
                 + f"; its folders are {sorted(present)[:20]}.")
     missing = [c for c in wanted if not have[c]]
     if missing and not volumes:
-        names = [f"{name}/" for name, label in folders.items() if label in missing]
+        names = [f"{name}/" for name, label in folders.items() if label in missing or name in missing]
         raise DataError(f"No files in a {' or '.join(names)} folder under {root}; found {dict(have)}.")

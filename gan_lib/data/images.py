@@ -38,12 +38,19 @@ def as_uint8(image: np.ndarray) -> np.ndarray:
     return image if image.dtype == np.uint8 else from_unit_range(image)
 
 
-def grid_labels(n: int) -> np.ndarray:
-    """Labels of a conditional run's sample grid: rows alternate no tumour (0) and tumour (1)."""
-    return (np.arange(n) // SAMPLE_GRID % 2).astype(np.int32)
+def grid_labels(n: int, n_classes: int = 2) -> np.ndarray:
+    """Labels of a conditional run's sample grid: each row one class, in turn (two classes: rows
+    alternate no tumour (0) and tumour (1))."""
+    return (np.arange(n) // SAMPLE_GRID % n_classes).astype(np.int32)
 
 
-GRID_ROWS_CAPTION = "rows: no tumour, tumour, no tumour, ..."
+CLASS_TITLES = {"no": "no tumour", "yes": "tumour"}  # a class folder named otherwise is shown by its name
+
+
+def grid_rows_caption(names: tuple[str, ...]) -> str:
+    """What the rows of a conditional run's sample grid hold, e.g. "rows: no tumour, tumour, no tumour, ..."."""
+    titles = [CLASS_TITLES.get(name, name) for name in names]
+    return "rows: " + ", ".join((titles * 2)[:max(3, len(titles))]) + ", ..."
 
 
 def _letterbox(gray: np.ndarray, tile: int, fill: int) -> np.ndarray:
@@ -78,10 +85,10 @@ def banner(grid: np.ndarray, text: str) -> np.ndarray:
     return np.vstack([*strips, grid])
 
 
-def by_grid_rows(labels: np.ndarray) -> np.ndarray:
+def by_grid_rows(labels: np.ndarray, n_classes: int = 2) -> np.ndarray:
     """Indices of SAMPLE_GRID**2 images whose classes follow `grid_labels` row by row, so a grid of
     real scans reads like a conditional run's generated grid (rows alternate no tumour, tumour)."""
-    wanted = grid_labels(SAMPLE_GRID**2)
+    wanted = grid_labels(SAMPLE_GRID**2, n_classes)
     pools = {label: np.flatnonzero(labels == label) for label in np.unique(wanted)}
     taken = {label: 0 for label in pools}
     picks = []

@@ -1,12 +1,14 @@
-"""From a folder of raw class folders (`yes/`, `no/`, or those `class_map` names, at any depth) to one
-training-set file.
+"""From a raw folder to one training-set file: image files in class folders (`yes/`, `no/`, or those
+`class_map` names, at any depth), and 3-D scans anywhere below it (gan_lib.data.volumes).
 
 Steps: find class folders (gan_lib.data.class_folders), hash every file and drop byte-identical
 duplicates (the Kaggle download holds each image twice, and the set has duplicates of its own),
 decode by content rather than by extension, convert to grey, crop to the head, pad to square,
-resize (gan_lib.data.scans), scale to [-1, 1], choose an optional seeded subset and a seeded per-class hold-out split (or the dataset's own: `test_folder`).
-Every file ends up either in the training set or in the manifest's `skipped` list with a reason;
-nothing is dropped silently.
+resize (gan_lib.data.scans); cut each volume into labelled axial slices; scale to [-1, 1], choose an
+optional seeded subset and a seeded per-class hold-out split (a volume's slices: per case; or the
+dataset's own: `test_folder`). The labels are no (0) and yes (1), or with classes="all" each class
+folder's own (`GANConfig.class_names`). Every file ends up either in the training set or in the
+manifest's `skipped` list with a reason; nothing is dropped silently.
 `gan_lib.data.storage` stores the result and reads it back.
 """
 
@@ -70,14 +72,21 @@ def dedupe(files: list[ImageFile], root: Path) -> tuple[list[ImageFile], list[di
         keep = group[0]
         if len({g.label for g in group}) > 1:
             where = ", ".join(rel(g.path) for g in group)
-            skipped += [{"path": rel(g.path), "label": g.label, "reason": f"same bytes under both yes/ and no/ ({where})"}
-                        for g in group]
+            reason = f"same bytes under both {both_classes(group)} ({where})"
+            skipped += [{"path": rel(g.path), "label": g.label, "reason": reason} for g in group]
             continue
         unique.append(keep)
         skipped += [{"path": rel(g.path), "label": g.label, "reason": f"duplicate of {rel(keep.path)}"}
                     for g in group[1:]]
     unique.sort(key=lambda g: (g.label, str(g.path)))
     return unique, skipped
+
+
+def both_classes(items) -> str:
+    """Two classes a scan was filed under, as the skipped entries name them ("yes/ and no/")."""
+    first, second = sorted({item.label if isinstance(item, ImageFile) else item["label"] for item in items},
+                           reverse=True)[:2]
+    return f"{first}/ and {second}/"
 
 
 def describe_raw(root: Path, cfg: GANConfig) -> dict:
@@ -147,10 +156,11 @@ def read_rasters(files: list[ImageFile], cfg: GANConfig, root: Path, skipped: li
 
 def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False) -> PrepareResult:
     """Turn `raw` into the training set described by `cfg`; nothing is written (gan_lib.data.storage.save_processed)."""
-    volumes, claimed, skipped = find_volumes(raw.root, cfg.class_map, cfg.mask_suffix, cfg.volume_modality)
-    files = [f for f in find_class_files(raw.root, cfg.class_map) if f.path not in claimed]
+    each, names = cfg.classes == "all", cfg.class_names()  # all: each class folder is a label of its own
+    volumes, claimed, skipped = find_volumes(raw.root, cfg.class_map, cfg.mask_suffix, cfg.volume_modality, each)
+    files = [f for f in find_class_files(raw.root, cfg.class_map, each) if f.path not in claimed]
     require_class_folders(raw.root, files, cfg.classes, cfg.class_map, volumes=len(volumes))
-    wanted = {"yes", "no"} if cfg.classes == "both" else {cfg.classes}
+    wanted = set(names) if cfg.classes in ("both", "all") else {cfg.classes}
     # Both classes are read whatever `classes` says, so a scan filed under both is caught and a
     # class's images are the same in a one-class and a two-class dataset.
     unique, duplicates = dedupe(files, raw.root)
@@ -159,6 +169,9 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
     kept, near = drop_near_duplicates(pixels, entries)
     # Neighbouring slices of a volume look alike without being one scan stored twice: they are not compared.
     slices = read_volume_slices(volumes, cfg, raw.root, skipped, keep_originals)
+    if each and any(e["label"] not in names for e in slices[1]):
+        raise DataError("classes='all' keeps each class folder as a label, and tumour masks label slices tumour or "
+                        f"no tumour, not {'/, '.join(names)}/: use classes='both' for volumes with masks.")
     kept += range(len(pixels), len(pixels) + len(slices[0]))
     pixels, entries, originals = pixels + slices[0], entries + slices[1], originals + slices[2]
     sides = split_by_case([e["case"] for e in slices[1]], cfg.holdout, cfg.seed) if slices[1] else []
@@ -167,7 +180,7 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
     kept = [i for i in kept if entries[i]["label"] in wanted]
     skipped = [s for s in skipped + duplicates + near if s["label"] in wanted]
     pixels, entries, originals = [pixels[i] for i in kept], [entries[i] for i in kept], [originals[i] for i in kept]
-    labels = [CLASS_LABELS[e["label"]] for e in entries]
+    labels = [names.index(e["label"]) for e in entries]
     if not entries:
         raise DataError(f"None of the {found} files of class {cfg.classes} under {raw.root} could be used; "
                         f"reasons: {dict(Counter(s['reason'].split(' (')[0] for s in skipped))}")
@@ -201,6 +214,7 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
             split_by=split_rule(cfg, entries),
             class_folders=parse_class_map(cfg.class_map),
             subset=cfg.n_images,
+            class_names=list(names),
             volumes=len({e["source_path"] for e in entries if "slice" in e}),
             volume_rule=VOLUME_RULE.format(cfg=cfg) if volumes else "",
         ),
@@ -260,8 +274,9 @@ def drop_near_duplicates(pixels: list[np.ndarray], entries: list[dict]) -> tuple
                 detail = f"mean difference {distance.min():.1f} grey levels"
                 if a["label"] != b["label"]:
                     kept[j] = False
-                    skipped += [{"path": e["source_path"], "label": e["label"], "reason": "same scan under both yes/ "
-                                 f"and no/ ({a['source_path']}, {b['source_path']}; {detail})"} for e in (a, b)]
+                    skipped += [{"path": e["source_path"], "label": e["label"], "reason": "same scan under both "
+                                 f"{both_classes((a, b))} ({a['source_path']}, {b['source_path']}; {detail})"}
+                                for e in (a, b)]
                 else:
                     skipped.append({"path": b["source_path"], "label": b["label"],
                                     "reason": f"near-duplicate of {a['source_path']} ({detail})"})

@@ -263,7 +263,8 @@ def summarise(manifest: DatasetManifest) -> str:
     kind = "SYNTHETIC phantom" if d.synthetic else f"real ({d.source})"
     lines = [
         f"{kind} data from {d.source_root}",
-        f"{d.files_found} files{' or volumes' if d.volumes else ''} found; {d.unique_usable} unique usable images; kept {d.n_images} "
+        f"{d.files_found} files{' or volumes' if d.volumes else ''} found; {d.unique_usable} unique usable "
+        f"images; kept {d.n_images} "
         f"at {d.image_size}x{d.image_size}: per class {d.per_class}, per split {d.per_split} ({d.split_by})",
     ]
     if d.volumes:

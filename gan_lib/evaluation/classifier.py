@@ -1,5 +1,5 @@
-"""A small CNN tumour classifier (yes/no): the report's stated goal, used to ask whether generated
-images help tumour detection on held-out real scans.
+"""A small CNN tumour classifier (yes/no, or each class of a dataset's classes="all"): the report's
+stated goal, used to ask whether generated images help tumour detection on held-out real scans.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from keras import layers
 CLASSIFIER_SIDE = 64  # images are average-pooled to this side: the task needs no finer detail
 
 
-def build_classifier(image_size: int) -> keras.Model:
-    """Three strided conv blocks, global average pooling, a 64-unit layer, a sigmoid unit."""
+def build_classifier(image_size: int, n_classes: int = 2) -> keras.Model:
+    """Three strided conv blocks, global average pooling, a 64-unit layer, a sigmoid unit (more
+    than two classes: a softmax over them)."""
     pool = max(1, image_size // CLASSIFIER_SIDE)
     return keras.Sequential([
         keras.Input((image_size, image_size, 1)),
@@ -26,21 +27,23 @@ def build_classifier(image_size: int) -> keras.Model:
         layers.GlobalAveragePooling2D(),
         layers.Dense(64, activation="relu"),
         layers.Dropout(0.3),
-        layers.Dense(1, activation="sigmoid"),
+        layers.Dense(1, activation="sigmoid") if n_classes == 2 else layers.Dense(n_classes, activation="softmax"),
     ], name="tumour_classifier")
 
 
-def train_classifier(images: np.ndarray, labels: np.ndarray, seed: int, epochs: int,
-                     batch_size: int = 16) -> keras.Model:
+def train_classifier(images: np.ndarray, labels: np.ndarray, seed: int, epochs: int, batch_size: int = 16,
+                     n_classes: int = 2) -> keras.Model:
     """Fit on (images, labels) with classes weighted to balance, so adding images of one class
     changes what the model sees, not the decision threshold's prior."""
     keras.utils.set_random_seed(seed)
-    model = build_classifier(images.shape[1])
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
-    counts = np.bincount(labels.astype(int), minlength=2)
-    weights = {c: len(labels) / (2.0 * max(counts[c], 1)) for c in (0, 1)}
-    model.fit(images, labels.astype(np.float32), epochs=epochs, batch_size=batch_size, shuffle=True,
-              class_weight=weights, verbose=0)
+    model = build_classifier(images.shape[1], n_classes)
+    two = n_classes == 2
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss="binary_crossentropy" if two else "sparse_categorical_crossentropy")
+    counts = np.bincount(labels.astype(int), minlength=n_classes)
+    weights = {c: len(labels) / (float(n_classes) * max(counts[c], 1)) for c in range(n_classes)}
+    model.fit(images, labels.astype(np.float32 if two else np.int32), epochs=epochs, batch_size=batch_size,
+              shuffle=True, class_weight=weights, verbose=0)
     return model
 
 
@@ -63,10 +66,14 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 @dataclass(frozen=True)
 class Scores:
     accuracy: float
-    auc: float
+    auc: float  # more than two classes: the mean of the per-class AUCs (macro)
+    per_class_auc: tuple[float, ...] | None = None  # more than two classes: each class against the rest
 
 
 def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> Scores:
-    p = np.asarray(model(images, training=False))[:, 0]
-    return Scores(float(((p >= 0.5) == labels.astype(bool)).mean()), roc_auc(labels, p))
+    p = np.asarray(model(images, training=False))
+    if p.shape[-1] == 1:
+        return Scores(float(((p[:, 0] >= 0.5) == labels.astype(bool)).mean()), roc_auc(labels, p[:, 0]))
+    per_class = tuple(roc_auc(labels == c, p[:, c]) for c in range(p.shape[-1]))
+    return Scores(float((p.argmax(axis=1) == labels).mean()), float(np.nanmean(per_class)), per_class)
 

@@ -21,13 +21,12 @@ from ..base.files import replacing
 from ..base.paths import resolve
 from ..base.progress import Stopwatch
 from ..config import EVALUATION_FIELDS, GANConfig
-from ..data.images import CLASS_LABELS
 from ..data.storage import load_processed, split_sha256
 from ..records.evaluation import EvaluationRecord, read_evaluation, write_evaluation
 from ..records.manifest import DatasetManifest
 from ..records.run import RUN_RECORD
 from ..runs.folder import check_same_data, library_versions, recorded_dataset, recorded_settings
-from ..runs.generate import default_labels, generate, load_generator, takes_label
+from ..runs.generate import classes_of, default_labels, generate, load_generator, takes_label
 from ..runs.location import run_lock, run_path
 from . import descriptors, metrics
 from .features import FeatureExtractor, choose_extractor
@@ -58,6 +57,7 @@ class Evaluation:
     nearest_index: np.ndarray  # ... and that image's index in `train`
     per_real: dict  # per training image: nearest generated image by features (metrics.per_real_coverage)
     scan_descriptors: dict  # "real (training)", "generated" (and "held-out real") -> descriptor arrays
+    class_names: tuple[str, ...]  # each label's name, by number
 
 
 @dataclass
@@ -116,7 +116,9 @@ def per_class_section(run: RunImages, kid_args: dict) -> dict:
     images, features standardised on them as a one-class run's are, so its tumour figures compare
     with a tumour-only run's (KID, FID, coverage, and the held-out baseline of the class)."""
     section = {}
-    for name, label in CLASS_LABELS.items():
+    names = run.cfg.class_names()
+    for label in reversed(range(len(names))):  # tumour (1) first, as ever with two classes
+        name = names[label]
         made, _ = generate(run.generator, run.cfg.n_generated, seed=run.cfg.seed, label=label)
         train, held_out = run.train[run.train_labels == label], run.held_out[run.held_out_labels == label]
         f_train, f_held, f_made = features(run.extractor, train, held_out, made)
@@ -225,9 +227,9 @@ def _evaluate_run(cfg: GANConfig) -> Evaluation:
     write_coverage_csv(run_dir / "coverage.csv", per_real, run.gan_manifest)
     write_evaluation(run_dir, record)
     print(f"wrote {run_dir / 'metrics.json'} and coverage.csv")
-    generated_labels = default_labels(0, len(generated)) if takes_label(generator) else None
+    generated_labels = default_labels(0, len(generated), classes_of(generator)) if takes_label(generator) else None
     return Evaluation(record, generated, generated_labels, train, run.train_labels, nearest_ssim, nearest_index,
-                      per_real, scans)
+                      per_real, scans, run.cfg.class_names())
 
 
 def coverage_section(f_train: np.ndarray, f_gen: np.ndarray, f_held, seed: int) -> tuple[dict, dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..data.images import CLASS_TITLES
 from ..data.phantom import SYNTHETIC_LABEL
 from ..records.evaluation import EvaluationRecord
 
@@ -17,9 +18,9 @@ def summary_table(result: EvaluationRecord) -> str:
         return f"{row['kid']:.4f} ± {row['kid_std']:.4f} (FID {row['fid']:.1f})" if row else "-"
 
     rows = [("KID, generated vs training images", kid(f["generated_vs_train"]), kid(f.get("baseline_held_out_vs_train")))]
-    class_names = {"yes": "tumour", "no": "no tumour"}
-    rows += [(f"KID, class {name} ({class_names.get(name, name)}) only", kid(c.get("generated_vs_train")),
-              kid(c.get("baseline_held_out_vs_train"))) for name, c in f.get("per_class", {}).items()]
+    rows += [(f"KID, class {name}" + (f" ({CLASS_TITLES[name]})" if name in CLASS_TITLES else "") + " only",
+              kid(c.get("generated_vs_train")), kid(c.get("baseline_held_out_vs_train")))
+             for name, c in f.get("per_class", {}).items()]
     generated = cov.get("generated_vs_train_matched") or cov["generated_vs_train"]
     baseline = cov.get("baseline_held_out_vs_train", {})
     rows += [(f"{name} (n = {generated['n']})", f"{generated[name]:.2f}",
@@ -30,9 +31,20 @@ def summary_table(result: EvaluationRecord) -> str:
              (f"near-copies (SSIM >= {m['near_copy_ssim']})", f"{m['generated_near_copy_share']:.1%}",
               f"{m['baseline_near_copy_share']:.1%}")]
     u = result.utility
-    rows += ([(f"classifier trained on {name}: AUC", f"{c['auc_mean']:.3f} ± {c['auc_std']:.3f}", "")
-              for name, c in u["conditions"].items()] if "conditions" in u else [("classifier utility", u["skipped"], "")])
+    rows += ([row for name, c in u["conditions"].items() for row in _classifier_rows(name, c)]
+             if "conditions" in u else [("classifier utility", u["skipped"], "")])
     header = ["| measure | generated | baseline: held-out " + kind + " vs training |", "|---|---|---|"]
     notes = [f"**{SYNTHETIC_LABEL}: these figures test the pipeline only.**", ""] if result.synthetic_data else []
     notes += [f"Features: {f['feature_extractor']}. Classifier AUCs are on held-out {kind} scans.", ""]
     return "\n".join(notes + header + [f"| {a} | {b} | {c} |" for a, b, c in rows])
+
+
+def _classifier_rows(name: str, condition: dict) -> list[tuple[str, str, str]]:
+    """A classifier condition's AUC; with more than two classes the macro AUC, then each class's."""
+    auc = f"{condition['auc_mean']:.3f} ± {condition['auc_std']:.3f}"
+    per_class = condition.get("per_class_auc_mean")
+    if not per_class:
+        return [(f"classifier trained on {name}: AUC", auc, "")]
+    return [(f"classifier trained on {name}: macro AUC over {len(per_class)} classes", auc, ""),
+            (f"classifier trained on {name}: AUC per class (against the rest)",
+             ", ".join(f"{cls} {value:.3f}" for cls, value in per_class.items()), "")]

@@ -19,10 +19,10 @@ from . import classifier as clf
 
 
 def both_classes_file(cfg: GANConfig, gan_manifest: DatasetManifest) -> Path:
-    """The tumour + no-tumour file of the run's data source and size (made here if missing, from
-    the raw folder the run's data came from: the classifier needs both classes whatever the GAN
-    trained on)."""
-    both = dataclasses.replace(cfg, classes="both", seed=gan_manifest.dataset.seed)
+    """The tumour + no-tumour file of the run's data source and size, or for classes="all" the run's
+    own (made here if missing, from the raw folder the run's data came from: the classifier needs
+    both classes whatever the GAN trained on)."""
+    both = dataclasses.replace(cfg, classes="all" if cfg.classes == "all" else "both", seed=gan_manifest.dataset.seed)
     if cfg.data_source in ("local", "drive"):
         both = dataclasses.replace(both, data_dir=gan_manifest.dataset.source_root)
     return ensure_processed(both)
@@ -78,14 +78,16 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
     def with_real(x, y):
         return np.concatenate([x_real, x]), np.concatenate([y_real, y])
 
+    names = cfg.class_names()
     training_sets = {kind: lambda draw: (x_real, y_real)}  # a classifier seed's training set, by its draw
     if takes_label(generator):
-        def both_classes(draw):
-            made = {label: class_images(generator, cfg, y_real, label, draw) for label in CLASS_LABELS.values()}
+        def both_classes(draw):  # tumour (1) first, as ever with two classes
+            made = {label: class_images(generator, cfg, y_real, label, draw) for label in reversed(range(len(names)))}
             return (np.concatenate(list(made.values())),
                     np.concatenate([np.full(len(x), label) for label, x in made.items()]))
-        n = sum(synthetic_count(cfg, y_real, label) for label in CLASS_LABELS.values())
-        training_sets[f"{kind} + {n} generated (both classes)"] = lambda draw: with_real(*both_classes(draw))
+        n = sum(synthetic_count(cfg, y_real, label) for label in range(len(names)))
+        which = "both classes" if len(names) == 2 else f"all {len(names)} classes"
+        training_sets[f"{kind} + {n} generated ({which})"] = lambda draw: with_real(*both_classes(draw))
         training_sets[f"generated only ({n}): train on synthetic, test on {kind}"] = both_classes
         tstr = "see the 'generated only' condition"
     elif run_classes in CLASS_LABELS:
@@ -103,13 +105,18 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
             scores = []
             for s in range(cfg.classifier_seeds):
                 x, y = training_set(s)
-                scores.append(clf.evaluate(clf.train_classifier(x, y, seed=cfg.seed + s, epochs=cfg.classifier_epochs),
-                                           data["x_test"], data["y_test"]))
+                model = clf.train_classifier(x, y, seed=cfg.seed + s, epochs=cfg.classifier_epochs,
+                                             n_classes=len(names))
+                scores.append(clf.evaluate(model, data["x_test"], data["y_test"]))
         acc, auc = [s.accuracy for s in scores], [s.auc for s in scores]
         results[name] = {"accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
                          "auc_mean": float(np.mean(auc)), "auc_std": float(np.std(auc)),
                          "accuracy": acc, "auc": auc, "train_images": len(y)}
-    return {"test_images": len(data["y_test"]), "test_per_class": np.bincount(data["y_test"], minlength=2).tolist(),
+        if len(names) > 2:  # auc is then the macro AUC: the mean over the classes, each against the rest
+            results[name]["per_class_auc_mean"] = {
+                names[c]: float(np.mean([s.per_class_auc[c] for s in scores])) for c in range(len(names))}
+    return {"test_images": len(data["y_test"]), "classes": list(names),
+            "test_per_class": np.bincount(data["y_test"], minlength=len(names)).tolist(),
             "excluded_from_test": data["excluded_from_test"], "seeds": cfg.classifier_seeds,
             "epochs": cfg.classifier_epochs, "conditions": results, "train_on_synthetic_test_on_real": tstr,
             "generated_draws": f"classifier seed k trains on its own generated draw, noise seed "

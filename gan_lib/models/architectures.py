@@ -17,7 +17,6 @@ import keras
 from keras import layers
 
 from ..config import GANConfig
-from ..data.images import CLASS_LABELS
 from .layers import (MinibatchStddev, MirrorDifference, NarrowConv2D, PhaseConv2DTranspose, PhaseGradConv2D,
                      ReplicaDropout, SNConv2D, SNDense, SNNarrowConv2D)
 
@@ -28,16 +27,15 @@ class Architecture:
     build_discriminator: Callable[[GANConfig], keras.Model]
     description: str
     d_logits: bool = False  # D ends in a logit (any loss) rather than the report's sigmoid (bce only)
-    conditional: bool = False  # with classes="both", G and D take the class label as a second input
+    conditional: bool = False  # with classes="both" or "all", G and D take the class label as a second input
 
 
-N_CLASSES = len(CLASS_LABELS)  # no tumour (0), tumour (1)
 LABEL_EMBEDDING = 16  # length of the label's learned embedding, appended to G's noise
 
 
 def is_conditional(cfg: GANConfig) -> bool:
-    """Whether this run's models take labels: a conditional architecture trained on both classes."""
-    return cfg.classes == "both" and cfg.arch in ARCHITECTURES and ARCHITECTURES[cfg.arch].conditional
+    """Whether this run's models take labels: a conditional architecture trained on both classes (or all)."""
+    return cfg.classes in ("both", "all") and cfg.arch in ARCHITECTURES and ARCHITECTURES[cfg.arch].conditional
 
 
 def _batch_spread(cfg: GANConfig) -> list:
@@ -76,7 +74,7 @@ def output_unit(dense=layers.Dense, activation: str | None = "sigmoid") -> layer
 
 def report_generator(cfg: GANConfig) -> keras.Model:
     """The report's final G ("Yeni Model"): Dense -> 32x32x256 at 128 px, two ConvT x2, Conv tanh.
-    Conditional (classes="both"): the label's embedding is appended to the noise."""
+    Conditional (classes="both" or "all"): the label's embedding is appended to the noise."""
     side = _start_side(cfg, 2)
     return _generator(cfg, [
         noise_projection(side * side * 256),
@@ -110,7 +108,7 @@ def report_discriminator(cfg: GANConfig) -> keras.Model:
     image = keras.Input((cfg.image_size, cfg.image_size, 1))
     if not is_conditional(cfg):
         return keras.Sequential([image, *body, output_unit()], name="discriminator_report")
-    return _projection(image, body, layers.Dense, "sigmoid", "discriminator_report_conditional")
+    return _projection(cfg, image, body, layers.Dense, "sigmoid", "discriminator_report_conditional")
 
 
 def _generator(cfg: GANConfig, body: list, name: str) -> keras.Model:
@@ -120,15 +118,15 @@ def _generator(cfg: GANConfig, body: list, name: str) -> keras.Model:
     if not is_conditional(cfg):
         return keras.Sequential([noise, *body], name=name)
     label = keras.Input((), dtype="int32", name="label")
-    x = layers.Concatenate()([noise, layers.Embedding(N_CLASSES, LABEL_EMBEDDING)(label)])
+    x = layers.Concatenate()([noise, layers.Embedding(len(cfg.class_names()), LABEL_EMBEDDING)(label)])
     for layer in body:
         x = layer(x)
         if cfg.label_every_block and isinstance(layer, layers.LeakyReLU) and len(x.shape) == 4:
-            x = _class_gain_and_bias(x, label)
+            x = _class_gain_and_bias(x, label, len(cfg.class_names()))
     return keras.Model([noise, label], x, name=f"{name}_conditional")
 
 
-def _class_gain_and_bias(x, label):
+def _class_gain_and_bias(x, label, n_classes: int):
     """Each class's own gain and bias per channel: the class-conditional affine step of conditional
     BatchNorm (de Vries et al. 2017; Miyato & Koyama 2018's G), without the normalisation the
     report's G does not have. Entering only beside the noise, the label reaches the later blocks
@@ -137,12 +135,12 @@ def _class_gain_and_bias(x, label):
     identity (gain 1, bias 0)."""
     side, channels = x.shape[1], x.shape[-1]
     gain, bias = (layers.Reshape((1, 1, channels))(
-        layers.Embedding(N_CLASSES, channels, embeddings_initializer=start, name=f"class_{kind}_{side}px")(label))
+        layers.Embedding(n_classes, channels, embeddings_initializer=start, name=f"class_{kind}_{side}px")(label))
         for kind, start in (("gain", "ones"), ("bias", "zeros")))
     return layers.Add()([layers.Multiply()([x, gain]), bias])
 
 
-def _projection(image, body: list, dense, activation: str | None, name: str) -> keras.Model:
+def _projection(cfg: GANConfig, image, body: list, dense, activation: str | None, name: str) -> keras.Model:
     """A projection discriminator (Miyato & Koyama 2018) over D's layers: the output unit's logit
     plus the inner product of the features with the label's embedding, then D's activation, all in
     float32 (`output_unit`)."""
@@ -150,7 +148,7 @@ def _projection(image, body: list, dense, activation: str | None, name: str) -> 
     for layer in body:
         features = layer(features)
     label = keras.Input((), dtype="int32", name="label")
-    one_hot = layers.CategoryEncoding(N_CLASSES, output_mode="one_hot")(label)
+    one_hot = layers.CategoryEncoding(len(cfg.class_names()), output_mode="one_hot")(label)
     embedding = dense(features.shape[-1], use_bias=False, dtype="float32")(one_hot)
     logit = layers.Add(dtype="float32")([output_unit(dense, None)(features),
                                          layers.Dot(axes=1, dtype="float32")([embedding, features])])
@@ -225,7 +223,7 @@ def sn_discriminator(cfg: GANConfig) -> keras.Model:
     body += [*_batch_spread(cfg), layers.Flatten()]
     image = keras.Input((cfg.image_size, cfg.image_size, 1), name="image")
     if is_conditional(cfg):
-        return _projection(image, body, SNDense, None, "discriminator_sn_conditional")
+        return _projection(cfg, image, body, SNDense, None, "discriminator_sn_conditional")
     x = image
     for layer in body:
         x = layer(x)

@@ -40,6 +40,7 @@ class DatasetSummary:
     train_sha256: str | None = None
     test_sha256: str | None = None
     shards: dict | None = None  # the training split as shard files, when written (storage.write_shards)
+    class_names: list = dataclasses.field(default_factory=lambda: ["no", "yes"])  # each label's name, by number
     volumes: int = 0  # 3-D scans (NIfTI files, DICOM series) its slices come from
     volume_rule: str = ""  # how those scans became slices (gan_lib.data.volumes), "" without any
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from ..config import CONDITIONAL_ONLY, DATASET_FIELDS, DEFAULT_PRESET, PRESETS, REPORT, GANConfig, parse_class_map
+from ..config import (CONDITIONAL_ONLY, DATASET_FIELDS, DEFAULT_PRESET, PRESETS, REPORT, TWO_CLASSES, GANConfig,
+                      parse_class_map)
 
 RUN_RECORD_VERSION = 2
 MANIFEST_VERSION = 3
@@ -76,10 +77,10 @@ def upgrade_manifest(raw: dict, path: Path) -> dict:
     version = _version(raw, MANIFEST_VERSION, path)
     if version == 1:
         raw = _manifest_1_to_2(raw)
-    if version <= 2:  # before 3-D scans were read: no volume, and their settings at their defaults
+    if version <= 2:  # before 3-D scans and classes="all": no volume, their settings' defaults, two classes
         config = {**{name: getattr(GANConfig(), name) for name in DATASET_FIELDS}, **raw["config"]}
-        raw = {**raw, "config": config, "dataset": {"volumes": 0, "volume_rule": "", **raw["dataset"]},
-               "schema_version": 3}
+        dataset = {"volumes": 0, "volume_rule": "", "class_names": list(TWO_CLASSES), **raw["dataset"]}
+        raw = {**raw, "config": config, "dataset": dataset, "schema_version": 3}
     return raw
 
 

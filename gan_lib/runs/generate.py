@@ -48,9 +48,15 @@ def noise_dim(generator: keras.Model) -> int:
     return generator.inputs[0].shape[-1]
 
 
-def default_labels(start: int, n: int) -> np.ndarray:
-    """Labels when none are asked for: image i is tumour (1) if i is odd, so half of each."""
-    return ((start + np.arange(n)) % 2).astype(np.int32)
+def classes_of(generator: keras.Model) -> int:
+    """How many classes a conditional generator makes: the rows of its label embedding."""
+    return next((layer.input_dim for layer in generator.layers if isinstance(layer, keras.layers.Embedding)), 2)
+
+
+def default_labels(start: int, n: int, n_classes: int = 2) -> np.ndarray:
+    """Labels when none are asked for: image i is of class i mod n_classes, so as many of each
+    (two classes: image i is tumour (1) if i is odd)."""
+    return ((start + np.arange(n)) % n_classes).astype(np.int32)
 
 
 def _run(generator: keras.Model, noise: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -63,9 +69,11 @@ def generate(generator: keras.Model, n: int, seed: int, start: int = 0, batch: i
     A conditional generator makes class `label` (1 = tumour), or with None `default_labels`."""
     if label is not None and not takes_label(generator):
         raise ValueError(f"label={label}: this generator is not class-conditional (it makes one kind of image)")
+    if label is not None and not 0 <= label < classes_of(generator):
+        raise ValueError(f"label={label}: this generator makes classes 0 to {classes_of(generator) - 1}")
     dim = noise_dim(generator)
     noise = np.stack([noise_for(seed, start + i, dim) for i in range(n)]) if n else np.zeros((0, dim), np.float32)
-    labels = np.full(n, label, np.int32) if label is not None else default_labels(start, n)
+    labels = np.full(n, label, np.int32) if label is not None else default_labels(start, n, classes_of(generator))
     images = [_run(generator, noise[i:i + batch], labels[i:i + batch]) for i in range(0, n, batch)]
     side = generator.output_shape[1]
     return (np.concatenate(images) if images else np.zeros((0, side, side, 1), np.float32)), noise
@@ -80,7 +88,7 @@ def interpolate(generator: keras.Model, seed: int, start: int, end: int, steps: 
     omega = np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1))
     t = np.linspace(0, 1, steps)[:, None]
     path = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-    return _run(generator, path.astype(np.float32), np.repeat(default_labels(start, 1), steps))
+    return _run(generator, path.astype(np.float32), np.repeat(default_labels(start, 1, classes_of(generator)), steps))
 
 
 def run_source(run_dir: Path) -> dict:
@@ -108,7 +116,8 @@ def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int =
         rows.writerow(["file", "synthetic", "run", "step", "seed", "index"] + (["label"] if conditional else []))
         for start in range(0, n, batch):
             images, noise[start:start + batch] = generate(generator, min(batch, n - start), seed, start, label=label)
-            labels = np.full(len(images), label) if label is not None else default_labels(start, len(images))
+            labels = np.full(len(images), label) if label is not None else \
+                default_labels(start, len(images), classes_of(generator))
             for i, image in enumerate(from_unit_range(images[..., 0]), start):
                 if upscale:
                     image = cv2.resize(image, (upscale, upscale), interpolation=cv2.INTER_CUBIC)

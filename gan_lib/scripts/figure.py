@@ -13,10 +13,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from gan_lib.config import class_names
 from gan_lib.data.storage import load_processed
 from gan_lib.plots import class_picks
 from gan_lib.records.run import read_run_record
-from gan_lib.runs.generate import default_labels, generate, load_generator, takes_label
+from gan_lib.runs.generate import classes_of, default_labels, generate, load_generator, takes_label
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,10 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--run {args.run}: its generator makes one class; the figure shows both")
     record = read_run_record(args.run)
     real, real_labels, _ = load_processed(Path(record.data.file), "train")
-    n = 4 * args.per_class  # alternating labels: enough of each class to pick from
+    n = 2 * classes_of(generator) * args.per_class  # labels in turn: enough of each class to pick from
     generated, _ = generate(generator, n, seed=args.seed)
-    figure = class_picks(generated, default_labels(0, n), real, real_labels, n=args.per_class, seed=args.seed,
-                         synthetic=record.data.synthetic)
+    names = class_names(record.config["classes"], record.config["class_map"])
+    figure = class_picks(generated, default_labels(0, n, classes_of(generator)), real, real_labels, names,
+                         n=args.per_class, seed=args.seed, synthetic=record.data.synthetic)
     figure.axes[0].set_title(f"{record.preset}, {record.config['image_size']} px, "
                              f"{record.effective['total_steps']:,} steps: generated (upper row of each class) "
                              f"and real training scans (lower row)", fontsize=9)

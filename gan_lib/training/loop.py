@@ -21,7 +21,7 @@ import tensorflow as tf
 from ..base.progress import PACE_STEPS, Pace, print_above_bar, progress_bar
 from ..config import PRESETS, GANConfig
 from ..data import streaming
-from ..data.images import GRID_ROWS_CAPTION, SAMPLE_GRID, by_grid_rows, save_grid, synthetic_marks
+from ..data.images import SAMPLE_GRID, by_grid_rows, grid_rows_caption, save_grid, synthetic_marks
 from ..data.phantom import SYNTHETIC_LABEL
 from ..data.storage import (choose_dataset, dataset_file, load_processed, read_manifest, read_shards, shard_files,
                             shards_sha256, split_mb, split_sha256, with_dataset)
@@ -165,7 +165,7 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
 
 def _captions(cfg: GANConfig, data: TrainingData) -> list[str]:
     """The lines under a sample grid's title: which class each row is, and whether the data was the phantom."""
-    return (([GRID_ROWS_CAPTION] if is_conditional(cfg) else [])
+    return (([grid_rows_caption(cfg.class_names())] if is_conditional(cfg) else [])
             + ([SYNTHETIC_LABEL] if data.manifest.dataset.synthetic else []))
 
 
@@ -178,7 +178,8 @@ def _fixed_noise(cfg: GANConfig, data: TrainingData, run_dir: Path, restored) ->
     z_fixed = np.random.default_rng(cfg.seed).standard_normal((SAMPLE_GRID**2, cfg.noise_dim)).astype(np.float32)
     np.save(z_path, z_fixed)
     images, labels = data.images, data.labels
-    reals = by_grid_rows(labels[:len(images)]) if is_conditional(cfg) else np.arange(min(len(images), SAMPLE_GRID**2))
+    reals = (by_grid_rows(labels[:len(images)], len(cfg.class_names())) if is_conditional(cfg)
+             else np.arange(min(len(images), SAMPLE_GRID**2)))
     save_grid(images[reals], run_dir / "samples" / "reals.png", "\n".join(["REAL training scans", *_captions(cfg, data)]))
     return z_fixed
 

@@ -198,5 +198,5 @@ class GANTrainer:
 
     def samples(self, noise: np.ndarray) -> np.ndarray:
         """Images from the sampling generator; a conditional one gets `grid_labels`."""
-        inputs = [noise, grid_labels(len(noise))] if self.conditional else noise
+        inputs = [noise, grid_labels(len(noise), len(self.cfg.class_names()))] if self.conditional else noise
         return np.asarray(self.sampling_generator(inputs, training=False), np.float32)

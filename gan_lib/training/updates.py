@@ -8,7 +8,6 @@ import keras
 import tensorflow as tf
 
 from ..config import GANConfig
-from ..models.architectures import N_CLASSES
 from .augment import augment_with
 from .ema import WeightAverage
 from .losses import Loss, mismatched_labels, r1_penalty, with_lazy_r1, with_mismatched
@@ -61,7 +60,7 @@ class AdversarialUpdates:
             d_fake = self._discriminate(fake, draws["fake_labels"], draws["augment_fake"])
             d_mismatched = None
             if self.conditional and self.cfg.mismatched_labels:
-                wrong = mismatched_labels(draws["real_labels"], N_CLASSES)
+                wrong = mismatched_labels(draws["real_labels"], len(self.cfg.class_names()))
                 d_mismatched = self._discriminate(real, wrong, draws["augment_real"])
             d_loss = self.loss.d_loss(d_real, with_mismatched(d_fake, d_mismatched), self.d_logits, self.cfg.real_label)
             minimised = d_loss

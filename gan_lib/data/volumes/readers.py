@@ -126,7 +126,8 @@ def read_dicom_series(files: list[Path]) -> Volume:
             syntax = slices[k].file_meta.TransferSyntaxUID
             raise ValueError(f"pixel data stored as {syntax.name} ({syntax}), which the installed readers cannot "
                              f"decode: {' '.join(str(err).split())[:300]}") from None
-        slope, intercept = float(slices[k].get("RescaleSlope", 1) or 1), float(slices[k].get("RescaleIntercept", 0) or 0)
+        slope, intercept = (float(slices[k].get(name, default) or default)
+                            for name, default in (("RescaleSlope", 1), ("RescaleIntercept", 0)))
         pixels[-1] = pixels[-1] * slope + intercept
     voxels = np.stack([p.T for p in pixels], axis=-1)  # (column, row, slice)
     affine = np.eye(4)

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ...config import GANConfig, folder_key, parse_class_map
-from ..class_folders import DataError
+from ..class_folders import DataError, class_label
 from ..scans import crop_pad_resize, head_box
 from .readers import Volume, is_dicom, is_nifti, nifti_stem, read_dicom_series, read_nifti, reader
 
@@ -42,7 +42,7 @@ class VolumeSource:
     case: str  # the scan's group: slices of one case never straddle the train/test split
     files: list[Path] = field(default_factory=list)  # a DICOM series' files
     mask: Path | None = None
-    folder_label: str = ""  # yes / no from the nearest class folder above it, if any
+    folder_label: str = ""  # the label of the nearest class folder above it, if any
 
 
 @dataclass
@@ -53,11 +53,12 @@ class VolumeSlice:
     tumour_pixels: int | None  # voxels of the mask in it (None without a mask)
 
 
-def find_volumes(root: Path, class_map: str, mask_suffix: str, modality: str) -> tuple[list[VolumeSource], set[Path],
-                                                                                      list[dict]]:
+def find_volumes(root: Path, class_map: str, mask_suffix: str, modality: str,
+                 each_folder: bool = False) -> tuple[list[VolumeSource], set[Path], list[dict]]:
     """The volumes under `root`; every file they (and their masks) take, which are not raster
     images; and a skipped entry for each volume left out by `modality`. DICOM files are found by
-    their content, NIfTI files by their ending."""
+    their content, NIfTI files by their ending; a class folder labels its volumes as it labels
+    files (`class_folders.find_class_files`)."""
     folders = parse_class_map(class_map)
     nifti, dicom, masks = [], {}, {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -85,7 +86,8 @@ def find_volumes(root: Path, class_map: str, mask_suffix: str, modality: str) ->
     kept, skipped = [], []
     for source in sources:
         name = nifti_stem(source.path) if source.kind == "nifti" else source.path.name
-        source.folder_label = _folder_label(source.path.relative_to(root).parent, folders)
+        source.folder_label = next(filter(None, (class_label(part, folders, each_folder) for part in
+                                                 reversed(source.path.relative_to(root).parent.parts))), "")
         where = source.path.parent if source.kind == "nifti" else source.path
         for candidate in (name, _case_name(name)):
             for folder in (where, where.parent):
@@ -104,14 +106,6 @@ def find_volumes(root: Path, class_map: str, mask_suffix: str, modality: str) ->
 def _case_name(name: str) -> str:
     """A volume's case: its name without the last `_part` (BraTS: case_flair -> case)."""
     return name.rsplit("_", 1)[0] if "_" in name else name
-
-
-def _folder_label(relative: Path, folders: dict[str, str]) -> str:
-    """The label of the nearest class folder above a volume, '' if none."""
-    for part in reversed(relative.parts):
-        if folder_key(part) in folders:
-            return folders[folder_key(part)]
-    return ""
 
 
 def _series(files: list[Path]) -> dict[str, tuple[list[Path], str]]:
