@@ -28,7 +28,7 @@ from .readers import Volume, is_dicom, is_nifti, nifti_stem, read_dicom_series, 
 
 PERCENTILES = (0.5, 99.5)  # of the voxels inside the head: black and white of a volume's slices
 HEAD_SLICE_SHARE = 0.05  # a slice holds head when its head area is this share of the largest one's
-VOLUME_STREAM = 1000  # the seed stream of the per-case split (the classes' draws use streams 0 and 1)
+VOLUME_STREAM = 1000  # the seed stream of the per-case split (each class draws from the stream of its label)
 VOLUME_RULE = ("each volume in its closest canonical orientation (RAS+), sliced axially; intensities scaled per volume "
                f"by its {PERCENTILES[0]:g}th and {PERCENTILES[1]:g}th percentiles inside the head; the middle "
                "{cfg.slice_share:g} of the slices that hold head kept; with a mask, tumour from "
@@ -49,7 +49,7 @@ class VolumeSource:
 class VolumeSlice:
     pixels: np.ndarray  # uint8, rows anterior to posterior, patient's right on the left (radiological)
     index: int  # along the canonical axial axis, 0 at the feet
-    label: str  # yes | no
+    label: str  # yes | no from a mask; a class folder's label otherwise
     tumour_pixels: int | None  # voxels of the mask in it (None without a mask)
 
 
@@ -267,6 +267,7 @@ def split_by_case(cases: list[str], holdout: float, seed: int) -> np.ndarray:
     n_test = max(1, int(round(holdout * len(names)))) if holdout > 0 else 0
     if n_test >= len(names) and holdout > 0:
         raise DataError(f"holdout={holdout} needs a case to test on and one to train on, and the data holds "
-                        f"{len(names)} volume case(s): the slices of one case stay on one side of the split.")
+                        f"{len(names)} volume case(s) ({', '.join(names[:3])}): the slices of one case stay on one "
+                        "side of the split (DICOM series of one PatientID are one case).")
     test = {names[i] for i in np.random.default_rng([seed, VOLUME_STREAM]).choice(len(names), n_test, replace=False)}
     return np.array(["test" if case in test else "train" for case in cases], dtype="<U5")
