@@ -146,6 +146,11 @@ def test_every_damaged_or_odd_volume_gets_its_reason_and_good_ones_beside_them_a
     ds.save_as(odd)
     (bad / "jpegls").mkdir()
     shutil.copy(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"), bad / "jpegls" / "IM0001")
+    (bad / "screenshot").mkdir()  # pydicom's colour secondary capture: no position in space
+    shutil.copy(get_testdata_file("SC_rgb_jpeg.dcm"), bad / "screenshot" / "SC0001")
+    (bad / "frames").mkdir()  # an enhanced file: several frames in one
+    ds.set_pixel_data(np.zeros((3, 56, 48), np.int16), "MONOCHROME2", 16)
+    ds.save_as(bad / "frames" / "IM0001")
 
     _, result = prepare(root, classes="both", slice_share=1.0, tumour_min_pixels=20, holdout=0.3)
     why = reasons(result)
@@ -156,6 +161,8 @@ def test_every_damaged_or_odd_volume_gets_its_reason_and_good_ones_beside_them_a
                 "bad/lonely_seg.nii.gz": "a tumour mask (mask_suffix) with no volume of its case beside it",
                 "bad/broken mask/scan.nii.gz": "its mask scan_seg.nii.gz: not a readable NIfTI file",
                 "bad/gap": "a slice is missing", "bad/sizes": "mixed slice sizes",
+                "bad/screenshot": "no 'ImageOrientationPatient' in its files: the slices cannot be placed in space",
+                "bad/frames": "(3, 56, 48) pixels in one file: one grey slice per file is read",
                 "bad/jpegls": "JPEG-LS Lossless Image Compression (1.2.840.10008.1.2.4.80), which the installed"}
     for path, start in expected.items():
         assert start in why.get(path, ""), (path, why.get(path))

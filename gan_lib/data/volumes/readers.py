@@ -126,6 +126,9 @@ def read_dicom_series(files: list[Path]) -> Volume:
             syntax = slices[k].file_meta.TransferSyntaxUID
             raise ValueError(f"pixel data stored as {syntax.name} ({syntax}), which the installed readers cannot "
                              f"decode: {' '.join(str(err).split())[:300]}") from None
+        if pixels[-1].ndim != 2:
+            raise ValueError(f"{pixels[-1].shape} pixels in one file: one grey slice per file is read (enhanced "
+                             "multi-frame and colour DICOM are not)")
         slope, intercept = (float(slices[k].get(name, default) or default)
                             for name, default in (("RescaleSlope", 1), ("RescaleIntercept", 0)))
         pixels[-1] = pixels[-1] * slope + intercept
