@@ -83,16 +83,10 @@ def volume_examples(root: Path, cfg, n: int = 8, synthetic: bool = False):
     sources, _, _ = find_volumes(Path(root), cfg.class_map, cfg.mask_suffix, cfg.volume_modality)
     if not sources:
         return None
-    images, titles = [], []
-    for source in sources[:n]:
-        try:
-            picture, title = preview(source, cfg.slice_share)
-        except ValueError as err:
-            picture, title = np.zeros((8, 8), np.uint8), f"unusable ({err})"
-        images.append(picture)
-        titles.append(f"{source.path.name[:20]}\n{title}"[:60])
-    return image_grid(images, titles, ncols=min(n, 4), fill=40, synthetic=synthetic,
-                      suptitle=f"{len(sources)} volumes: the middle kept slice of the first {len(images)}\n"
+    shown = [preview(source, cfg.slice_share) for source in sources[:n]]
+    titles = [f"{source.path.name[:20]}\n{title}"[:60] for source, (_, title) in zip(sources, shown)]
+    return image_grid([picture for picture, _ in shown], titles, ncols=min(n, 4), fill=40, synthetic=synthetic,
+                      suptitle=f"{len(sources)} volumes: the middle kept slice of the first {len(shown)}\n"
                                "(tumour mask outlined in black)")
 
 

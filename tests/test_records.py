@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gan_lib.config import (CONDITIONAL_ONLY, DATASET_FIELDS, KAGGLE_DATASET, PRESETS, SWITCHES, GANConfig,
-                            parse_class_map)
+from gan_lib.config import (CONDITIONAL_ONLY, DATASET_FIELDS, KAGGLE_DATASET, PRESETS, SWITCHES, VOLUME_FIELDS,
+                            GANConfig, parse_class_map)
 from gan_lib.data.storage import with_dataset
 from gan_lib.records.evaluation import read_best, read_evaluation, write_best, write_evaluation
 from gan_lib.records.manifest import SPLIT_HASHES, read_manifest_file, write_manifest_file
@@ -66,6 +66,11 @@ def test_an_older_manifest_reads_with_its_layout_and_the_hashes_it_kept(commit):
     assert set(DATASET_FIELDS) <= set(manifest.config)
     assert manifest.dataset.class_folders == parse_class_map(""), "the report's yes/ and no/ folders"
     assert manifest.dataset.split_by == "a seeded hold-out of 0.2 per class"
+    # before 3-D scans and classes="all": no volume, two classes, the volume settings' defaults
+    assert (manifest.dataset.class_names, manifest.dataset.volumes, manifest.dataset.volume_rule) == \
+        (["no", "yes"], 0, "")
+    assert {k: manifest.config[k] for k in VOLUME_FIELDS} == {k: getattr(GANConfig(), k) for k in VOLUME_FIELDS}
+    assert manifest.config["phantom_layout"] == "images"
     for split in ("train", "test", None):  # a hash it did not keep is None (not checked), never invented
         kept = raw["dataset"].get(SPLIT_HASHES[split])
         assert manifest.dataset.split_hash(split) == kept

@@ -4,8 +4,10 @@ them, and each kind of damaged volume."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections import Counter
+from pathlib import Path
 
 import nibabel
 import numpy as np
@@ -22,9 +24,9 @@ from gan_lib.data.sources import fetch_raw
 from gan_lib.data.volumes.phantom import (PhantomVolumeSpec, canonical_affine, render_volume, write_dicom_series,
                                           write_nifti)
 from gan_lib.data.volumes.readers import read_dicom_series, read_nifti
-from gan_lib.data.volumes.slices import axial_image
+from gan_lib.data.volumes.slices import axial_image, case_of, find_volumes
 
-SMALL = PhantomVolumeSpec(shape=(48, 56, 24), spacing=(4.0, 4.0, 6.0))
+SMALL = PhantomVolumeSpec(shape=(48, 56, 24), spacing=(3.0, 4.0, 6.0))  # unequal: rows and columns cannot swap
 
 
 def head(seed: int, tumour: bool = True):
@@ -118,6 +120,7 @@ def test_every_damaged_or_odd_volume_gets_its_reason_and_good_ones_beside_them_a
     write_nifti(root / "no" / "clear.nii", head(3, tumour=False)[0], canonical_affine(SMALL))
     shutil.copy(get_testdata_file("MR_small.dcm"), root / "no" / "mr_small" / "MR_small.dcm")
     write(root / "yes" / "a slice.png", encode(head_image(seed=60)))  # a 2-D file beside the volumes
+    os.mkfifo(root / "no" / "pipe.nii.gz")  # opening it would hang: never opened
     affine = canonical_affine(SMALL)
     bad = root / "bad"
     bad.mkdir()
@@ -153,6 +156,9 @@ def test_every_damaged_or_odd_volume_gets_its_reason_and_good_ones_beside_them_a
     ds.save_as(bad / "frames" / "IM0001")
 
     _, result = prepare(root, classes="both", slice_share=1.0, tumour_min_pixels=20, holdout=0.3)
+    _, clear_only = prepare(root, classes="no", slice_share=1.0, tumour_min_pixels=20, holdout=0.3)
+    assert {p for p in reasons(result) if p.startswith("bad/")} <= set(reasons(clear_only)), \
+        "a volume that could not be read is listed whichever classes are kept"
     why = reasons(result)
     expected = {"bad/cut_flair.nii.gz": "truncated or corrupt NIfTI", "bad/fmri.nii.gz": "4-D NIfTI",
                 "bad/flat.nii.gz": "orientation unknown", "bad/unlabelled.nii.gz": "no label",
@@ -163,6 +169,7 @@ def test_every_damaged_or_odd_volume_gets_its_reason_and_good_ones_beside_them_a
                 "bad/gap": "a slice is missing", "bad/sizes": "mixed slice sizes",
                 "bad/screenshot": "no 'ImageOrientationPatient' in its files: the slices cannot be placed in space",
                 "bad/frames": "(3, 56, 48) pixels in one file: one grey slice per file is read",
+                "no/pipe.nii.gz": "not a regular file (a FIFO)",
                 "bad/jpegls": "JPEG-LS Lossless Image Compression (1.2.840.10008.1.2.4.80), which the installed"}
     for path, start in expected.items():
         assert start in why.get(path, ""), (path, why.get(path))
@@ -208,3 +215,39 @@ def test_classes_all_takes_class_folders_and_refuses_slices_labelled_by_masks(tm
     assert result.manifest.dataset.class_names == ["clear", "tumour"]
     assert {(e["source_path"], e["label"]) for e in result.manifest.images} == {("clear/plain.nii.gz", "clear"),
                                                                                  ("tumour/lesion.nii.gz", "tumour")}
+
+
+@pytest.mark.parametrize("path, case", [
+    ("BraTS20_Training_001/BraTS20_Training_001_flair", "BraTS20_Training_001/brats20_training_001"),
+    ("BraTS-GLI-00000-000/BraTS-GLI-00000-000-t1n", "BraTS-GLI-00000-000/brats-gli-00000-000"),
+    ("yes/scan_01", "yes/scan_01"), ("yes/scan_02", "yes/scan_02"),  # numbered scans are cases of their own
+    ("t1/sub01", "sub01"), ("T2/sub01", "sub01"),  # a folder per sequence: one case
+    ("patient01/T1", "patient01"), ("patient01/flair", "patient01")])
+def test_a_scan_s_case_is_its_name_without_its_sequence_and_its_folders_without_sequence_folders(path, case):
+    assert case_of(Path(path + ".nii.gz"), path.rsplit("/", 1)[1], "") == case
+
+
+def test_hyphenated_brats_2023_names_pair_with_their_mask(tmp_path):
+    root = tmp_path / "brats23"
+    voxels, mask = head(30)
+    name = "BraTS-GLI-00001-000"
+    (root / name).mkdir(parents=True)
+    for suffix, data in (("t1n", voxels), ("t2f", voxels + 1), ("seg", mask)):
+        write_nifti(root / name / f"{name}-{suffix}.nii.gz", data, canonical_affine(SMALL))
+    sources, _, skipped = find_volumes(root, "", "-seg", "t2f")
+    assert [(s.path.name, s.mask.name, s.case) for s in sources] == [
+        (f"{name}-t2f.nii.gz", f"{name}-seg.nii.gz", f"{name}/{name.lower()}")]
+    assert [s["reason"] for s in skipped] == ["not the volume_modality asked for ('t2f')"]
+
+
+def test_volumes_labelled_by_class_folders_hold_out_cases_of_each_class(tmp_path):
+    root = tmp_path / "folders"
+    for i in range(9):
+        label = "yes" if i < 3 else "no"
+        (root / label).mkdir(parents=True, exist_ok=True)
+        write_nifti(root / label / f"scan{i}.nii.gz", head(40 + i, tumour=label == "yes")[0], canonical_affine(SMALL))
+    _, result = prepare(root, classes="both", holdout=0.2)
+    held_out = Counter(e["label"] for e in result.manifest.images if e["split"] == "test")
+    cases = {(e["case"], e["label"], e["split"]) for e in result.manifest.images}
+    assert held_out["yes"] > 0 and held_out["no"] > 0
+    assert len(cases) == 9 and Counter(split for _, _, split in cases) == {"train": 7, "test": 2}  # 1 of 3, 1 of 6

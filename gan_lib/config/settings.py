@@ -33,27 +33,23 @@ class GANConfig:
     data_dir: str = setting("", "folder holding the class folders (local), or a path under MyDrive (drive)")
     kaggle_dataset: str = setting(KAGGLE_DATASET,
             "kaggle: the dataset's handle, pinned to a version (owner/name/versions/N)")
-    class_map: str = setting("",
-            "which class folders hold each label (label, then its folders: the four-class set's map is in docs/data.md); "
-            "empty: folders named yes/ (tumour) and no/")
+    class_map: str = setting("", "which class folders hold each label (label, then its folders: the four-class "
+            "set's map is in docs/data.md); empty: folders named yes/ (tumour) and no/")
     test_folder: str = setting("",
             "empty: hold out `holdout` of each class; a folder name (e.g. Testing): the dataset's own test split")
-    phantom_layout: str = setting("images",
-            "phantom only: images (2-D files in yes/ and no/, like the Kaggle set) | nifti (3-D volumes with *_seg "
-            "masks, BraTS's layout) | dicom (DICOM series, each with a NIfTI mask beside it)")
+    phantom_layout: str = setting("images", "phantom only: images (2-D files in yes/ and no/, as the Kaggle set) | "
+            "nifti (BraTS-style volumes with *_seg masks) | dicom (DICOM series, masks beside them)")
     volume_modality: str = setting("",
             "volumes: only files whose name ends in _<this> (BraTS: t1, t1ce, t2, flair); empty: every volume")
     mask_suffix: str = setting("_seg", "volumes: a NIfTI file named <case><this> beside a volume is its tumour mask")
     slice_share: float = setting(0.6,
             "volumes: the middle share of each volume's axial slices that hold head, kept as images; 1: all of them")
-    tumour_min_pixels: int = setting(100,
-            "volumes with a mask: a slice whose mask covers this many voxels or more is tumour, one it misses is not; "
-            "between, the slice is left out")
+    tumour_min_pixels: int = setting(100, "volumes with a mask: a slice whose mask covers this many voxels or more "
+            "is tumour, one it misses is not; between, the slice is left out")
     data_root: str = setting("data", "where raw/ and processed/ live; relative: under the repo, or the Colab workspace")
     image_size: int = setting(128, "side of the square training images in pixels (64 works too)")
-    classes: str = setting("yes",
-            "yes (tumour, as in the report) | no | both (labels kept) | all (each class folder its own label, e.g. "
-            "the four-class set's four)")
+    classes: str = setting("yes", "yes (tumour, as in the report) | no | both (labels kept) | all (each class "
+            "folder its own label, e.g. the four-class set's four)")
     n_images: int = setting(0, "seeded subset of this many images; 0: all (the report once used 10)")
     holdout: float = setting(0.2, "share of each class held out for evaluation, never shown to the GAN")
     seed: int = setting(0, "seeds the phantom, the subset, the hold-out split and training")
@@ -62,20 +58,18 @@ class GANConfig:
             "a training split over this (float32 pixels, MB) is written as shards (02) and streamed (04)")
 
     # --- model (notebook 03): the preset first, whose table (presets.py) gives the defaults of the settings it sets ---
-    preset: str = setting(DEFAULT_PRESET,
-            "a name in PRESETS (docs/training.md): its settings first, then the ones given; report: the report's GAN as"
-            " it was")
+    preset: str = setting(DEFAULT_PRESET, "a name in PRESETS (docs/training.md): its settings first, then the ones "
+            "given; report: the report's GAN as it was")
     arch: str = setting(PRESET_DEFAULTS["arch"],
             "a name in gan_lib.models.architectures.ARCHITECTURES; report: the report's final model")
     noise_dim: int = setting(100, "length of the generator's input noise vector")
     minibatch_stddev: bool = setting(PRESET_DEFAULTS["minibatch_stddev"],
             "D also sees its batch's spread (ProGAN), to catch a collapsing G")
-    symmetry_channel: bool = setting(PRESET_DEFAULTS["symmetry_channel"],
-            "D also sees each image minus its left-right mirror image: its convolutions cannot compare a head's two "
-            "halves otherwise")
-    label_every_block: bool = setting(PRESET_DEFAULTS["label_every_block"],
-            "with classes both or all (else unused): G gives each class its own gain and bias per channel after every "
-            "upsampling block, not only the label's embedding beside the noise")
+    symmetry_channel: bool = setting(PRESET_DEFAULTS["symmetry_channel"], "D also sees each image minus its "
+            "left-right mirror image: its convolutions cannot compare a head's two halves otherwise")
+    label_every_block: bool = setting(PRESET_DEFAULTS["label_every_block"], "with classes both or all (else "
+            "unused): G gives each class its own gain and bias per channel after every upsampling block, not only "
+            "the label's embedding beside the noise")
 
     # --- training (notebook 04): the report's schedule, and what the default preset adds to its GAN ---
     epochs: int = setting(10, "epochs of training (the report: 10)")
@@ -95,15 +89,13 @@ class GANConfig:
             ">0: R1 penalty (gamma/2)·|grad of D's logit at reals|^2, against oscillation")
     r1_every: int = setting(PRESET_DEFAULTS["r1_every"],
             "R1 on every n-th step only, weighted n times (lazy regularisation, StyleGAN2)")
-    reuse_fakes: bool = setting(PRESET_DEFAULTS["reuse_fakes"],
-            "G's update goes through the images D just trained on (one G forward per step, as PyTorch's DCGAN example);"
-            " False: fresh noise (the report)")
-    mirror: bool = setting(PRESET_DEFAULTS["mirror"],
-            "flip each real image left-right with probability 1/2: brains are near mirror images and tumours sit on "
-            "either side, so this doubles the data without teaching G anything false")
-    real_label: float = setting(PRESET_DEFAULTS["real_label"],
-            "D's BCE target for real images; 0.9 is one-sided label smoothing (Salimans et al. 2016): a D sure of a "
-            "real image is pulled back from certainty")
+    reuse_fakes: bool = setting(PRESET_DEFAULTS["reuse_fakes"], "G's update goes through the images D just "
+            "trained on (one G forward per step, as PyTorch's DCGAN example); False: fresh noise (the report)")
+    mirror: bool = setting(PRESET_DEFAULTS["mirror"], "flip each real image left-right with probability 1/2: "
+            "brains are near mirror images and tumours sit on either side, so this doubles the data without "
+            "teaching G anything false")
+    real_label: float = setting(PRESET_DEFAULTS["real_label"], "D's BCE target for real images; 0.9 is one-sided "
+            "label smoothing (Salimans et al. 2016): a D sure of a real image is pulled back from certainty")
     mismatched_labels: bool = setting(PRESET_DEFAULTS["mismatched_labels"],
             "with classes both or all (else unused): D also sees each real image under another class's label and "
             "must call it generated, so G must draw the class it is asked for")
@@ -118,9 +110,8 @@ class GANConfig:
             "auto | on | off: the CPU speed layers (gan_lib.models.layers); auto: measured on a CPU")
     strategy: str = setting("default",
             "default (one device) | mirrored (every local GPU, or `devices`) | multiworker (TF_CONFIG) | tpu")
-    logical_devices: int = setting(0,
-            ">1: split the CPU into this many logical devices (mirrored replicas on a machine without several "
-            "accelerators)")
+    logical_devices: int = setting(0, ">1: split the CPU into this many logical devices (mirrored replicas on a "
+            "machine without several accelerators)")
     devices: str = setting("", "mirrored: the devices to use, e.g. GPU:0,GPU:1; empty: every GPU (or the logical CPUs)")
     worker_timeout_s: float = setting(300.0,
             "multiworker: seconds to wait for every worker of TF_CONFIG to join before stopping with the ones missing")

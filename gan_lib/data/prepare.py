@@ -174,11 +174,13 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
                         f"no tumour, not {'/, '.join(names)}/: use classes='both' for volumes with masks.")
     kept += range(len(pixels), len(pixels) + len(slices[0]))
     pixels, entries, originals = pixels + slices[0], entries + slices[1], originals + slices[2]
-    sides = split_by_case([e["case"] for e in slices[1]], cfg.holdout, cfg.seed) if slices[1] else []
+    groups = [-1 if e["mask"] else names.index(e["label"]) for e in slices[1]]
+    sides = split_by_case([e["case"] for e in slices[1]], groups, cfg.holdout, cfg.seed) if slices[1] else []
     for entry, side in zip(slices[1], sides):
         entry["case_split"] = str(side)
     kept = [i for i in kept if entries[i]["label"] in wanted]
-    skipped = [s for s in skipped + duplicates + near if s["label"] in wanted]
+    # a volume that could not be read has no class ("") and is listed whatever classes are kept
+    skipped = [s for s in skipped + duplicates + near if s["label"] in wanted or not s["label"]]
     pixels, entries, originals = [pixels[i] for i in kept], [entries[i] for i in kept], [originals[i] for i in kept]
     labels = [names.index(e["label"]) for e in entries]
     if not entries:
@@ -216,7 +218,7 @@ def prepare_dataset(cfg: GANConfig, raw: RawSource, keep_originals: bool = False
             subset=cfg.n_images,
             class_names=list(names),
             volumes=len({e["source_path"] for e in entries if "slice" in e}),
-            volume_rule=VOLUME_RULE.format(cfg=cfg) if volumes else "",
+            volume_rule=VOLUME_RULE.format(cfg=cfg) if any("slice" in e for e in entries) else "",
         ),
         config=cfg.to_dict(),
         images=entries,

@@ -41,6 +41,8 @@ def dataset_name(cfg: GANConfig) -> str:
     subset = f"_n{cfg.n_images}" if cfg.n_images else ""
     layout = {"kaggle_dataset": cfg.kaggle_dataset if cfg.data_source == "kaggle" else KAGGLE_DATASET,
               "class_folders": parse_class_map(cfg.class_map), "test_folder": folder_key(cfg.test_folder)}
+    if cfg.classes == "all":  # the labels' numbers follow the map's order
+        layout["class_names"] = cfg.class_names()
     volumes = {name: getattr(cfg, name) for name in VOLUME_FIELDS}
     if volumes != {name: getattr(GANConfig, name) for name in VOLUME_FIELDS}:
         layout["volumes"] = volumes

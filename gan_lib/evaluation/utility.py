@@ -70,6 +70,11 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
     generated images were drawn (on the Kaggle set's held-out scans, more than on the classifier's
     seed: README). `kind` names the data in the conditions: "real", or "phantom" for the synthetic
     stand-in."""
+    names = cfg.class_names()
+    missing = [names[c] for c in range(len(names)) if not (data["y_test"] == c).any()]
+    if len(names) > 2 and missing and len(data["x_test"]):
+        return {"skipped": f"no held-out real images of class {', '.join(missing)}: its AUC against the rest cannot "
+                           "be measured, so the classifier is not tested"}
     if len(data["x_test"]) == 0 or len(np.unique(data["y_test"])) < 2:
         return {"skipped": "no held-out real images of both classes (holdout=0 uses every image for "
                            "training, as the report did): nothing to test a classifier on"}
@@ -78,7 +83,6 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
     def with_real(x, y):
         return np.concatenate([x_real, x]), np.concatenate([y_real, y])
 
-    names = cfg.class_names()
     training_sets = {kind: lambda draw: (x_real, y_real)}  # a classifier seed's training set, by its draw
     if takes_label(generator):
         def both_classes(draw):  # tumour (1) first, as ever with two classes

@@ -87,7 +87,8 @@ def read_nifti(path: Path) -> Volume:
     header = image.header
     note = ""
     if hasattr(header, "get_qform") and not header.get_qform(coded=True)[1] and not header.get_sform(coded=True)[1]:
-        note = "no orientation in its header (qform and sform codes 0): its axes taken as stored"
+        note = ("no orientation in its header (qform and sform codes 0): nibabel's default for such files taken "
+                "(Analyze's, its first axis towards the patient's left), which may mirror it")
     return canonical(voxels, image.affine, note)
 
 

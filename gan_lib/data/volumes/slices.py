@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,12 @@ from .readers import Volume, is_dicom, is_nifti, nifti_stem, read_dicom_series, 
 
 PERCENTILES = (0.5, 99.5)  # of the voxels inside the head: black and white of a volume's slices
 HEAD_SLICE_SHARE = 0.05  # a slice holds head when its head area is this share of the largest one's
-VOLUME_STREAM = 1000  # the seed stream of the per-case split (each class draws from the stream of its label)
+# Names of MRI sequences that end a scan's file name (BraTS 2020-2023, BIDS) or name its folder: the
+# rest of the name is the case, so a case's sequences stay on one side of the split.
+SEQUENCES = {"t1", "t1ce", "t1c", "t1gd", "t1n", "t1w", "t2", "t2w", "t2f", "flair", "pd", "pdw", "dwi", "adc", "swi",
+             "mprage"}
+SEPARATOR = re.compile(r"[_-]")
+VOLUME_STREAM = 1000  # the seed stream of the per-case split (image files' classes draw from streams 0 and 1)
 VOLUME_RULE = ("each volume in its closest canonical orientation (RAS+), sliced axially; intensities scaled per volume "
                f"by its {PERCENTILES[0]:g}th and {PERCENTILES[1]:g}th percentiles inside the head; the middle "
                "{cfg.slice_share:g} of the slices that hold head kept; with a mask, tumour from "
@@ -65,20 +71,18 @@ def find_volumes(root: Path, class_map: str, mask_suffix: str, modality: str,
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(dirpath) / name
+            if not path.is_file():  # a FIFO would hang its reader; find_class_files lists it with its reason
+                continue
             if is_nifti(path):
                 if folder_key(nifti_stem(path)).endswith(folder_key(mask_suffix)):
                     masks[(path.parent, folder_key(nifti_stem(path)[:-len(mask_suffix)]))] = path
                 else:
                     nifti.append(path)
-            elif path.is_file() and is_dicom(path):
+            elif is_dicom(path):
                 dicom.setdefault(path.parent, []).append(path)
     claimed = set(nifti) | set(masks.values()) | {f for files in dicom.values() for f in files}
-    prefixes = [(p.parent, folder_key(_case_name(nifti_stem(p)))) for p in nifti] + list(masks)
-    sources = []
-    for path in nifti:  # BraTS: case_flair, case_t1, case_seg are one case; a name no other shares is its own
-        case = (path.parent, folder_key(_case_name(nifti_stem(path))))
-        name = case[1] if prefixes.count(case) > 1 else folder_key(nifti_stem(path))
-        sources.append(VolumeSource(path, "nifti", str((path.parent / name).relative_to(root))))
+    sources = [VolumeSource(path, "nifti", case_of(path.relative_to(root), nifti_stem(path), modality))
+               for path in nifti]
     for folder, files in dicom.items():
         sources += [VolumeSource(folder if len(series) == len(files) else folder / uid, "dicom",
                                  f"patient {patient}" if patient else str(folder.relative_to(root)), series)
@@ -89,23 +93,33 @@ def find_volumes(root: Path, class_map: str, mask_suffix: str, modality: str,
         source.folder_label = next(filter(None, (class_label(part, folders, each_folder) for part in
                                                  reversed(source.path.relative_to(root).parent.parts))), "")
         where = source.path.parent if source.kind == "nifti" else source.path
-        for candidate in (name, _case_name(name)):
+        for candidate in (folder_key(name), case_name(name, modality)):
             for folder in (where, where.parent):
-                source.mask = source.mask or masks.get((folder, folder_key(candidate)))
-        if modality and not folder_key(name).endswith(folder_key(f"_{modality}")):
-            skipped.append({"path": str(source.path.relative_to(root)), "label": source.folder_label or "yes",
+                source.mask = source.mask or masks.get((folder, candidate))
+        if modality and SEPARATOR.split(folder_key(name))[-1] != folder_key(modality):
+            skipped.append({"path": str(source.path.relative_to(root)), "label": source.folder_label,
                             "reason": f"not the volume_modality asked for ({modality!r})"})
         else:
             kept.append(source)
     paired = {s.mask for s in sources}
-    skipped += [{"path": str(mask.relative_to(root)), "label": "yes", "reason": "a tumour mask (mask_suffix) with "
+    skipped += [{"path": str(mask.relative_to(root)), "label": "", "reason": "a tumour mask (mask_suffix) with "
                  "no volume of its case beside it"} for mask in masks.values() if mask not in paired]
     return kept, claimed, skipped
 
 
-def _case_name(name: str) -> str:
-    """A volume's case: its name without the last `_part` (BraTS: case_flair -> case)."""
-    return name.rsplit("_", 1)[0] if "_" in name else name
+def case_name(name: str, modality: str = "") -> str:
+    """A scan's case from its name: without a trailing sequence name (BraTS: case_flair, case-t1n ->
+    case; `volume_modality` counts as one); "" if the name is only that (t1.nii.gz)."""
+    parts = re.split(f"({SEPARATOR.pattern})", folder_key(name))
+    sequences = SEQUENCES | {folder_key(modality)} - {""}
+    return "".join(parts[:-2]) if parts[-1] in sequences else "".join(parts)
+
+
+def case_of(relative: Path, name: str, modality: str) -> str:
+    """The case of a NIfTI file: its folders (less any named for a sequence: t1/sub01 and t2/sub01
+    are one case) and its name's case."""
+    folders = [part for part in relative.parent.parts if folder_key(part) not in SEQUENCES]
+    return "/".join(folders + [case] if (case := case_name(name, modality)) else folders) or "."
 
 
 def _series(files: list[Path]) -> dict[str, tuple[list[Path], str]]:
@@ -182,10 +196,13 @@ def mask_of(source: VolumeSource, volume: Volume) -> np.ndarray | None:
 
 def preview(source: VolumeSource, share: float) -> tuple[np.ndarray, str]:
     """The middle kept slice of a volume as 02 will cut it (its mask's outline drawn in black), and
-    which slice it is of the kept ones."""
-    volume = read_volume(source)
-    head = head_of(volume.voxels)
-    mask = mask_of(source, volume)
+    which slice it is of the kept ones; a volume that cannot be used: a blank and the reason."""
+    try:
+        volume = read_volume(source)
+        head = head_of(volume.voxels)
+        mask = mask_of(source, volume)
+    except ValueError as err:
+        return np.zeros((8, 8), np.uint8), f"unusable ({err})"
     kept = kept_indices(head, share)
     index = kept[len(kept) // 2]
     picture = axial_image(to_uint8(volume.voxels, head), index)
@@ -256,18 +273,26 @@ def read_volume_slices(volumes: list[VolumeSource], cfg: GANConfig, root: Path, 
                                 "mask": str(source.mask.relative_to(root)) if source.mask else None})
         except Exception as err:  # noqa: BLE001 - ValueError carries the reason; anything else is named
             reason = str(err) if isinstance(err, ValueError) else f"unexpected {type(err).__name__}: {err}"
-            skipped.append({"path": where, "label": source.folder_label or "yes", "reason": reason})
+            skipped.append({"path": where, "label": source.folder_label, "reason": reason})
     return pixels, entries, originals
 
 
-def split_by_case(cases: list[str], holdout: float, seed: int) -> np.ndarray:
+def split_by_case(cases: list[str], groups: list[int], holdout: float, seed: int) -> np.ndarray:
     """"train" or "test" per volume slice, drawn per case (a scan and its other sequences), so no
-    case's slices are on both sides; drawn over every case found, whichever classes are kept."""
-    names = sorted(set(cases))
-    n_test = max(1, int(round(holdout * len(names)))) if holdout > 0 else 0
-    if n_test >= len(names) and holdout > 0:
+    case's slices are on both sides; drawn over every case found, whichever classes are kept.
+    `groups`: per slice, -1 if a mask labels its case's slices (each such case holds both classes),
+    else the label its class folder gives; each group holds out `holdout` of its cases (at least one
+    of two or more), from a seeded draw of its own, so a class labelled by folders is never left
+    without held-out cases."""
+    group_of = dict(zip(cases, groups))
+    test = set()
+    for group in sorted(set(groups)):
+        names = sorted(case for case, g in group_of.items() if g == group)
+        n_test = min(len(names) - 1, max(1, int(round(holdout * len(names))))) if holdout > 0 else 0
+        stream = [seed, VOLUME_STREAM] + ([group] if group >= 0 else [])
+        test |= {names[i] for i in np.random.default_rng(stream).choice(len(names), n_test, replace=False)}
+    if holdout > 0 and (not test or test == set(cases)):
         raise DataError(f"holdout={holdout} needs a case to test on and one to train on, and the data holds "
-                        f"{len(names)} volume case(s) ({', '.join(names[:3])}): the slices of one case stay on one "
-                        "side of the split (DICOM series of one PatientID are one case).")
-    test = {names[i] for i in np.random.default_rng([seed, VOLUME_STREAM]).choice(len(names), n_test, replace=False)}
+                        f"{len(group_of)} volume case(s) ({', '.join(sorted(group_of)[:3])}): the slices of one case "
+                        "stay on one side of the split (DICOM series of one PatientID are one case).")
     return np.array(["test" if case in test else "train" for case in cases], dtype="<U5")
