@@ -27,9 +27,9 @@ from ..config import GANConfig, folder_key, parse_class_map
 from ..records.manifest import DatasetManifest, DatasetSummary
 from .class_folders import DataError, ImageFile, find_class_files, require_class_folders
 from .images import CLASS_LABELS, to_unit_range
-from .scans import crop_pad_resize, decode_image, head_box
+from .scans import crop_pad_resize, decode_image, head_box, skip_reason
 from .sources import RawSource
-from .volumes.slices import VOLUME_RULE, find_volumes, read_volume_slices, split_by_case
+from .volumes.slices import VOLUME_RULE, find_volumes, read_volume_slices, split_by_case, volume_files
 
 # Two scans whose 32x32 thumbnails differ by less than this mean (grey levels) are one scan stored
 # twice (re-encoded, resized): on the Kaggle set such pairs differ by 0.01-6.3, the closest two
@@ -72,7 +72,7 @@ def dedupe(files: list[ImageFile], root: Path) -> tuple[list[ImageFile], list[di
         keep = group[0]
         if len({g.label for g in group}) > 1:
             where = ", ".join(rel(g.path) for g in group)
-            reason = f"same bytes under both {both_classes(group)} ({where})"
+            reason = f"same bytes under both {both_classes(g.label for g in group)} ({where})"
             skipped += [{"path": rel(g.path), "label": g.label, "reason": reason} for g in group]
             continue
         unique.append(keep)
@@ -82,17 +82,16 @@ def dedupe(files: list[ImageFile], root: Path) -> tuple[list[ImageFile], list[di
     return unique, skipped
 
 
-def both_classes(items) -> str:
+def both_classes(labels) -> str:
     """Two classes a scan was filed under, as the skipped entries name them ("yes/ and no/")."""
-    first, second = sorted({item.label if isinstance(item, ImageFile) else item["label"] for item in items},
-                           reverse=True)[:2]
+    first, second = sorted(set(labels), reverse=True)[:2]
     return f"{first}/ and {second}/"
 
 
 def describe_raw(root: Path, cfg: GANConfig) -> dict:
     """Image files (not volumes) and unique (by content) images per class, before any decoding."""
-    _, volume_files, _ = find_volumes(Path(root), cfg.class_map, cfg.mask_suffix, cfg.volume_modality)
-    files = [f for f in find_class_files(Path(root), cfg.class_map) if f.path not in volume_files]
+    taken = volume_files(Path(root), cfg.mask_suffix)
+    files = [f for f in find_class_files(Path(root), cfg.class_map) if f.path not in taken]
     unique, _ = dedupe(files, Path(root))
     return {label: {"files": sum(f.label == label for f in files),
                     "unique": sum(f.label == label for f in unique)} for label in CLASS_LABELS}
@@ -140,12 +139,8 @@ def read_rasters(files: list[ImageFile], cfg: GANConfig, root: Path, skipped: li
             decoded = decode_image(f.path.read_bytes())
             box = head_box(decoded.gray)
             pixels.append(crop_pad_resize(decoded.gray, box, cfg.image_size))
-        except ValueError as err:
-            skipped.append({"path": str(f.path.relative_to(root)), "label": f.label, "reason": str(err)})
-            continue
         except Exception as err:  # noqa: BLE001 - one odd file must not end a long run
-            skipped.append({"path": str(f.path.relative_to(root)), "label": f.label,
-                            "reason": f"unexpected {type(err).__name__}: {err}"})
+            skipped.append({"path": str(f.path.relative_to(root)), "label": f.label, "reason": skip_reason(err)})
             continue
         originals.append(decoded.gray if keep_originals else None)
         entries.append({"source_path": str(f.path.relative_to(root)), "sha256": f.sha256,
@@ -232,11 +227,10 @@ def split_rule(cfg: GANConfig, entries: list[dict]) -> str:
     """How the images were split, in words: by test folder, per class, or per case for volumes' slices."""
     if cfg.test_folder:
         return f"the dataset's own folder {cfg.test_folder}/"
-    kinds = {"slice" in e for e in entries}
-    return f"a seeded hold-out of {cfg.holdout:g} " + {
-        frozenset({False}): "per class",
-        frozenset({True}): "of the volume cases (each case's slices on one side)",
-        frozenset({False, True}): "per class for image files, of the cases for volumes"}[frozenset(kinds)]
+    images, slices = any("slice" not in e for e in entries), any("slice" in e for e in entries)
+    how = ("per class" if not slices else "of the volume cases (each case's slices on one side)" if not images
+           else "per class for image files, of the cases for volumes")
+    return f"a seeded hold-out of {cfg.holdout:g} {how}"
 
 
 def given_split(paths: list[str], test_folder: str, root: Path) -> np.ndarray:
@@ -276,9 +270,9 @@ def drop_near_duplicates(pixels: list[np.ndarray], entries: list[dict]) -> tuple
                 detail = f"mean difference {distance.min():.1f} grey levels"
                 if a["label"] != b["label"]:
                     kept[j] = False
-                    skipped += [{"path": e["source_path"], "label": e["label"], "reason": "same scan under both "
-                                 f"{both_classes((a, b))} ({a['source_path']}, {b['source_path']}; {detail})"}
-                                for e in (a, b)]
+                    reason = (f"same scan under both {both_classes((a['label'], b['label']))} ({a['source_path']}, "
+                              f"{b['source_path']}; {detail})")
+                    skipped += [{"path": e["source_path"], "label": e["label"], "reason": reason} for e in (a, b)]
                 else:
                     skipped.append({"path": b["source_path"], "label": b["label"],
                                     "reason": f"near-duplicate of {a['source_path']} ({detail})"})

@@ -117,6 +117,11 @@ def decode_image(data: bytes) -> Decoded:
     return Decoded(gray, original_size, mode, note)
 
 
+def skip_reason(err: Exception) -> str:
+    """A skipped input's reason: a ValueError's own words; anything else named as unexpected."""
+    return str(err) if isinstance(err, ValueError) else f"unexpected {type(err).__name__}: {err}"
+
+
 @contextmanager
 def captured_c_stderr():
     """What C libraries (libjpeg inside OpenCV) write to this process's stderr meanwhile, captured
@@ -135,6 +140,13 @@ def captured_c_stderr():
             captured.text = sink.read().decode(errors="replace")
 
 
+def head_level(values: np.ndarray) -> float:
+    """The grey level (uint8 values) above which a scan is head, not background: half Otsu's
+    threshold, so dark tissue inside the skull counts, and at least 8."""
+    otsu, _ = cv2.threshold(values, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return max(otsu * 0.5, 8)
+
+
 def head_mask(gray: np.ndarray) -> np.ndarray:
     """The head as a boolean mask: the largest bright connected region, holes filled.
 
@@ -143,8 +155,7 @@ def head_mask(gray: np.ndarray) -> np.ndarray:
     holes keeps dark structures inside the skull (ventricles, necrosis) part of the head.
     """
     blurred = cv2.GaussianBlur(gray, (5, 5), 0)
-    otsu, _ = cv2.threshold(blurred, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    _, mask = cv2.threshold(blurred, max(otsu * 0.5, 8), 255, cv2.THRESH_BINARY)
+    _, mask = cv2.threshold(blurred, head_level(blurred), 255, cv2.THRESH_BINARY)
     k = max(3, min(gray.shape) // 100) | 1
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)

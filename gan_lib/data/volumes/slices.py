@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ...config import GANConfig, folder_key, parse_class_map
 from ..class_folders import DataError, class_label
-from ..scans import crop_pad_resize, head_box
+from ..scans import crop_pad_resize, head_box, head_level, skip_reason
 from .readers import Volume, is_dicom, is_nifti, nifti_stem, read_dicom_series, read_nifti, reader
 
 PERCENTILES = (0.5, 99.5)  # of the voxels inside the head: black and white of a volume's slices
@@ -66,21 +66,8 @@ def find_volumes(root: Path, class_map: str, mask_suffix: str, modality: str,
     their content, NIfTI files by their ending; a class folder labels its volumes as it labels
     files (`class_folders.find_class_files`)."""
     folders = parse_class_map(class_map)
-    nifti, dicom, masks = [], {}, {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            if not path.is_file():  # a FIFO would hang its reader; find_class_files lists it with its reason
-                continue
-            if is_nifti(path):
-                if folder_key(nifti_stem(path)).endswith(folder_key(mask_suffix)):
-                    masks[(path.parent, folder_key(nifti_stem(path)[:-len(mask_suffix)]))] = path
-                else:
-                    nifti.append(path)
-            elif is_dicom(path):
-                dicom.setdefault(path.parent, []).append(path)
-    claimed = set(nifti) | set(masks.values()) | {f for files in dicom.values() for f in files}
+    nifti, dicom, masks = _volume_files(root, mask_suffix)
+    claimed = _files_of(nifti, dicom, masks)
     sources = [VolumeSource(path, "nifti", case_of(path.relative_to(root), nifti_stem(path), modality))
                for path in nifti]
     for folder, files in dicom.items():
@@ -105,6 +92,35 @@ def find_volumes(root: Path, class_map: str, mask_suffix: str, modality: str,
     skipped += [{"path": str(mask.relative_to(root)), "label": "", "reason": "a tumour mask (mask_suffix) with "
                  "no volume of its case beside it"} for mask in masks.values() if mask not in paired]
     return kept, claimed, skipped
+
+
+def _volume_files(root: Path, mask_suffix: str) -> tuple[list[Path], dict[Path, list[Path]], dict[tuple, Path]]:
+    """The NIfTI volumes, the DICOM files by folder, and the masks by (folder, case) under `root`:
+    no header is read."""
+    nifti, dicom, masks = [], {}, {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if not path.is_file():  # a FIFO would hang its reader; find_class_files lists it with its reason
+                continue
+            if is_nifti(path):
+                if folder_key(nifti_stem(path)).endswith(folder_key(mask_suffix)):
+                    masks[(path.parent, folder_key(nifti_stem(path)[:-len(mask_suffix)]))] = path
+                else:
+                    nifti.append(path)
+            elif is_dicom(path):
+                dicom.setdefault(path.parent, []).append(path)
+    return nifti, dicom, masks
+
+
+def _files_of(nifti: list[Path], dicom: dict[Path, list[Path]], masks: dict[tuple, Path]) -> set[Path]:
+    return set(nifti) | set(masks.values()) | {f for files in dicom.values() for f in files}
+
+
+def volume_files(root: Path, mask_suffix: str) -> set[Path]:
+    """Every file under `root` that is part of a volume or a mask, so not an image file (no header read)."""
+    return _files_of(*_volume_files(root, mask_suffix))
 
 
 def case_name(name: str, modality: str = "") -> str:
@@ -152,8 +168,7 @@ def head_of(voxels: np.ndarray) -> np.ndarray:
     if high - low <= 0:
         raise ValueError("blank volume (every voxel the same)")
     scaled = ((voxels - low) * (255.0 / (high - low))).astype(np.uint8).reshape(1, -1)
-    otsu, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return voxels > low + max(otsu * 0.5, 8) * (high - low) / 255.0
+    return voxels > low + head_level(scaled) * (high - low) / 255.0
 
 
 def to_uint8(voxels: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -271,9 +286,8 @@ def read_volume_slices(volumes: list[VolumeSource], cfg: GANConfig, root: Path, 
                                 "head_box_xywh": list(box), "note": volume.note, "slice": piece.index,
                                 "case": source.case, "tumour_pixels": piece.tumour_pixels,
                                 "mask": str(source.mask.relative_to(root)) if source.mask else None})
-        except Exception as err:  # noqa: BLE001 - ValueError carries the reason; anything else is named
-            reason = str(err) if isinstance(err, ValueError) else f"unexpected {type(err).__name__}: {err}"
-            skipped.append({"path": where, "label": source.folder_label, "reason": reason})
+        except Exception as err:  # noqa: BLE001 - one odd volume must not end a long run
+            skipped.append({"path": where, "label": source.folder_label, "reason": skip_reason(err)})
     return pixels, entries, originals
 
 
