@@ -18,8 +18,9 @@ from .data.class_folders import find_class_files
 from .data.images import CLASS_LABELS, SYNTHETIC_TEXT, as_uint8, montage
 from .data.phantom import SYNTHETIC_LABEL
 from .data.scans import decode_image
+from .data.volumes.finding import find_volumes
 from .data.volumes.readers import is_dicom, is_nifti
-from .data.volumes.slices import find_volumes, preview
+from .data.volumes.slices import preview
 from .evaluation.descriptors import DESCRIPTORS
 from .runs.logs import sample_grids, smooth
 

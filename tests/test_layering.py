@@ -20,7 +20,7 @@ LAYERS = [
     ("", [{"parameters"}]),  # a notebook's parameters cell -> a config
     ("records", [{"migrations"}, {"run", "manifest", "evaluation"}]),  # the JSON records, typed; old ones upgraded
     ("data", [{"images", "phantom", "scans", "class_folders"}]),  # one file to one image
-    ("data.volumes", [{"readers"}, {"slices", "phantom"}]),  # one 3-D scan to its slices
+    ("data.volumes", [{"readers"}, {"finding"}, {"slices", "phantom"}]),  # one 3-D scan to its slices
     ("data", [{"sources"}, {"prepare"}, {"storage", "streaming"}]),  # a raw folder to a dataset
     ("models", [{"layers"}, {"architectures"}]),
     ("runs", [{"location", "folder", "logs", "generate"}]),  # a run folder once written
@@ -32,7 +32,7 @@ LAYERS = [
 ]
 SCRIPTS = {p.stem for p in (PACKAGE / "scripts").glob("*.py")} - {"__init__"}
 NUMPY_ONLY = ["base.hardware", "base.colab", "base.files", "base.paths", "config.settings", "parameters",
-              "data.images", "data.phantom", "data.scans", "data.volumes.readers", "data.volumes.slices",
+              "data.images", "data.phantom", "data.scans", "data.volumes.readers", "data.volumes.finding", "data.volumes.slices",
               "data.volumes.phantom", "data.sources", "data.class_folders", "data.prepare", "data.storage",
               "runs.logs", "runs.location", "evaluation.descriptors", "records.migrations", "records.run",
               "records.manifest", "records.evaluation"]

@@ -21,10 +21,11 @@ from gan_lib.config import GANConfig
 from gan_lib.data.class_folders import DataError
 from gan_lib.data.prepare import prepare_dataset
 from gan_lib.data.sources import fetch_raw
+from gan_lib.data.volumes.finding import case_of, find_volumes
 from gan_lib.data.volumes.phantom import (PhantomVolumeSpec, canonical_affine, render_volume, write_dicom_series,
                                           write_nifti)
 from gan_lib.data.volumes.readers import read_dicom_series, read_nifti
-from gan_lib.data.volumes.slices import axial_image, case_of, find_volumes
+from gan_lib.data.volumes.slices import axial_image
 
 SMALL = PhantomVolumeSpec(shape=(48, 56, 24), spacing=(3.0, 4.0, 6.0))  # unequal: rows and columns cannot swap
 

@@ -29,7 +29,8 @@ from .class_folders import DataError, ImageFile, find_class_files, require_class
 from .images import CLASS_LABELS, to_unit_range
 from .scans import crop_pad_resize, decode_image, head_box, skip_reason
 from .sources import RawSource
-from .volumes.slices import VOLUME_RULE, find_volumes, read_volume_slices, split_by_case, volume_files
+from .volumes.finding import find_volumes, volume_files
+from .volumes.slices import VOLUME_RULE, read_volume_slices, split_by_case
 
 # Two scans whose 32x32 thumbnails differ by less than this mean (grey levels) are one scan stored
 # twice (re-encoded, resized): on the Kaggle set such pairs differ by 0.01-6.3, the closest two
