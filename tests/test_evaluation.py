@@ -235,6 +235,9 @@ def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(tmp_
     assert figure.texts, "labelled synthetic"
     table = summary_table(evaluation.record).splitlines()
     assert any(row.startswith("| KID, class yes (tumour) only | ") for row in table)
+    fidelity = evaluation.record.utility["label_fidelity"]
+    assert fidelity["classes"] == ["no", "yes"] and fidelity["per_class"]["yes"]["generated_images"] > 0
+    assert any(row.startswith("| label fidelity: ") for row in table)
     assert all(row.count("|") == 4 for row in table if row.startswith("|")), "every row its own table row"
 
 

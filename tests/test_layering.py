@@ -24,10 +24,11 @@ LAYERS = [
     ("data", [{"sources"}, {"prepare"}, {"storage", "streaming"}]),  # a raw folder to a dataset
     ("models", [{"layers"}, {"architectures"}]),
     ("runs", [{"location", "folder", "logs", "generate"}]),  # a run folder once written
-    ("evaluation", [{"metrics", "features", "descriptors", "classifier", "summary"}, {"utility"}, {"evaluate"}]),
+    ("evaluation", [{"metrics", "features", "descriptors", "classifier", "summary"}, {"label_fidelity"}, {"utility"},
+                    {"evaluate"}]),
     ("training", [{"engine", "losses", "augment", "ema"}, {"strategies", "monitor"}, {"updates"}, {"step"},
                   {"engine_choice"}, {"loop"}]),
-    ("", [{"plots"}]),  # matplotlib figures of all of it
+    ("plots", [{"images"}, {"training", "evaluation"}]),  # matplotlib figures of all of it
     ("", [{"__main__"}]),
 ]
 SCRIPTS = {p.stem for p in (PACKAGE / "scripts").glob("*.py")} - {"__init__"}

@@ -76,3 +76,9 @@ def class_names(classes: str, class_map: str) -> tuple[str, ...]:
     folders = parse_class_map(class_map)
     return tuple([name for name, label in folders.items() if label == "no"] +
                  [name for name, label in folders.items() if label == "yes"])
+
+
+def no_tumour_classes(classes: str, class_map: str) -> int:
+    """How many labels are no-tumour classes: they come first (`class_names`), so label k shows a
+    tumour exactly when k is at least this many."""
+    return 1 if classes != "all" else list(parse_class_map(class_map).values()).count("no")

@@ -70,10 +70,20 @@ class Scores:
     per_class_auc: tuple[float, ...] | None = None  # more than two classes: each class against the rest
 
 
+def _calls(p: np.ndarray) -> np.ndarray:
+    """Each image's class from the model's outputs: the sigmoid at 0.5, or the softmax's largest."""
+    return (p[:, 0] >= 0.5).astype(int) if p.shape[-1] == 1 else p.argmax(axis=1)
+
+
+def predicted_classes(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    return _calls(np.asarray(model(images, training=False))) if len(images) else np.zeros(0, int)
+
+
 def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> Scores:
     p = np.asarray(model(images, training=False))
+    accuracy = float((_calls(p) == labels).mean())
     if p.shape[-1] == 1:
-        return Scores(float(((p[:, 0] >= 0.5) == labels.astype(bool)).mean()), roc_auc(labels, p[:, 0]))
+        return Scores(accuracy, roc_auc(labels, p[:, 0]))
     per_class = tuple(roc_auc(labels == c, p[:, c]) for c in range(p.shape[-1]))
-    return Scores(float((p.argmax(axis=1) == labels).mean()), float(np.nanmean(per_class)), per_class)
+    return Scores(accuracy, float(np.nanmean(per_class)), per_class)
 

@@ -33,6 +33,7 @@ def summary_table(result: EvaluationRecord) -> str:
     u = result.utility
     rows += ([row for name, c in u["conditions"].items() for row in _classifier_rows(name, c)]
              if "conditions" in u else [("classifier utility", u["skipped"], "")])
+    rows += _label_rows(u["label_fidelity"]) if u.get("label_fidelity") else []
     header = ["| measure | generated | baseline: held-out " + kind + " vs training |", "|---|---|---|"]
     notes = [f"**{SYNTHETIC_LABEL}: these figures test the pipeline only.**", ""] if result.synthetic_data else []
     notes += [f"Features: {f['feature_extractor']}. Classifier AUCs are on held-out {kind} scans.", ""]
@@ -48,3 +49,18 @@ def _classifier_rows(name: str, condition: dict) -> list[tuple[str, str, str]]:
     return [(f"classifier trained on {name}: macro AUC over {len(per_class)} classes", auc, ""),
             (f"classifier trained on {name}: AUC per class (against the rest)",
              ", ".join(f"{cls} {value:.3f}" for cls, value in per_class.items()), "")]
+
+
+def _label_rows(fidelity: dict) -> list[tuple[str, str, str]]:
+    """Label fidelity: the real-only classifier's accuracy on each asked-for class (CAS), and the
+    share of each class it calls tumour, generated beside held-out real."""
+    per_class = fidelity["per_class"]
+
+    def each(key, form):
+        return ", ".join(f"{name} {form.format(c[key])}" for name, c in per_class.items())
+
+    return [("label fidelity: a real-trained classifier's accuracy on each asked-for class (CAS)",
+             f"{fidelity['score']:.2f} ({fidelity['ratio']:.2f}x held-out); {each('generated_accuracy', '{:.2f}')}",
+             f"{fidelity['held_out_real']:.2f}; {each('held_out_accuracy', '{:.2f}')}"),
+            ("share called tumour by that classifier, by class", each("generated_called_tumour", "{:.0%}"),
+             each("held_out_called_tumour", "{:.0%}"))]

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from ..base.progress import Stopwatch
-from ..config import GANConfig
+from ..config import GANConfig, no_tumour_classes
 from ..data.images import CLASS_LABELS
 from ..data.storage import ensure_processed, load_processed
 from ..records.manifest import DatasetManifest
 from ..runs.generate import generate, takes_label
 from . import classifier as clf
+from .label_fidelity import label_fidelity
 
 
 def both_classes_file(cfg: GANConfig, gan_manifest: DatasetManifest) -> Path:
@@ -63,13 +64,46 @@ def class_images(generator, cfg: GANConfig, y_train: np.ndarray, label: int, dra
     return generate(generator, n, seed=seed, label=label if takes_label(generator) else None)[0]
 
 
+def made_labels(generator, run_classes: str, n_classes: int) -> list[int]:
+    """The classes a generator makes on request: each class of a conditional one, a one-class run's
+    class, none of a two-class run without labels."""
+    if takes_label(generator):
+        return list(range(n_classes))
+    return [CLASS_LABELS[run_classes]] if run_classes in CLASS_LABELS else []
+
+
+def generated_conditions(cfg: GANConfig, generator, made: list[int], real: tuple, kind: str) -> tuple[dict, str]:
+    """The conditions with generated images, each a classifier seed's training set by its draw, and
+    what is said of train-on-synthetic."""
+    names, (x_real, y_real) = cfg.class_names(), real
+    if not made:
+        return {}, "skipped: the generator was trained on both classes without labels (not a conditional arch)"
+    n = sum(synthetic_count(cfg, y_real, label) for label in made)
+
+    def generated(draw):  # tumour (1) first, as ever with two classes
+        images = {label: class_images(generator, cfg, y_real, label, draw) for label in reversed(made)}
+        return np.concatenate(list(images.values())), np.concatenate([np.full(len(x), c) for c, x in images.items()])
+
+    def with_real(draw):
+        x, y = generated(draw)
+        return np.concatenate([x_real, x]), np.concatenate([y_real, y])
+
+    if len(made) == 1:
+        return ({f"{kind} + {n} generated '{names[made[0]]}'": with_real},
+                f"skipped: the generator makes one class only (classes={names[made[0]]}); train-on-synthetic needs both")
+    which = "both classes" if len(names) == 2 else f"all {len(names)} classes"
+    return ({f"{kind} + {n} generated ({which})": with_real,
+             f"generated only ({n}): train on synthetic, test on {kind}": generated}, "see the 'generated only' condition")
+
+
 def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stopwatch, kind: str) -> dict:
     """Classifier accuracy/AUC on held-out real images: trained on real only, and on real plus
     generated images of the class the GAN makes; several seeds each (mean and spread). Classifier
     seed k trains on generated draw k, so the spread also holds how much the result depends on which
     generated images were drawn (on the Kaggle set's held-out scans, more than on the classifier's
-    seed: README). `kind` names the data in the conditions: "real", or "phantom" for the synthetic
-    stand-in."""
+    seed: README). The real-only classifiers also call each class's generated images: the label
+    fidelity (`label_fidelity`). `kind` names the data in the conditions: "real", or "phantom" for
+    the synthetic stand-in."""
     names = cfg.class_names()
     missing = [names[c] for c in range(len(names)) if not (data["y_test"] == c).any()]
     if len(names) > 2 and missing and len(data["x_test"]):
@@ -78,33 +112,11 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
     if len(data["x_test"]) == 0 or len(np.unique(data["y_test"])) < 2:
         return {"skipped": "no held-out real images of both classes (holdout=0 uses every image for "
                            "training, as the report did): nothing to test a classifier on"}
-    x_real, y_real = data["x_train"], data["y_train"]
-
-    def with_real(x, y):
-        return np.concatenate([x_real, x]), np.concatenate([y_real, y])
-
-    training_sets = {kind: lambda draw: (x_real, y_real)}  # a classifier seed's training set, by its draw
-    if takes_label(generator):
-        def both_classes(draw):  # tumour (1) first, as ever with two classes
-            made = {label: class_images(generator, cfg, y_real, label, draw) for label in reversed(range(len(names)))}
-            return (np.concatenate(list(made.values())),
-                    np.concatenate([np.full(len(x), label) for label, x in made.items()]))
-        n = sum(synthetic_count(cfg, y_real, label) for label in range(len(names)))
-        which = "both classes" if len(names) == 2 else f"all {len(names)} classes"
-        training_sets[f"{kind} + {n} generated ({which})"] = lambda draw: with_real(*both_classes(draw))
-        training_sets[f"generated only ({n}): train on synthetic, test on {kind}"] = both_classes
-        tstr = "see the 'generated only' condition"
-    elif run_classes in CLASS_LABELS:
-        label = CLASS_LABELS[run_classes]
-        n = synthetic_count(cfg, y_real, label)
-        training_sets[f"{kind} + {n} generated '{run_classes}'"] = lambda draw: with_real(
-            class_images(generator, cfg, y_real, label, draw), np.full(n, label))
-        tstr = ("skipped: the generator makes one class only (classes=" + run_classes +
-                "); train-on-synthetic needs both")
-    else:
-        tstr = "skipped: the generator was trained on both classes without labels (not a conditional arch)"
-    results = {}
-    for name, training_set in training_sets.items():
+    real = data["x_train"], data["y_train"]
+    made = made_labels(generator, run_classes, len(names))
+    with_generated, tstr = generated_conditions(cfg, generator, made, real, kind)
+    results, real_only = {}, []
+    for name, training_set in {kind: lambda draw: real, **with_generated}.items():
         with watch(f"classifier: {name}"):
             scores = []
             for s in range(cfg.classifier_seeds):
@@ -112,6 +124,7 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
                 model = clf.train_classifier(x, y, seed=cfg.seed + s, epochs=cfg.classifier_epochs,
                                              n_classes=len(names))
                 scores.append(clf.evaluate(model, data["x_test"], data["y_test"]))
+                real_only += [model] if name == kind else []
         acc, auc = [s.accuracy for s in scores], [s.auc for s in scores]
         results[name] = {"accuracy_mean": float(np.mean(acc)), "accuracy_std": float(np.std(acc)),
                          "auc_mean": float(np.mean(auc)), "auc_std": float(np.std(auc)),
@@ -119,9 +132,13 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
         if len(names) > 2:  # auc is then the macro AUC: the mean over the classes, each against the rest
             results[name]["per_class_auc_mean"] = {
                 names[c]: float(np.mean([s.per_class_auc[c] for s in scores])) for c in range(len(names))}
+    fidelity = label_fidelity(real_only, data["x_test"], data["y_test"],
+                              [{c: class_images(generator, cfg, real[1], c, s) for c in made} for s in range(len(real_only))],
+                              names, no_tumour_classes(cfg.classes, cfg.class_map)) if made else None
     return {"test_images": len(data["y_test"]), "classes": list(names),
             "test_per_class": np.bincount(data["y_test"], minlength=len(names)).tolist(),
             "excluded_from_test": data["excluded_from_test"], "seeds": cfg.classifier_seeds,
             "epochs": cfg.classifier_epochs, "conditions": results, "train_on_synthetic_test_on_real": tstr,
+            "label_fidelity": fidelity,
             "generated_draws": f"classifier seed k trains on its own generated draw, noise seed "
                                f"{cfg.seed + 1} + {DRAW_SEED_STEP}·k"}

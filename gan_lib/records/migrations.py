@@ -21,7 +21,8 @@ MANIFEST_VERSION = 3
 EVALUATION_VERSION = 2
 BEST_VERSION = 2
 # health.csv columns an older gan_lib did not write; read as NaN (not measured)
-NEWER_HEALTH_COLUMNS = ("recall", "coverage")
+NEWER_HEALTH_COLUMNS = ("recall", "coverage", "kid_held_out", "label_accuracy", "label_accuracy_held_out",
+                        "no_tumour_called_tumour", "no_tumour_called_tumour_held_out")
 
 
 class NewerRecordError(ValueError):

@@ -82,12 +82,14 @@ def train(cfg: GANConfig, stop_after_steps: int | None = None) -> Path:
 class TrainingData:
     """What a run trains on: the training images (all of them, or when streamed a sample for the
     previews, the quality checks and the speed measurement), every training label, the manifest,
-    the split's hash, and the shard files it streams from (None: in memory)."""
+    the split's hash, the shard files it streams from (None: in memory), and the held-out split's
+    (images, labels) for the quality checks (None: no held-out scans, or streamed)."""
     images: np.ndarray
     labels: np.ndarray
     manifest: DatasetManifest
     sha256: str
     shards: list[Path] | None
+    held_out: tuple[np.ndarray, np.ndarray] | None
 
 
 def refuse_to_restart_lost_work(run_dir: Path) -> None:
@@ -110,14 +112,17 @@ def training_data(cfg: GANConfig, path: Path) -> TrainingData:
     size = split_mb(manifest)
     if size <= cfg.memory_budget_mb:
         images, labels, manifest = load_processed(path, "train")
-        return TrainingData(images, labels, manifest, split_sha256(images, labels), None)
+        held_out = load_processed(path, "test")[:2]
+        return TrainingData(images, labels, manifest, split_sha256(images, labels), None,
+                            held_out if len(held_out[1]) else None)
     files = shard_files(path, manifest)
     side = manifest.dataset.image_size
     sha256, labels = shards_sha256(files, side, manifest.dataset.train_sha256)
     images = np.concatenate([part for part, _ in read_shards(files, side, STREAM_SAMPLE)])
     print_above_bar(f"streaming the training split ({len(labels)} images, {size:.0f} MB > memory_budget_mb={cfg.memory_budget_mb:g}) "
-                    f"from {len(files)} shard(s); previews, quality checks and the speed measurement use its first {len(images)}")
-    return TrainingData(images, labels, read_manifest(path), sha256, files)  # as shard_files may have just listed them
+                    f"from {len(files)} shard(s); previews, quality checks and the speed measurement use its first {len(images)}, "
+                    "and the quality checks do not read the held-out scans (health.csv's held-out columns say nan)")
+    return TrainingData(images, labels, read_manifest(path), sha256, files, None)  # as shard_files may have just listed them
 
 
 def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
@@ -191,7 +196,8 @@ def _epochs(cfg: GANConfig, data: TrainingData, trainer: GANTrainer, manager: tf
     run_dir, total = run_path(cfg), cfg.epochs * cfg.steps_per_epoch
     history_path = run_dir / "history.csv"
     trim_history(history_path, int(trainer.step), HISTORY_FIELDS)
-    health = HealthLog(cfg, run_dir, data.images, int(trainer.step)) if cfg.kid_every else None
+    health = (HealthLog(cfg, run_dir, (data.images, data.labels[:len(data.images)]), data.held_out, int(trainer.step))
+              if cfg.kid_every else None)
     new_file = not history_path.exists()
     with history_path.open("a", newline="") as history_file:
         history = csv.DictWriter(history_file, HISTORY_FIELDS)

@@ -2,7 +2,8 @@
 collapse instead of only how it ended: every `kid_every` steps, KID of a fixed sample of generated
 images against the training images, the evaluation's diversity figure (MS-SSIM against the real
 set's) and the share of training images the sample reaches (recall, coverage), written by
-`HealthLog` to health.csv. Features come from the fixed random CNN whatever
+`HealthLog` to health.csv, with KID against the held-out real scans and, for a conditional run,
+the label's fidelity (`LabelCheck`). Features come from the fixed random CNN whatever
 `feature_extractor` says: it is offline and cheap enough to run mid-training (InceptionV3 at 299 px
 is not, on a CPU); the final evaluation uses the configured extractor.
 """
@@ -17,19 +18,25 @@ import keras
 import numpy as np
 
 from ..base.progress import print_above_bar
-from ..config import GANConfig
+from ..config import GANConfig, no_tumour_classes
+from ..evaluation import classifier as clf
 from ..evaluation import metrics
 from ..evaluation.features import random_cnn_extractor
+from ..evaluation.label_fidelity import class_calls, score
+from ..models.architectures import is_conditional
 from ..records.evaluation import BestGenerator, read_best, write_best
 from ..runs.folder import save_model, trim_history
-from ..runs.generate import generate
+from ..runs.generate import default_labels, generate
 from ..runs.logs import load_history
 
-HEALTH_FIELDS = ["epoch", "step", "kid", "kid_std", "diversity_ratio", "recall", "coverage", "d_acc_real", "d_acc_fake",
-                 "augment_p", "collapse_warning", "wall_time_s"]
+HEALTH_FIELDS = ["epoch", "step", "kid", "kid_std", "diversity_ratio", "recall", "coverage", "kid_held_out",
+                 "label_accuracy", "label_accuracy_held_out", "no_tumour_called_tumour",
+                 "no_tumour_called_tumour_held_out", "d_acc_real", "d_acc_fake", "augment_p", "collapse_warning",
+                 "wall_time_s"]
 WINDOW_FIELDS = ("d_acc_real", "d_acc_fake", "augment_p")  # averaged from history.csv's rows between checks
 KID_SUBSETS = 20
 DIVERSITY_PAIRS = 200
+HEALTH_CLASSIFIER = "health_classifier.keras"  # in the run folder: a resumed run's checks use the same classifier
 
 
 @dataclass
@@ -40,28 +47,71 @@ class QualityCheck:
     recall: float  # share of training images inside the generated sample's k-NN balls (metrics.coverage_metrics)
     coverage: float  # share of training images whose own k-NN ball holds a generated image
     collapsing: bool  # diversity below the evaluation's collapse flag
+    kid_held_out: float  # against the held-out real scans (NaN: none)
+    labels: LabelCalls  # NaN for a run without labels
+
+
+@dataclass(frozen=True)
+class LabelCalls:
+    accuracy: float  # the classes' mean share called the class they are (label_fidelity.score)
+    no_tumour_called_tumour: float  # share of no-tumour images called a tumour class
+
+    @staticmethod
+    def none() -> LabelCalls:
+        return LabelCalls(float("nan"), float("nan"))
+
+
+class LabelCheck:
+    """A conditional run's label fidelity: a classifier trained on the run's real training scans
+    (kept in the run folder) calls the check's generated images by their asked-for labels, beside
+    what it calls the held-out real scans (the baseline, computed once)."""
+
+    def __init__(self, cfg: GANConfig, run_dir: Path, images: np.ndarray, labels: np.ndarray, held_out: tuple | None):
+        path, self.n_classes = run_dir / HEALTH_CLASSIFIER, len(cfg.class_names())
+        self.first_tumour = no_tumour_classes(cfg.classes, cfg.class_map)
+        if path.exists():
+            self.model = keras.models.load_model(path, compile=False)
+        else:
+            self.model = clf.train_classifier(images, labels, seed=cfg.seed, epochs=cfg.classifier_epochs,
+                                              n_classes=self.n_classes)
+            save_model(self.model, path)
+        self.held_out = self.calls(*held_out) if held_out is not None else LabelCalls.none()
+
+    def calls(self, images: np.ndarray, labels: np.ndarray) -> LabelCalls:
+        predicted = clf.predicted_classes(self.model, images)
+        per_class = {c: class_calls(predicted, labels, c, self.first_tumour) for c in range(self.n_classes)}
+        no_tumour = predicted[labels < self.first_tumour]
+        return LabelCalls(score(per_class), float((no_tumour >= self.first_tumour).mean()) if len(no_tumour) else np.nan)
 
 
 class QualityMonitor:
     """Features and diversity of the training images, computed once; `check(generator)` scores a
     fixed noise sample, so successive checks differ only by the generator."""
 
-    def __init__(self, real_images: np.ndarray, n_generated: int, seed: int):
-        self.n_generated, self.seed = n_generated, seed
+    def __init__(self, real_images: np.ndarray, n_generated: int, seed: int, held_out: np.ndarray | None = None,
+                 labels: LabelCheck | None = None):
+        self.n_generated, self.seed, self.labels = n_generated, seed, labels
         self.extractor = random_cnn_extractor(real_images.shape[1])
         features = self.extractor.extract(real_images)
         self.mean, self.std = metrics.standardiser(features)
         self.real_features = (features - self.mean) / self.std
+        self.held_out_features = (None if held_out is None or len(held_out) < 2 else
+                                  (self.extractor.extract(held_out) - self.mean) / self.std)
         self.real_msssim, _ = metrics.mean_pairwise_msssim(real_images, DIVERSITY_PAIRS, seed)
 
     def check(self, generator) -> QualityCheck:
         images, _ = generate(generator, self.n_generated, seed=self.seed)
         features = (self.extractor.extract(images) - self.mean) / self.std
         kid, kid_std = metrics.kid(features, self.real_features, subset_size=100, subsets=KID_SUBSETS, seed=self.seed)
+        kid_held_out = (np.nan if self.held_out_features is None else
+                        metrics.kid(features, self.held_out_features, subset_size=100, subsets=KID_SUBSETS, seed=self.seed)[0])
         generated_msssim, _ = metrics.mean_pairwise_msssim(images, DIVERSITY_PAIRS, self.seed)
         ratio = metrics.diversity_ratio(generated_msssim, self.real_msssim)
         reach = metrics.coverage_metrics(self.real_features, features)
-        return QualityCheck(kid, kid_std, ratio, reach["recall"], reach["coverage"], ratio < metrics.COLLAPSED_RATIO)
+        labels = (self.labels.calls(images, default_labels(0, len(images), self.labels.n_classes)) if self.labels
+                  else LabelCalls.none())
+        return QualityCheck(kid, kid_std, ratio, reach["recall"], reach["coverage"], ratio < metrics.COLLAPSED_RATIO,
+                            kid_held_out, labels)
 
 
 class HealthLog:
@@ -69,17 +119,26 @@ class HealthLog:
     rows since the last check, into health.csv; the generator with the lowest KID so far as
     generator_best.keras (best.json says which step); a loud warning when diversity collapses."""
 
-    def __init__(self, cfg: GANConfig, run_dir: Path, images: np.ndarray, last_step: int):
+    def __init__(self, cfg: GANConfig, run_dir: Path, real: tuple, held_out: tuple | None, last_step: int):
+        """`real` and `held_out`: (images, labels) of the training scans checked against (all or a
+        sample) and of the held-out scans (None: none, or not read, as for streamed data)."""
         self.run_dir, self.path = run_dir, run_dir / "health.csv"
         trim_history(self.path, last_step, HEALTH_FIELDS)
         best = read_best(run_dir)  # a check after the restored checkpoint is repeated, so its best does not count
         self.best_kid = best.kid if best and best.step <= last_step else np.inf
-        self.monitor = QualityMonitor(images, cfg.kid_images, cfg.seed)
+        labels = LabelCheck(cfg, run_dir, *real, held_out) if is_conditional(cfg) else None
+        self.monitor = QualityMonitor(real[0], cfg.kid_images, cfg.seed, held_out[0] if held_out else None, labels)
         # The history rows since the last check, as an uninterrupted run would hold them
         checks = load_history(run_dir, "health.csv") if self.path.exists() else []
         last_check = max((r["step"] for r in checks), default=0)
         rows = load_history(run_dir) if (run_dir / "history.csv").exists() else []
         self.window = [{k: r[k] for k in WINDOW_FIELDS} for r in rows if last_check < r["step"] <= last_step]
+
+    def baselines(self) -> dict:
+        """The label check's calls on the held-out real scans, the same in every row."""
+        held_out = self.monitor.labels.held_out if self.monitor.labels else LabelCalls.none()
+        return {"label_accuracy_held_out": held_out.accuracy,
+                "no_tumour_called_tumour_held_out": held_out.no_tumour_called_tumour}
 
     def record(self, values: dict) -> None:
         """One history row's step outputs (d_acc_real, d_acc_fake, augment_p, ...)."""
@@ -90,6 +149,8 @@ class HealthLog:
         mean = lambda name: float(np.mean([v[name] for v in self.window])) if self.window else np.nan  # noqa: E731
         row = {"epoch": epoch, "step": step, "kid": quality.kid, "kid_std": quality.kid_std,
                "diversity_ratio": quality.diversity_ratio, "recall": quality.recall, "coverage": quality.coverage,
+               "kid_held_out": quality.kid_held_out, "label_accuracy": quality.labels.accuracy,
+               "no_tumour_called_tumour": quality.labels.no_tumour_called_tumour, **self.baselines(),
                "d_acc_real": mean("d_acc_real"),
                "d_acc_fake": mean("d_acc_fake"), "augment_p": mean("augment_p"),
                "collapse_warning": int(quality.collapsing), "wall_time_s": round(wall_time_s, 3)}
@@ -103,7 +164,11 @@ class HealthLog:
         print_above_bar(f"step {step}: KID {quality.kid:.3f} ± {quality.kid_std:.3f} (random-CNN features), diversity "
                         f"{quality.diversity_ratio:.0%} of the training set's, recall {quality.recall:.2f}, coverage "
                         f"{quality.coverage:.2f}, D accuracy real {row['d_acc_real']:.2f} / fake "
-                        f"{row['d_acc_fake']:.2f}, augment p {row['augment_p']:.2f}")
+                        f"{row['d_acc_fake']:.2f}, augment p {row['augment_p']:.2f}"
+                        + (f"; labels: {quality.labels.accuracy:.0%} drawn as asked (held-out real scans "
+                           f"{row['label_accuracy_held_out']:.0%}), no tumour called tumour "
+                           f"{quality.labels.no_tumour_called_tumour:.0%} (real {row['no_tumour_called_tumour_held_out']:.0%})"
+                           if self.monitor.labels else ""))
         if quality.collapsing:
             print_above_bar(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the training set's: "
                             "mode collapse is starting (see health.csv and the sample grids).")
