@@ -102,7 +102,7 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
             "train_scans_not_covered": run_metrics.coverage["train_scans_not_covered"],
             "near_copy_share": memo["generated_near_copy_share"], "real_near_copy_share": memo["baseline_near_copy_share"],
             "collapse_warnings": int(sum(h["collapse_warning"] for h in health[label])),
-            **utility_aucs(run_metrics.utility),
+            **utility_aucs(run_metrics.utility), **label_figures(run_metrics.utility),
             "feature_extractor": fidelity["feature_extractor"], "config": record.config,
             "engine": record.effective.get("engine"),
         }
@@ -164,6 +164,17 @@ def utility_aucs(utility: dict) -> dict:
 
     return {"auc_real": conditions["real"]["auc_mean"] if "real" in conditions else None,
             "auc_real_plus_generated": auc("real + "), "auc_generated_only": auc("generated only")}
+
+
+def label_figures(utility: dict) -> dict:
+    """The label fidelity (CAS) beside the held-out real scans', and each class's share called
+    tumour, generated and held-out real; {} where it was not measured."""
+    fidelity = utility.get("label_fidelity")
+    if not fidelity:
+        return {}
+    return {"cas": fidelity["score"], "cas_held_out": fidelity["held_out_real"], "cas_ratio": fidelity["ratio"],
+            **{f"called_tumour_{name}_{side}": figures[f"{side}_called_tumour"]
+               for name, figures in fidelity["per_class"].items() for side in ("generated", "held_out")}}
 
 
 def bars(rows: dict) -> dict:
