@@ -27,6 +27,7 @@ from gan_lib.data.sources import RawSource, fetch_raw
 from gan_lib.data.storage import (LATEST, choose_dataset, dataset_name, load_processed, manifest_path, processed_path,
                                   save_processed)
 from gan_lib.evaluation.evaluate import evaluate_run
+from gan_lib.records.evaluation import read_best
 from gan_lib.records.run import RunFolderError
 from gan_lib.runs.location import run_path
 from gan_lib.runs.logs import load_history
@@ -296,7 +297,7 @@ def test_health_csv_after_a_resume_equals_an_uninterrupted_run(tmp_path):
     both = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "data"), image_size=32, classes="both")
     save_processed(prepare_dataset(both, fetch_raw(both)), processed_path(both))
     settings = dict(epochs=2, steps_per_epoch=6, kid_every=6, kid_images=10, checkpoint_every=4, log_every=1,
-                    classes="both", classifier_epochs=3)
+                    classes="both", classifier_epochs=3, best_by="kid")
     whole = rows(train(small_cfg(both.data_root, tmp_path, run_name="h-whole", **settings)), "health.csv")
     cfg = small_cfg(both.data_root, tmp_path, run_name="h-parts", **settings)
     train(cfg, stop_after_steps=9)  # checkpoint at 8; the check at 12 averages rows 7-12
@@ -305,6 +306,8 @@ def test_health_csv_after_a_resume_equals_an_uninterrupted_run(tmp_path):
     assert all(0 <= r[k] <= 1 for r in whole for k in ("label_accuracy", "label_accuracy_held_out",
                                                        "no_tumour_called_tumour", "no_tumour_called_tumour_held_out"))
     assert all(np.isfinite(r["kid_held_out"]) for r in whole)
+    best = read_best(run_path(cfg))  # best_by="kid": the lowest KID against the training scans, as before
+    assert (best.by, best.step) == ("kid", min(whole, key=lambda r: r["kid"])["step"])
 
 
 # --- generated images --------------------------------------------------------------------------

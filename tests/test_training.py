@@ -235,8 +235,8 @@ def test_each_quality_preset_trains_and_writes_its_run_folder_with_health_checks
         health = list(csv.DictReader(f))
     assert [int(r["step"]) for r in health] == [6, 12]
     assert all(np.isfinite(float(r["kid"])) and float(r["diversity_ratio"]) > 0 for r in health)
-    best = json.loads((run_dir / "best.json").read_text())
-    assert best["kid"] == min(float(r["kid"]) for r in health)
+    best = json.loads((run_dir / "best.json").read_text())  # by default, the lowest KID against the held-out scans
+    assert best["by"] == "kid_held_out" and best["kid_held_out"] == min(float(r["kid_held_out"]) for r in health)
     history = load_history(run_dir)
     assert all(0 <= r["d_acc_real"] <= 1 and 0 <= r["augment_p"] <= 1 for r in history)
 

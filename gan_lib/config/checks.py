@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from .choices import (CLASS_CHOICES, DATA_SOURCES, FEATURE_EXTRACTORS, KAGGLE_DATASET, KAGGLE_HANDLE, MAX_NAME_BYTES,
-                      PHANTOM_LAYOUTS, PRECISIONS, STRATEGIES, SWITCHES, parse_class_map)
+from .choices import (BEST_BY, CLASS_CHOICES, DATA_SOURCES, FEATURE_EXTRACTORS, KAGGLE_DATASET, KAGGLE_HANDLE,
+                      MAX_NAME_BYTES, PHANTOM_LAYOUTS, PRECISIONS, STRATEGIES, SWITCHES, parse_class_map)
 from .presets import PRESETS
 
 AT_LEAST_ONE = ("noise_dim", "epochs", "steps_per_epoch", "batch_size", "checkpoint_every", "log_every", "n_generated",
@@ -101,6 +101,8 @@ def check_run(cfg) -> None:
     check_name("run_name", cfg.run_name, may_be_empty=False)
     if cfg.kid_every < 0 or cfg.kid_images < 2:
         raise ValueError(f"kid_every={cfg.kid_every} (0 = off), kid_images={cfg.kid_images} (at least 2)")
+    if cfg.best_by not in BEST_BY:
+        raise ValueError(f"best_by={cfg.best_by!r}; choose one of {BEST_BY}")
 
 
 def check_evaluation(cfg) -> None:

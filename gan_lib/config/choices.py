@@ -19,6 +19,7 @@ FEATURE_EXTRACTORS = ("auto", "inception", "random_cnn")
 # How the training step is computed on this machine, not what it computes (gan_lib.training.engine_choice chooses "auto").
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SWITCHES = ("auto", "on", "off")  # xla, speed_layers
+BEST_BY = ("kid_held_out", "kid")  # the health check's figure that picks generator_best.keras
 ENGINE_FIELDS = ("precision", "xla", "speed_layers")
 # Where the step runs: one device, or replicas under a tf.distribute strategy (gan_lib.training.strategies).
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")

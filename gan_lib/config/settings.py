@@ -123,9 +123,10 @@ class GANConfig:
     resume: bool = setting(True, "continue a run folder that exists; False refuses to touch it")
     checkpoint_every: int = setting(500, "steps between checkpoints: the most work a crash can lose")
     log_every: int = setting(10, "steps between history.csv rows (and progress-bar updates)")
-    kid_every: int = setting(500,
-            "steps between KID/diversity checks during training (health.csv, generator_best.keras); 0: off")
+    kid_every: int = setting(500, "steps between quality checks during training (health.csv, generator_best.keras); 0: off")
     kid_images: int = setting(200, "generated images per KID/diversity check during training")
+    best_by: str = setting("kid_held_out", "which check picks generator_best.keras: kid_held_out (lowest KID against "
+            "the held-out real scans) | kid (against the training scans, which a copying G also wins)")
     tensorboard: bool = setting(False, "also write losses to <run folder>/tensorboard for TensorBoard")
 
     # --- evaluation of a finished run (notebooks 05 and 06; `make report RUN=<run_name>`) ---
@@ -136,8 +137,7 @@ class GANConfig:
     kid_subsets: int = setting(50, "KID is averaged over this many random subsets; its std is over them")
     diversity_pairs: int = setting(1000, "random image pairs for the mean pairwise MS-SSIM")
     near_copy_ssim: float = setting(0.8, "SSIM to a training image at or above which an image counts as a near-copy")
-    classifier_seeds: int = setting(3,
-            "tumour-classifier trainings per condition (mean and spread), each on its own draw of generated images")
+    classifier_seeds: int = setting(3, "classifier trainings per condition (mean and spread), each on its own generated draw")
     classifier_epochs: int = setting(60, "epochs of each tumour-classifier training")
     synthetic_per_real: float = setting(1.0, "generated images added per real training image of the GAN's class")
 

@@ -37,11 +37,19 @@ class EvaluationRecord:
 
 @dataclass
 class BestGenerator:
-    """Which step generator_best.keras was saved at, and its KID against the training images."""
+    """Which step generator_best.keras was saved at, which figure picked it (`by`: a `best_by`
+    value), and its KID against the training scans and against the held-out ones (None: none)."""
     step: int
     kid: float
     kid_std: float
+    by: str
+    kid_held_out: float | None
     schema_version: int = BEST_VERSION
+
+    @property
+    def value(self) -> float:
+        """The figure it was picked by."""
+        return self.kid if self.by == "kid" else self.kid_held_out
 
 
 def read_evaluation(run_dir: Path) -> EvaluationRecord:

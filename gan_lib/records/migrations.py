@@ -19,7 +19,7 @@ from ..config import (CONDITIONAL_ONLY, DATASET_FIELDS, DEFAULT_PRESET, PRESETS,
 RUN_RECORD_VERSION = 2
 MANIFEST_VERSION = 3
 EVALUATION_VERSION = 2
-BEST_VERSION = 2
+BEST_VERSION = 3
 # health.csv columns an older gan_lib did not write; read as NaN (not measured)
 NEWER_HEALTH_COLUMNS = ("recall", "coverage", "kid_held_out", "label_accuracy", "label_accuracy_held_out",
                         "no_tumour_called_tumour", "no_tumour_called_tumour_held_out")
@@ -44,11 +44,15 @@ def upgrade_run_record(raw: dict, path: Path) -> dict:
     return {**raw, "config": settings_as_trained(raw["config"])}
 
 
+# Settings whose value before they existed was neither the report's nor today's default
+BEFORE_THEY_EXISTED = {"best_by": "kid"}  # generator_best.keras was the lowest KID against the training scans
+
+
 def settings_as_trained(saved: dict) -> dict:
     """Every setting of today's GANConfig, as a run recorded with `saved` was trained (see the
     module's docstring); a setting GANConfig no longer has is dropped."""
     known = {f.name for f in dataclasses.fields(GANConfig)}
-    return {**GANConfig().to_dict(), **REPORT, **{k: v for k, v in saved.items() if k in known}}
+    return {**GANConfig().to_dict(), **REPORT, **BEFORE_THEY_EXISTED, **{k: v for k, v in saved.items() if k in known}}
 
 
 def _run_record_1_to_2(raw: dict) -> dict:
@@ -106,9 +110,10 @@ def upgrade_evaluation(raw: dict, path: Path) -> dict:
 
 
 def upgrade_best(raw: dict, path: Path) -> dict:
-    """best.json as today's `BestGenerator` holds it (its shape has not changed)."""
-    if _version(raw, BEST_VERSION, path) == 1:
-        raw = {**raw, "schema_version": 2}
+    """best.json as today's `BestGenerator` holds it: before version 3 it was picked by KID against
+    the training scans, and KID against the held-out scans was not measured."""
+    if _version(raw, BEST_VERSION, path) <= 2:
+        raw = {**raw, "by": "kid", "kid_held_out": None, "schema_version": 3}
     return raw
 
 

@@ -34,7 +34,7 @@ from ..runs.folder import (KEEP_CHECKPOINTS, check_resumable, check_same_data, e
 from ..runs.location import run_lock, run_path
 from ..runs.logs import load_history
 from .engine_choice import choose_engine
-from .monitor import HealthLog
+from .monitor import HealthLog, best_by
 from .step import GANTrainer, StepOutput
 from .strategies import describe, is_chief, make_strategy
 
@@ -161,7 +161,8 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
                  "training_data": (f"streamed from {len(data.shards)} shard(s) (memory_budget_mb="
                                    f"{cfg.memory_budget_mb:g}); quality checks against its first {len(data.images)} "
                                    "images" if data.shards else "in memory, batches drawn with replacement"),
-                 "conditional": is_conditional(cfg), "total_steps": cfg.epochs * cfg.steps_per_epoch}
+                 "conditional": is_conditional(cfg), "total_steps": cfg.epochs * cfg.steps_per_epoch,
+                 "best_by": best_by(cfg, data.held_out) if cfg.kid_every else None}
     write_run_record(run_dir, run_record(cfg, data.manifest, effective, data.sha256))
     if _epochs(cfg, data, trainer, manager, z_fixed, stop_after_steps):
         save_model(trainer.sampling_generator, run_dir / "generator.keras")

@@ -114,20 +114,32 @@ class QualityMonitor:
                             kid_held_out, labels)
 
 
+def best_by(cfg: GANConfig, held_out: tuple | None) -> str:
+    """The figure that picks generator_best.keras: `cfg.best_by`, or KID against the training scans
+    when there are no held-out scans to check against."""
+    return cfg.best_by if held_out is not None and len(held_out[0]) >= 2 else "kid"
+
+
 class HealthLog:
     """Every `kid_every` steps: KID and diversity, D's accuracies and p averaged over the history
-    rows since the last check, into health.csv; the generator with the lowest KID so far as
-    generator_best.keras (best.json says which step); a loud warning when diversity collapses."""
+    rows since the last check, into health.csv; the generator with the lowest KID so far (against
+    the held-out scans, or with best_by="kid" the training scans) as generator_best.keras (best.json
+    says which step and figure); a loud warning when diversity collapses."""
 
     def __init__(self, cfg: GANConfig, run_dir: Path, real: tuple, held_out: tuple | None, last_step: int):
         """`real` and `held_out`: (images, labels) of the training scans checked against (all or a
         sample) and of the held-out scans (None: none, or not read, as for streamed data)."""
         self.run_dir, self.path = run_dir, run_dir / "health.csv"
         trim_history(self.path, last_step, HEALTH_FIELDS)
-        best = read_best(run_dir)  # a check after the restored checkpoint is repeated, so its best does not count
-        self.best_kid = best.kid if best and best.step <= last_step else np.inf
         labels = LabelCheck(cfg, run_dir, *real, held_out) if is_conditional(cfg) else None
         self.monitor = QualityMonitor(real[0], cfg.kid_images, cfg.seed, held_out[0] if held_out else None, labels)
+        self.best_by = best_by(cfg, held_out)
+        if self.best_by != cfg.best_by:
+            print_above_bar(f"NOTE: best_by={cfg.best_by}, but this run's checks have no held-out scans (holdout=0, "
+                            "or a streamed split): generator_best.keras is picked by KID against the training scans "
+                            "(best.json says so: by=kid).")
+        best = read_best(run_dir)  # a check after the restored checkpoint is repeated, so its best does not count
+        self.best = best.value if best and best.step <= last_step and best.by == self.best_by else np.inf
         # The history rows since the last check, as an uninterrupted run would hold them
         checks = load_history(run_dir, "health.csv") if self.path.exists() else []
         last_check = max((r["step"] for r in checks), default=0)
@@ -172,7 +184,9 @@ class HealthLog:
         if quality.collapsing:
             print_above_bar(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the training set's: "
                             "mode collapse is starting (see health.csv and the sample grids).")
-        if quality.kid < self.best_kid:
-            self.best_kid = quality.kid
+        value = quality.kid if self.best_by == "kid" else quality.kid_held_out
+        if value < self.best:
+            self.best = value
             save_model(generator, self.run_dir / "generator_best.keras")
-            write_best(self.run_dir, BestGenerator(step, quality.kid, quality.kid_std))
+            held_out = None if np.isnan(quality.kid_held_out) else quality.kid_held_out
+            write_best(self.run_dir, BestGenerator(step, quality.kid, quality.kid_std, self.best_by, held_out))
