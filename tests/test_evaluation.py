@@ -31,6 +31,7 @@ from gan_lib.records.evaluation import read_evaluation
 from gan_lib.runs import logs
 from gan_lib.runs.generate import generate, interpolate, load_generator, noise_for
 from gan_lib.runs.location import run_path
+from gan_lib.scripts import class_study
 from gan_lib.training.loop import train
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
@@ -238,6 +239,12 @@ def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(tmp_
     fidelity = evaluation.record.utility["label_fidelity"]
     assert fidelity["classes"] == ["no", "yes"] and fidelity["per_class"]["yes"]["generated_images"] > 0
     assert any(row.startswith("| label fidelity: ") for row in table)
+    assert any(row.startswith("| head symmetry by class ") for row in table)
+    assert set(per_class["no"]["descriptors"]) == {"generated_vs_train", "baseline_held_out_vs_train"}
+    assert class_study.main(["--runs", str(run_path(cfg)), "--out", str(tmp_path / "study"), "--n", "8"]) == 0
+    study = json.loads((tmp_path / "study" / "class_study.json").read_text())["runs"][0]
+    assert set(study["classes"]) == {"no", "yes"} and study["cas"] == fidelity["score"]
+    assert all(0 <= row["generated"]["head_area"] <= 1 for row in study["classes"].values())
     assert all(row.count("|") == 4 for row in table if row.startswith("|")), "every row its own table row"
 
 

@@ -114,7 +114,9 @@ def features(extractor, train: np.ndarray, held_out: np.ndarray, generated: np.n
 def per_class_section(run: RunImages, kid_args: dict) -> dict:
     """For a class-conditional generator: each class made alone against that class's training
     images, features standardised on them as a one-class run's are, so its tumour figures compare
-    with a tumour-only run's (KID, FID, coverage, and the held-out baseline of the class)."""
+    with a tumour-only run's (KID, FID, coverage, the scan descriptors, and the held-out baseline of
+    the class). A class drawn unlike its real scans in a way a tumour changes (a one-sided lesion
+    lowers a head's symmetry) shows in its descriptors."""
     section = {}
     names = run.cfg.class_names()
     for label in reversed(range(len(names))):  # tumour (1) first, as ever with two classes
@@ -122,10 +124,14 @@ def per_class_section(run: RunImages, kid_args: dict) -> dict:
         made, _ = generate(run.generator, run.cfg.n_generated, seed=run.cfg.seed, label=label)
         train, held_out = run.train[run.train_labels == label], run.held_out[run.held_out_labels == label]
         f_train, f_held, f_made = features(run.extractor, train, held_out, made)
+        real = descriptors.describe(train)
         section[name] = {"generated_vs_train": _kid_fid(f_made, f_train, kid_args),
-                         "coverage": coverage_section(f_train, f_made, f_held, run.cfg.seed)[0]}
+                         "coverage": coverage_section(f_train, f_made, f_held, run.cfg.seed)[0],
+                         "descriptors": {"generated_vs_train": descriptors.compare(real, descriptors.describe(made))}}
         if f_held is not None and len(f_held) > 1:
             section[name]["baseline_held_out_vs_train"] = _kid_fid(f_held, f_train, kid_args)
+            section[name]["descriptors"]["baseline_held_out_vs_train"] = descriptors.compare(
+                real, descriptors.describe(held_out))
     return section
 
 

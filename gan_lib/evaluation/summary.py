@@ -21,6 +21,7 @@ def summary_table(result: EvaluationRecord) -> str:
     rows += [(f"KID, class {name}" + (f" ({CLASS_TITLES[name]})" if name in CLASS_TITLES else "") + " only",
               kid(c.get("generated_vs_train")), kid(c.get("baseline_held_out_vs_train")))
              for name, c in f.get("per_class", {}).items()]
+    rows += _symmetry_rows(f.get("per_class", {}))
     generated = cov.get("generated_vs_train_matched") or cov["generated_vs_train"]
     baseline = cov.get("baseline_held_out_vs_train", {})
     rows += [(f"{name} (n = {generated['n']})", f"{generated[name]:.2f}",
@@ -64,3 +65,19 @@ def _label_rows(fidelity: dict) -> list[tuple[str, str, str]]:
              f"{fidelity['held_out_real']:.2f}; {each('held_out_accuracy', '{:.2f}')}"),
             ("share called tumour by that classifier, by class", each("generated_called_tumour", "{:.0%}"),
              each("held_out_called_tumour", "{:.0%}"))]
+
+
+def _symmetry_rows(per_class: dict) -> list[tuple[str, str, str]]:
+    """Each class's mean head symmetry, generated beside held-out real: a one-sided lesion lowers it,
+    so no-tumour heads drawn as lopsided as tumour heads look like tumours."""
+    described = {name: c["descriptors"] for name, c in per_class.items() if "descriptors" in c}
+    if not described:
+        return []
+
+    def means(side: str, key: str) -> str:
+        return ", ".join(f"{name} {d[side]['symmetry'][key]:.2f}" for name, d in described.items()
+                         if side in d and key in d[side]["symmetry"])
+
+    return [("head symmetry by class (mirror correlation; training scans: "
+             + means("generated_vs_train", "real_mean") + ")", means("generated_vs_train", "generated_mean"),
+             means("baseline_held_out_vs_train", "generated_mean"))]

@@ -40,7 +40,10 @@ RESUME_FREE = {"preset", "dataset", "epochs", "resume", "run_name", "output_root
                *ENGINE_FIELDS,
                # where it runs: a run may resume on another replica count with the same global batch
                *DISTRIBUTE_FIELDS,
-               *EVALUATION_FIELDS}
+               *EVALUATION_FIELDS,
+               # which check's generator is kept as generator_best.keras: picked afresh from the
+               # resumed step when it changes (the run says so)
+               "best_by"}
 
 
 def source_digest(package: Path = Path(__file__).parents[1]) -> str:

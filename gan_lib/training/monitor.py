@@ -139,6 +139,9 @@ class HealthLog:
                             "or a streamed split): generator_best.keras is picked by KID against the training scans "
                             "(best.json says so: by=kid).")
         best = read_best(run_dir)  # a check after the restored checkpoint is repeated, so its best does not count
+        if best and best.step <= last_step and best.by != self.best_by:
+            print_above_bar(f"NOTE: generator_best.keras was picked by {best.by} up to step {last_step}; from here it is "
+                            f"picked by {self.best_by}, among the checks from step {last_step} on.")
         self.best = best.value if best and best.step <= last_step and best.by == self.best_by else np.inf
         # The history rows since the last check, as an uninterrupted run would hold them
         checks = load_history(run_dir, "health.csv") if self.path.exists() else []
