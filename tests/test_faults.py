@@ -291,15 +291,15 @@ def test_a_torn_last_line_of_history_csv_is_dropped_and_the_run_resumes(data_roo
     assert "incomplete row" in capsys.readouterr().out
 
 
-def test_health_csv_after_a_resume_equals_an_uninterrupted_run(tmp_path):
+def test_health_csv_after_a_resume_equals_an_uninterrupted_run(raw_root, tmp_path):
     """A conditional run's, so its label check too: the resumed run checks with the classifier the
-    first part trained and kept, against the same held-out scans."""
-    both = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "data"), image_size=32, classes="both")
+    first part trained and kept, against the same held-out scans (of raw_root's ten heads, two)."""
+    settings = dict(data_source="local", data_dir=str(raw_root), classes="both", epochs=2, steps_per_epoch=6,
+                    kid_every=6, kid_images=10, checkpoint_every=4, log_every=1, classifier_epochs=2, best_by="kid")
+    both = small_cfg(tmp_path / "data", tmp_path, **settings)
     save_processed(prepare_dataset(both, fetch_raw(both)), processed_path(both))
-    settings = dict(epochs=2, steps_per_epoch=6, kid_every=6, kid_images=10, checkpoint_every=4, log_every=1,
-                    classes="both", classifier_epochs=3, best_by="kid")
-    whole = rows(train(small_cfg(both.data_root, tmp_path, run_name="h-whole", **settings)), "health.csv")
-    cfg = small_cfg(both.data_root, tmp_path, run_name="h-parts", **settings)
+    whole = rows(train(small_cfg(tmp_path / "data", tmp_path, run_name="h-whole", **settings)), "health.csv")
+    cfg = small_cfg(tmp_path / "data", tmp_path, run_name="h-parts", **settings)
     train(cfg, stop_after_steps=9)  # checkpoint at 8; the check at 12 averages rows 7-12
     assert rows(train(cfg), "health.csv") == whole
     assert {r["label_accuracy_held_out"] for r in whole} == {whole[0]["label_accuracy_held_out"]}, "one baseline"
