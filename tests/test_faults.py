@@ -291,6 +291,24 @@ def test_a_torn_last_line_of_history_csv_is_dropped_and_the_run_resumes(data_roo
     assert "incomplete row" in capsys.readouterr().out
 
 
+def test_a_run_stops_once_its_best_generator_stops_improving_and_stays_stopped_until_told(data_root, tmp_path,
+                                                                                         capsys):
+    """stop_after_checks=1, and a learning rate so small that the checks' figures barely move: the run
+    stops at the first check no better than the best before it, checkpointed and with its
+    generator.keras. Resumed, it stops again at once; stop_after_checks=0 trains on to the end."""
+    settings = dict(kid_every=2, kid_images=10, learning_rate=1e-12)
+    run_dir = train(small_cfg(data_root, tmp_path, stop_after_checks=1, **settings))
+    checks = [(int(r["step"]), r["kid_held_out"]) for r in load_history(run_dir, "health.csv")]
+    stop = next(step for i, (step, kid) in enumerate(checks) if i and kid >= min(k for _, k in checks[:i]))
+    assert checks[-1][0] == stop < 12 and load_history(run_dir)[-1]["step"] == stop
+    assert f"STOPPED EARLY at step {stop} of 12" in capsys.readouterr().out and (run_dir / "generator.keras").exists()
+    assert (run_dir / "checkpoints" / f"ckpt-{stop}.index").exists()
+    train(small_cfg(data_root, tmp_path, stop_after_checks=1, **settings))
+    assert f"STOPPED EARLY at step {stop} of 12" in capsys.readouterr().out and load_history(run_dir)[-1]["step"] == stop
+    train(small_cfg(data_root, tmp_path, stop_after_checks=0, **settings))
+    assert load_history(run_dir)[-1]["step"] == 12
+
+
 def test_health_csv_after_a_resume_equals_an_uninterrupted_run(raw_root, tmp_path):
     """A conditional run's, so its label check too: the resumed run checks with the classifier the
     first part trained and kept, against the same held-out scans (of raw_root's ten heads, two)."""

@@ -123,10 +123,12 @@ class GANConfig:
     resume: bool = setting(True, "continue a run folder that exists; False refuses to touch it")
     checkpoint_every: int = setting(500, "steps between checkpoints: the most work a crash can lose")
     log_every: int = setting(10, "steps between history.csv rows (and progress-bar updates)")
-    kid_every: int = setting(500, "steps between quality checks during training (health.csv, generator_best.keras); 0: off")
+    kid_every: int = setting(500, "steps between quality checks in training (health.csv, generator_best.keras); 0: off")
     kid_images: int = setting(200, "generated images per KID/diversity check during training")
     best_by: str = setting("kid_held_out", "which check picks generator_best.keras: kid_held_out (lowest KID against "
             "the held-out real scans) | kid (against the training scans, which a copying G also wins)")
+    stop_after_checks: int = setting(0, ">0: stop once generator_best.keras has not improved for this many checks "
+            "in a row; 0: train the whole schedule (the report's)")
     tensorboard: bool = setting(False, "also write losses to <run folder>/tensorboard for TensorBoard")
 
     # --- evaluation of a finished run (notebooks 05 and 06; `make report RUN=<run_name>`) ---
@@ -137,7 +139,7 @@ class GANConfig:
     kid_subsets: int = setting(50, "KID is averaged over this many random subsets; its std is over them")
     diversity_pairs: int = setting(1000, "random image pairs for the mean pairwise MS-SSIM")
     near_copy_ssim: float = setting(0.8, "SSIM to a training image at or above which an image counts as a near-copy")
-    classifier_seeds: int = setting(3, "classifier trainings per condition (mean and spread), each on its own generated draw")
+    classifier_seeds: int = setting(3, "classifier trainings per condition (mean, spread), each on its own draw")
     classifier_epochs: int = setting(60, "epochs of each tumour-classifier training")
     synthetic_per_real: float = setting(1.0, "generated images added per real training image of the GAN's class")
 
@@ -172,11 +174,6 @@ class GANConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-    @property
-    def lazy_r1(self) -> bool:
-        """R1 on some steps only: the step then comes compiled twice, with R1 and without."""
-        return self.r1_gamma > 0 and self.r1_every > 1
 
 
 def _check_type(name: str, value, expected: type):

@@ -42,8 +42,8 @@ RESUME_FREE = {"preset", "dataset", "epochs", "resume", "run_name", "output_root
                *DISTRIBUTE_FIELDS,
                *EVALUATION_FIELDS,
                # which check's generator is kept as generator_best.keras: picked afresh from the
-               # resumed step when it changes (the run says so)
-               "best_by"}
+               # resumed step when it changes (the run says so); when to stop before the schedule's end
+               "best_by", "stop_after_checks"}
 
 
 def source_digest(package: Path = Path(__file__).parents[1]) -> str:

@@ -150,6 +150,11 @@ def engine_name(engine: Engine) -> str:
     return f"{engine.precision}, {'speed' if engine.speed_layers else 'stock'} layers, XLA {engine.xla}"
 
 
+def lazy_r1(cfg: GANConfig) -> bool:
+    """R1 on some steps only: the step then comes compiled twice, with R1 and without."""
+    return cfg.r1_gamma > 0 and cfg.r1_every > 1
+
+
 def measure(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None, candidates: list[Engine],
             strategy: tf.distribute.Strategy | None = None) -> dict:
     """Steps/s of each candidate on these images: compiled and warmed up, then timed in rounds
@@ -157,7 +162,7 @@ def measure(cfg: GANConfig, images: np.ndarray, labels: np.ndarray | None, candi
     lazy R1 (r1_every > 1) the step timed is the one without R1, the step nearly all steps take,
     so each candidate compiles one step, not two."""
     print_above_bar(f"speed: measuring {len(candidates)} ways to compute the step on this machine (once per machine and settings)")
-    timed = dataclasses.replace(cfg, r1_gamma=0.0) if cfg.lazy_r1 else cfg
+    timed = dataclasses.replace(cfg, r1_gamma=0.0) if lazy_r1(cfg) else cfg
     steps = {engine_name(c): GANTrainer(timed, images, labels, c, strategy).compiled_step for c in candidates}
     for step in steps.values():
         for _ in range(TUNE_WARMUP):
@@ -182,7 +187,7 @@ def training_speed(cfg: GANConfig, steps: int = PACE_STEPS) -> dict:
     engine, _ = choose_engine(cfg, images, strategy=strategy)
     trainer = GANTrainer(cfg, images, engine=engine, strategy=strategy)
     start = time.perf_counter()
-    for _ in range(2 if cfg.lazy_r1 else 1):  # lazy R1: a step with it, one without
+    for _ in range(2 if lazy_r1(cfg) else 1):  # lazy R1: a step with it, one without
         np.asarray(trainer.compiled_step()["d_loss"])
     compiled = time.perf_counter() - start
     start = time.perf_counter()

@@ -192,8 +192,9 @@ def _fixed_noise(cfg: GANConfig, data: TrainingData, run_dir: Path, restored) ->
 
 def _epochs(cfg: GANConfig, data: TrainingData, trainer: GANTrainer, manager: tf.train.CheckpointManager,
             z_fixed: np.ndarray, stop_after_steps: int | None) -> bool:
-    """The chief's epochs, from the trainer's step to the schedule's end: history.csv, the health
-    log, checkpoints and each epoch's sample grid. False if stopped after `stop_after_steps`."""
+    """The chief's epochs, from the trainer's step to the schedule's end or an early stop
+    (`stop_after_checks`): history.csv, the health log, checkpoints and each epoch's sample grid.
+    False if stopped after `stop_after_steps`."""
     run_dir, total = run_path(cfg), cfg.epochs * cfg.steps_per_epoch
     history_path = run_dir / "history.csv"
     trim_history(history_path, int(trainer.step), HISTORY_FIELDS)
@@ -210,7 +211,8 @@ def _epochs(cfg: GANConfig, data: TrainingData, trainer: GANTrainer, manager: tf
         # each step to finish before the next is dispatched.
         step = int(trainer.step)
         pace = Pace(total)
-        while step < total:
+        stopped = _stopped_early(cfg, health, step)
+        while step < total and not stopped:
             epoch = step // cfg.steps_per_epoch
             bar = None  # started after this epoch's first step, so compiling does not inflate its first ETA
             while step < (epoch + 1) * cfg.steps_per_epoch:
@@ -240,11 +242,14 @@ def _epochs(cfg: GANConfig, data: TrainingData, trainer: GANTrainer, manager: tf
                 if health is not None and (step % cfg.kid_every == 0 or step == total):
                     trainer.wall_time.assign(base_wall + time.perf_counter() - started)
                     health.check(trainer.sampling_generator, epoch + 1, step, float(trainer.wall_time))
+                    stopped = _stopped_early(cfg, health, step)
                 if step % cfg.checkpoint_every == 0:
                     history_file.flush()
                     manager.save(checkpoint_number=step)
                 if stop_after_steps is not None and done_now >= stop_after_steps:
                     return False
+                if stopped:
+                    break
             bar.close()
             save_grid(trainer.samples(z_fixed), run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
                       "\n".join([f"GENERATED, step {step}", *_captions(cfg, data)]),
@@ -254,6 +259,17 @@ def _epochs(cfg: GANConfig, data: TrainingData, trainer: GANTrainer, manager: tf
             if step % cfg.checkpoint_every:  # otherwise this step was saved just above
                 history_file.flush()
                 manager.save(checkpoint_number=step)
+    return True
+
+
+def _stopped_early(cfg: GANConfig, health, step: int) -> bool:
+    """Whether the run stops here, said aloud: generator_best.keras has not improved for
+    `stop_after_checks` checks (a run that stopped so stops again at once when resumed)."""
+    if health is None or not health.stalled(cfg.stop_after_checks):
+        return False
+    print_above_bar(f"STOPPED EARLY at step {step} of {cfg.epochs * cfg.steps_per_epoch}: generator_best.keras has not "
+                    f"improved for {health.stale} checks (stop_after_checks={cfg.stop_after_checks}, best_by="
+                    f"{health.best_by}); generator.keras is this step's. stop_after_checks=0 trains on to the schedule's end.")
     return True
 
 

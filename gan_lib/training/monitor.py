@@ -142,9 +142,11 @@ class HealthLog:
         if best and best.step <= last_step and best.by != self.best_by:
             print_above_bar(f"NOTE: generator_best.keras was picked by {best.by} up to step {last_step}; from here it is "
                             f"picked by {self.best_by}, among the checks from step {last_step} on.")
-        self.best = best.value if best and best.step <= last_step and best.by == self.best_by else np.inf
-        # The history rows since the last check, as an uninterrupted run would hold them
+        standing = best is not None and best.step <= last_step and best.by == self.best_by
+        self.best = best.value if standing else np.inf
         checks = load_history(run_dir, "health.csv") if self.path.exists() else []
+        self.stale = sum(best.step < r["step"] <= last_step for r in checks) if standing else 0  # checks since the best
+        # The history rows since the last check, as an uninterrupted run would hold them
         last_check = max((r["step"] for r in checks), default=0)
         rows = load_history(run_dir) if (run_dir / "history.csv").exists() else []
         self.window = [{k: r[k] for k in WINDOW_FIELDS} for r in rows if last_check < r["step"] <= last_step]
@@ -188,8 +190,13 @@ class HealthLog:
             print_above_bar(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the training set's: "
                             "mode collapse is starting (see health.csv and the sample grids).")
         value = quality.kid if self.best_by == "kid" else quality.kid_held_out
+        self.stale += 1
         if value < self.best:
-            self.best = value
+            self.best, self.stale = value, 0
             save_model(generator, self.run_dir / "generator_best.keras")
             held_out = None if np.isnan(quality.kid_held_out) else quality.kid_held_out
             write_best(self.run_dir, BestGenerator(step, quality.kid, quality.kid_std, self.best_by, held_out))
+
+    def stalled(self, limit: int) -> bool:
+        """Whether generator_best.keras has not improved for `limit` checks in a row (0: never)."""
+        return 0 < limit <= self.stale
