@@ -48,6 +48,7 @@ HEADLINE_ROWS = (
     Row("default preset", "tumour slices", "report-vs-default-64px", "default_s"),
     Row("default preset", "both classes", "conditional-12k", "seed", "_12000"),
     Row("default preset, evaluated with the spread floor", "both classes", "conditional-12k-seed0", "default_both_s"),
+    Row("default preset, with label fidelity", "both classes", "label-fidelity-64px", "before_s"),
 )
 LONGEST_RUNS = "conditional-24k"  # its results.json: TSTR over draws per seed and step
 
@@ -134,13 +135,23 @@ def spread(values: list[float], digits: int = 2) -> str:
     return mean if len(values) == 1 else f"{mean} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
+def called_tumour(runs: list[dict]) -> str:
+    """The share of generated no-tumour slices 06's real-only classifier calls tumour, and of held-out
+    real no-tumour scans, over seeds; "-" where it was not measured (before label fidelity existed)."""
+    if not all("called_tumour_no_generated" in r for r in runs):
+        return "-"
+    return (f"{spread([100 * r['called_tumour_no_generated'] for r in runs], 0)} % / "
+            f"{spread([100 * r['called_tumour_no_held_out'] for r in runs], 0)} %")
+
+
 def headline_table(root: Path = RESULTS) -> str:
     """The README's table: per generator, the mean and range over seeds of each figure, and the
     same figures for held-out real scans (as many real scans as the GAN never saw), then the
     two-class default's TSTR at 24,000 steps."""
     lines = ["| generator | trained on | steps | seeds | KID, lower is better | recall | coverage "
-             "| TSTR: AUC trained on generated / on real | held-out real scans: KID, recall, coverage | record |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| TSTR: AUC trained on generated / on real | no-tumour slices called tumour: generated / held-out real "
+             "| held-out real scans: KID, recall, coverage | record |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in HEADLINE_ROWS:
         folder = folder_of(row.record, root)
         quality = json.loads((folder / "quality.json").read_text())["rows"]
@@ -152,7 +163,7 @@ def headline_table(root: Path = RESULTS) -> str:
         cells = [row.generator, row.data, ", ".join(f"{s:,}" for s in steps), str(len(runs)),
                  spread([r["kid"] for r in runs], 3), spread([r["recall_matched"] for r in runs]),
                  spread([r["coverage_matched"] for r in runs]), f"{spread(tstr)}x" if tstr else "- (one class)",
-                 "{:.2f}, {:.2f}, {:.2f}".format(*held_out), f"[{folder.name}](results/{folder.name}/)"]
+                 called_tumour(runs), "{:.2f}, {:.2f}, {:.2f}".format(*held_out), f"[{folder.name}](results/{folder.name}/)"]
         lines.append("| " + " | ".join(cells) + " |")
     folder = folder_of(LONGEST_RUNS, root)
     longest = [r for r in json.loads((folder / "results.json").read_text())["rows"].values() if r["steps"] == 24000]
