@@ -138,18 +138,25 @@ class HealthLog:
             print_above_bar(f"NOTE: best_by={cfg.best_by}, but this run's checks have no held-out scans (holdout=0, "
                             "or a streamed split): generator_best.keras is picked by KID against the training scans "
                             "(best.json says so: by=kid).")
-        best = read_best(run_dir)  # a check after the restored checkpoint is repeated, so its best does not count
-        if best and best.step <= last_step and best.by != self.best_by:
-            print_above_bar(f"NOTE: generator_best.keras was picked by {best.by} up to step {last_step}; from here it is "
-                            f"picked by {self.best_by}, among the checks from step {last_step} on.")
-        standing = best is not None and best.step <= last_step and best.by == self.best_by
-        self.best = best.value if standing else np.inf
         checks = load_history(run_dir, "health.csv") if self.path.exists() else []
-        self.stale = sum(best.step < r["step"] <= last_step for r in checks) if standing else 0  # checks since the best
+        self.best, self.stale = self._best_so_far(checks, last_step)
         # The history rows since the last check, as an uninterrupted run would hold them
         last_check = max((r["step"] for r in checks), default=0)
         rows = load_history(run_dir) if (run_dir / "history.csv").exists() else []
         self.window = [{k: r[k] for k in WINDOW_FIELDS} for r in rows if last_check < r["step"] <= last_step]
+
+    def _best_so_far(self, checks: list[dict], last_step: int) -> tuple[float, int]:
+        """The best figure up to the restored step and the checks made since it. A best found after
+        that step does not count (its check is repeated); one picked by another figure (`best_by`
+        changed on resume) neither: the best is picked afresh, said aloud."""
+        best = read_best(self.run_dir)
+        if best is None or best.step > last_step:
+            return np.inf, 0
+        if best.by != self.best_by:
+            print_above_bar(f"NOTE: generator_best.keras was picked by {best.by} up to step {last_step}; from here it is "
+                            f"picked by {self.best_by}, among the checks from step {last_step} on.")
+            return np.inf, 0
+        return best.value, sum(best.step < r["step"] <= last_step for r in checks)
 
     def baselines(self) -> dict:
         """The label check's calls on the held-out real scans, the same in every row."""
