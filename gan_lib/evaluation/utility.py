@@ -5,6 +5,7 @@ scans the GAN never saw, over several seeds."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -72,16 +73,16 @@ def made_labels(generator, run_classes: str, n_classes: int) -> list[int]:
     return [CLASS_LABELS[run_classes]] if run_classes in CLASS_LABELS else []
 
 
-def generated_conditions(cfg: GANConfig, generator, made: list[int], real: tuple, kind: str) -> tuple[dict, str]:
-    """The conditions with generated images, each a classifier seed's training set by its draw, and
-    what is said of train-on-synthetic."""
+def generated_conditions(cfg: GANConfig, drawn, made: list[int], real: tuple, kind: str) -> tuple[dict, str]:
+    """The conditions with generated images, each a classifier seed's training set by its draw
+    (`drawn(draw)`: the images of each class made, by label), and what is said of train-on-synthetic."""
     names, (x_real, y_real) = cfg.class_names(), real
     if not made:
         return {}, "skipped: the generator was trained on both classes without labels (not a conditional arch)"
     n = sum(synthetic_count(cfg, y_real, label) for label in made)
 
     def generated(draw):  # tumour (1) first, as ever with two classes
-        images = {label: class_images(generator, cfg, y_real, label, draw) for label in reversed(made)}
+        images = {label: drawn(draw)[label] for label in reversed(made)}
         return np.concatenate(list(images.values())), np.concatenate([np.full(len(x), c) for c, x in images.items()])
 
     def with_real(draw):
@@ -114,7 +115,9 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
                            "training, as the report did): nothing to test a classifier on"}
     real = data["x_train"], data["y_train"]
     made = made_labels(generator, run_classes, len(names))
-    with_generated, tstr = generated_conditions(cfg, generator, made, real, kind)
+    # Each draw made once: the conditions with generated images and the label fidelity share it
+    drawn = functools.cache(lambda draw: {label: class_images(generator, cfg, real[1], label, draw) for label in made})
+    with_generated, tstr = generated_conditions(cfg, drawn, made, real, kind)
     results, real_only = {}, []
     for name, training_set in {kind: lambda draw: real, **with_generated}.items():
         with watch(f"classifier: {name}"):
@@ -133,7 +136,7 @@ def utility(cfg: GANConfig, data: dict, generator, run_classes: str, watch: Stop
             results[name]["per_class_auc_mean"] = {
                 names[c]: float(np.mean([s.per_class_auc[c] for s in scores])) for c in range(len(names))}
     fidelity = label_fidelity(real_only, data["x_test"], data["y_test"],
-                              [{c: class_images(generator, cfg, real[1], c, s) for c in made} for s in range(len(real_only))],
+                              [drawn(s) for s in range(len(real_only))],
                               names, no_tumour_classes(cfg.classes, cfg.class_map)) if made else None
     return {"test_images": len(data["y_test"]), "classes": list(names),
             "test_per_class": np.bincount(data["y_test"], minlength=len(names)).tolist(),
