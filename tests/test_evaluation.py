@@ -212,16 +212,26 @@ def test_the_quality_comparison_of_finished_runs_shows_each_runs_least_covered_s
     assert [text.get_text() for text in figure.axes[0].texts][:8] == least
 
 
-def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(tmp_path):
-    """classes="both" with the default preset (report models, conditional): each class's own
-    figures, the train-on-synthetic condition, and a picture per class."""
-    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(tmp_path / "data"), image_size=32, classes="both",
-                                   output_root=str(tmp_path / "runs"), run_name="both", epochs=1, steps_per_epoch=6,
+@pytest.fixture(scope="module")
+def both_cfg(tmp_path_factory):
+    """A finished 6-step run of the default preset on both classes of 32 px phantom slices, its
+    quality checked once."""
+    root = tmp_path_factory.mktemp("both")
+    cfg = GANConfig.from_overrides(data_source="phantom", data_root=str(root / "data"), image_size=32, classes="both",
+                                   output_root=str(root / "runs"), run_name="both", epochs=1, steps_per_epoch=6,
                                    checkpoint_every=6, log_every=2, xla="off", precision="float32", speed_layers="off",
                                    n_generated=40, kid_subset_size=10, kid_subsets=3, diversity_pairs=50,
-                                   classifier_seeds=1, classifier_epochs=1, feature_extractor="random_cnn", kid_every=0)
+                                   classifier_seeds=1, classifier_epochs=1, feature_extractor="random_cnn", kid_every=6,
+                                   kid_images=20)
     save_processed(prepare_dataset(cfg, fetch_raw(cfg)), processed_path(cfg))
     train(cfg)
+    return cfg
+
+
+def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(both_cfg, tmp_path):
+    """classes="both" with the default preset (report models, conditional): each class's own
+    figures, the train-on-synthetic condition, and a picture per class."""
+    cfg = both_cfg
     evaluation = evaluate_run(cfg)
     per_class = evaluation.record.fidelity["per_class"]
     assert set(per_class) == {"yes", "no"}
@@ -246,6 +256,29 @@ def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(tmp_
     assert set(study["classes"]) == {"no", "yes"} and study["cas"] == fidelity["score"]
     assert all(0 <= row["generated"]["head_area"] <= 1 for row in study["classes"].values())
     assert all(row.count("|") == 4 for row in table if row.startswith("|")), "every row its own table row"
+
+
+def test_a_run_kept_in_stages_is_tabled_and_drawn_against_steps(both_cfg, tmp_path):
+    """scripts.stages keeps an evaluated run as a stage (its metrics, figures, generators and last
+    grid) and draws the kept stages: each row the stage's own figures, a class's KID included."""
+    from gan_lib.scripts import stages
+
+    if not (run_path(both_cfg) / "metrics.json").exists():
+        evaluate_run(both_cfg)
+    out = tmp_path / "both_s0"
+    stages.keep_stage(run_path(both_cfg), out / "stage_6", out.name, seed=1)
+    (out / "stage_12.tmp").mkdir()  # a stage stopped half-way is not one
+    assert stages.stage_folders(out) == [out / "stage_6"]
+    assert stages.main(["--curves", str(out), "--out", str(tmp_path / "curves"), "--seed", "1"]) == 0
+    row = json.loads((tmp_path / "curves" / "quality.json").read_text())["rows"]["both_s0_6"]
+    saved = read_evaluation(out / "stage_6")
+    assert row["steps"] == 6 and row["kid_no"] == saved.fidelity["per_class"]["no"]["generated_vs_train"]["kid"]
+    best = json.loads((out / "stage_6" / "best.json").read_text())
+    assert row["cas"] == saved.utility["label_fidelity"]["score"] and (row["best_by"], row["best_step"]) == (best["by"], 6)
+    assert (out / "stage_6" / "generator.keras").exists() and (out / "stage_6" / "grid.png").exists()
+    for name in ("table.md", "stages.png", "kid_vs_steps.png", "stage_grids.png"):
+        assert (tmp_path / "curves" / name).stat().st_size > 0, name
+    assert "| both_s0 | 6 |" in (tmp_path / "curves" / "table.md").read_text()
 
 
 def test_inception_weights_offline_fail_clearly_and_auto_falls_back_loudly(tmp_path, offline, capsys):

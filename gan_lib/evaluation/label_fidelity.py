@@ -42,11 +42,12 @@ def label_fidelity(models: list, held_out: np.ndarray, held_out_labels: np.ndarr
             "held_out": {c: class_calls(real, held_out_labels, c, first_tumour) for c in made}})
     mean = lambda side, c, key: float(np.mean([r[side][c][key] for r in runs]))  # noqa: E731
     scores = {side: [score(r[side]) for r in runs] for side in ("generated", "held_out")}
+    baseline = float(np.mean(scores["held_out"]))
     return {
         "classes": [names[c] for c in made], "classifiers": len(models),
         "score": float(np.mean(scores["generated"])), "score_std": float(np.std(scores["generated"])),
-        "held_out_real": float(np.mean(scores["held_out"])), "held_out_real_std": float(np.std(scores["held_out"])),
-        "ratio": float(np.mean(scores["generated"]) / np.mean(scores["held_out"])),
+        "held_out_real": baseline, "held_out_real_std": float(np.std(scores["held_out"])),
+        "ratio": float(np.mean(scores["generated"])) / baseline if baseline else float("nan"),  # no baseline, no ratio
         "per_class": {names[c]: {
             "generated_accuracy": mean("generated", c, "accuracy"), "held_out_accuracy": mean("held_out", c, "accuracy"),
             "generated_called_tumour": mean("generated", c, "called_tumour"),

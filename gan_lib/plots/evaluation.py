@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..config import TWO_CLASSES
+from ..data.images import as_uint8, montage
 from ..evaluation.descriptors import DESCRIPTORS
 from .images import image_grid, label_synthetic
 
@@ -85,4 +86,63 @@ def utility_chart(utility: dict, synthetic: bool = False):
         ax.invert_yaxis()
     axes[1].set_yticks([])
     fig.tight_layout()
+    return label_synthetic(fig, synthetic)
+
+
+def stage_curves(rows: dict[str, dict], synthetic: bool = False):
+    """The evaluation of runs kept at several stages (scripts.stages' rows, each naming its `run`)
+    against steps: each class's KID, recall and coverage beside the held-out real scans', the
+    classifier AUCs over real-only, and the label fidelity. One colour per run."""
+    runs = sorted({r["run"] for r in rows.values()}, key=list(r["run"] for r in rows.values()).index)
+    fig, axes = plt.subplots(1, 4, figsize=(20, 3.6))
+    kind = "phantom" if synthetic else "real"
+    for colour, run in zip(plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3, runs):
+        mine = [r for r in rows.values() if r["run"] == run]
+        steps = [r["steps"] for r in mine]
+        series = lambda key: [np.nan if r.get(key) is None else r[key] for r in mine]  # noqa: E731
+        ratio = lambda top, bottom: [np.nan if r.get(top) is None or not r.get(bottom) else r[top] / r[bottom]  # noqa: E731
+                                     for r in mine]
+        per_class = "kid_yes" in mine[0]
+        axes[0].plot(steps, series("kid_yes" if per_class else "kid"), "o-", color=colour, label=run)
+        if per_class:
+            axes[0].plot(steps, series("kid_no"), "s--", color=colour)
+        axes[1].plot(steps, series("recall_matched"), "o-", color=colour)
+        axes[1].plot(steps, series("coverage_matched"), "s--", color=colour)
+        for key, style in (("recall_held_out", "-"), ("coverage_held_out", "--")):
+            axes[1].axhline(np.nanmean(series(key)), color=colour, linestyle=style, alpha=0.35)
+        axes[2].plot(steps, ratio("auc_generated_only", "auc_real"), "o-", color=colour)
+        axes[2].plot(steps, ratio("auc_real_plus_generated", "auc_real"), "s--", color=colour)
+        axes[3].plot(steps, ratio("cas", "cas_held_out"), "o-", color=colour)
+        axes[3].plot(steps, series("called_tumour_no_generated"), "s--", color=colour)
+        axes[3].plot(steps, series("called_tumour_no_held_out"), ":", color=colour)
+    two_classes = any("kid_yes" in r for r in rows.values())
+    axes[0].set_title("KID at each stage (solid: tumour, dashed: no tumour)" if two_classes else "KID at each stage")
+    axes[1].set_title(f"Recall (solid), coverage (dashed); faint: held-out {kind}")
+    axes[1].set_ylim(0, 1.02)
+    axes[2].axhline(0.85, color="0.5", linestyle=":")
+    axes[2].set_title("AUC over real-only: trained on generated (solid),\nreal + generated (dashed); dotted 0.85")
+    axes[3].axhline(0.9, color="0.5", linestyle=":")
+    axes[3].set_title("CAS over held-out (solid; dotted 0.9); no-tumour called\n"
+                      f"tumour: generated (dashed), held-out {kind} (dots)")
+    for ax in axes:
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 0.98))
+    return label_synthetic(fig, synthetic)
+
+
+def stage_grids(grids: dict[str, dict[str, np.ndarray]], synthetic: bool = False):
+    """Generated images of each run (a row) at each stage (a column); a conditional generator's
+    images alternate no tumour / tumour, so in each tile columns 1 and 3 are no tumour."""
+    columns = max(len(stages) for stages in grids.values())
+    fig, axes = plt.subplots(len(grids), columns, figsize=(2.6 * columns, 2.9 * len(grids)), squeeze=False)
+    for row, (run, stages) in zip(axes, grids.items()):
+        for ax, (stage, images) in zip(row, stages.items()):
+            ax.imshow(montage([as_uint8(im) for im in images], ncols=4, tile=max(64, images.shape[1])),
+                      cmap="gray", vmin=0, vmax=255)
+            ax.set_title(f"{run}: {stage}", fontsize=9)
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    fig.text(0.5, 0, "Generated images at each stage: the same noise vectors at every stage", ha="center", va="top")
     return label_synthetic(fig, synthetic)
