@@ -114,7 +114,7 @@ def stage_curves(rows: dict[str, dict], synthetic: bool = False):
         axes[2].plot(steps, ratio("auc_real_plus_generated", "auc_real"), "s--", color=colour)
         axes[3].plot(steps, ratio("cas", "cas_held_out"), "o-", color=colour)
         axes[3].plot(steps, series("called_tumour_no_generated"), "s--", color=colour)
-        axes[3].plot(steps, series("called_tumour_no_held_out"), ":", color=colour)
+        axes[3].plot(steps, series("called_tumour_no_held_out"), "^:", color=colour)
     two_classes = any("kid_yes" in r for r in rows.values())
     axes[0].set_title("KID at each stage (solid: tumour, dashed: no tumour)" if two_classes else "KID at each stage")
     axes[1].set_title(f"Recall (solid), coverage (dashed); faint: held-out {kind}")
@@ -123,7 +123,7 @@ def stage_curves(rows: dict[str, dict], synthetic: bool = False):
     axes[2].set_title("AUC over real-only: trained on generated (solid),\nreal + generated (dashed); dotted 0.85")
     axes[3].axhline(0.9, color="0.5", linestyle=":")
     axes[3].set_title("CAS over held-out (solid; dotted 0.9); no-tumour called\n"
-                      f"tumour: generated (dashed), held-out {kind} (dots)")
+                      f"tumour: generated (dashed), held-out {kind} (triangles)")
     for ax in axes:
         ax.set_xlabel("step")
     fig.tight_layout()
@@ -135,7 +135,7 @@ def stage_grids(grids: dict[str, dict[str, np.ndarray]], synthetic: bool = False
     """Generated images of each run (a row) at each stage (a column); a conditional generator's
     images alternate no tumour / tumour, so in each tile columns 1 and 3 are no tumour."""
     columns = max(len(stages) for stages in grids.values())
-    fig, axes = plt.subplots(len(grids), columns, figsize=(2.6 * columns, 2.9 * len(grids)), squeeze=False)
+    fig, axes = plt.subplots(len(grids), columns, figsize=(2.8 * columns, 1.7 * len(grids)), squeeze=False)
     for row, (run, stages) in zip(axes, grids.items()):
         for ax, (stage, images) in zip(row, stages.items()):
             ax.imshow(montage([as_uint8(im) for im in images], ncols=4, tile=max(64, images.shape[1])),
