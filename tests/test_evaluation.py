@@ -272,13 +272,17 @@ def test_a_run_kept_in_stages_is_tabled_and_drawn_against_steps(both_cfg, tmp_pa
     assert stages.main(["--curves", str(out), "--out", str(tmp_path / "curves"), "--seed", "1"]) == 0
     row = json.loads((tmp_path / "curves" / "quality.json").read_text())["rows"]["both_s0_6"]
     saved = read_evaluation(out / "stage_6")
-    assert row["steps"] == 6 and row["kid_no"] == saved.fidelity["per_class"]["no"]["generated_vs_train"]["kid"]
-    best = json.loads((out / "stage_6" / "best.json").read_text())
-    assert row["cas"] == saved.utility["label_fidelity"]["score"] and (row["best_by"], row["best_step"]) == (best["by"], 6)
+    no_tumour, best = saved.fidelity["per_class"]["no"], json.loads((out / "stage_6" / "best.json").read_text())
+    assert row["steps"] == 6 and row["kid_no"] == no_tumour["generated_vs_train"]["kid"]
+    assert row["coverage_no_held_out"] == no_tumour["coverage"]["baseline_held_out_vs_train"]["coverage"]
+    assert row["cas"] == saved.utility["label_fidelity"]["score"]
+    assert (row["best_by"], row["best_step"]) == (best["by"], 6)
     assert (out / "stage_6" / "generator.keras").exists() and (out / "stage_6" / "grid.png").exists()
     for name in ("table.md", "stages.png", "kid_vs_steps.png", "stage_grids.png"):
         assert (tmp_path / "curves" / name).stat().st_size > 0, name
-    assert "| both_s0 | 6 |" in (tmp_path / "curves" / "table.md").read_text()
+    table = (tmp_path / "curves" / "table.md").read_text()
+    assert f"| both_s0 | 6 | {row['kid']:.3f} (" in table
+    assert "| both_s0 | 6 | no |" in table and "| both_s0 | 6 | yes |" in table
 
 
 def test_inception_weights_offline_fail_clearly_and_auto_falls_back_loudly(tmp_path, offline, capsys):

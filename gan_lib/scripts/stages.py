@@ -84,8 +84,13 @@ def stage_row(stage: Path) -> dict:
     row = {key: value for key, value in row.items() if key != "config"}
     per_class = read_evaluation(stage).fidelity.get("per_class", {})
     for name, figures in per_class.items():
-        row[f"kid_{name}"] = figures["generated_vs_train"]["kid"]
-        row[f"kid_{name}_held_out"] = figures["baseline_held_out_vs_train"]["kid"]
+        reach = figures["coverage"]
+        row.update({f"kid_{name}": figures["generated_vs_train"]["kid"],
+                    f"kid_{name}_baseline_held_out": figures["baseline_held_out_vs_train"]["kid"],
+                    **{f"{kind}_{name}_{side}": reach[key][kind] for kind in ("recall", "coverage")
+                       for side, key in (("matched", "generated_vs_train_matched"),
+                                         ("held_out", "baseline_held_out_vs_train"))}})
+    row["classes"] = sorted(per_class)
     best = read_best(stage)  # None for a run that never checked its quality (kid_every=0)
     return {**row, "best_by": best and best.by, "best_step": best and best.step, "best_value": best and best.value}
 
@@ -128,14 +133,13 @@ def table(rows: dict) -> str:
     def ratio(top, bottom) -> str:
         return "-" if top is None or not bottom else f"{top / bottom:.2f}x"
 
-    lines = ["| run | steps | KID (held-out real) | KID tumour / no tumour | recall (held-out) | coverage (held-out) "
+    lines = ["| run | steps | KID (held-out real) | recall (held-out) | coverage (held-out) "
              "| diversity vs real | near-copies (real) | TSTR / real-only AUC | real + generated / real-only AUC "
              "| CAS / held-out | no-tumour called tumour (held-out) | best so far: step (figure) |",
-             "|" + "---|" * 13]
+             "|" + "---|" * 12]
     for r in rows.values():
         lines.append(
             f"| {r['run']} | {r['steps']:,} | {r['kid']:.3f} ({figure(r['kid_baseline_held_out'], '.3f')}) "
-            f"| {figure(r.get('kid_yes'), '.3f')} / {figure(r.get('kid_no'), '.3f')} "
             f"| {r['recall_matched']:.2f} ({r['recall_held_out']:.2f}) | {r['coverage_matched']:.2f} "
             f"({r['coverage_held_out']:.2f}) | {r['diversity_ratio']:.0%} "
             f"| {r['near_copy_share']:.1%} ({r['real_near_copy_share']:.1%}) "
@@ -144,7 +148,15 @@ def table(rows: dict) -> str:
             f"| {figure(r.get('called_tumour_no_generated'), '.0%')} "
             f"({figure(r.get('called_tumour_no_held_out'), '.0%')}) "
             f"| {best_so_far(r)} |")
-    lines += ["", f"Diversity below {LESS_DIVERSE_RATIO:.0%} of the real scans' is a collapse warning."]
+    lines += ["", f"KID in brackets: held-out real scans against the training scans. Diversity below "
+                  f"{LESS_DIVERSE_RATIO:.0%} of the real scans' is a collapse warning."]
+    if any(r["classes"] for r in rows.values()):
+        lines += ["", "Each class (generated against its training scans; in brackets, its held-out real scans):",
+                  "", "| run | steps | class | KID | recall | coverage |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['run']} | {r['steps']:,} | {c} | {r[f'kid_{c}']:.3f} ({r[f'kid_{c}_baseline_held_out']:.3f}) "
+                  f"| {r[f'recall_{c}_matched']:.2f} ({r[f'recall_{c}_held_out']:.2f}) "
+                  f"| {r[f'coverage_{c}_matched']:.2f} ({r[f'coverage_{c}_held_out']:.2f}) |"
+                  for r in rows.values() for c in r["classes"]]
     return "\n".join(lines) + "\n"
 
 
