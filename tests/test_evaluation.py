@@ -283,6 +283,10 @@ def test_a_run_kept_in_stages_is_tabled_and_drawn_against_steps(both_cfg, tmp_pa
     table = (tmp_path / "curves" / "table.md").read_text()
     assert f"| both_s0 | 6 | {row['kid']:.3f} (" in table
     assert "| both_s0 | 6 | no |" in table and "| both_s0 | 6 | yes |" in table
+    stops = json.loads((tmp_path / "curves" / "quality.json").read_text())["stopping"]["both_s0"]
+    assert stops["by"] == best["by"] and stops["stop_after_checks"]["4"] == {
+        "stops_at": None, "keeps": 6, "kept_value": pytest.approx(best["kid_held_out"])}  # one check: no stop
+    assert f"| both_s0 | {best['by']} | 4 | not before 6 |" in table
 
 
 def test_inception_weights_offline_fail_clearly_and_auto_falls_back_loudly(tmp_path, offline, capsys):

@@ -32,6 +32,7 @@ from gan_lib.records.run import RunFolderError
 from gan_lib.runs.location import run_path
 from gan_lib.runs.logs import load_history
 from gan_lib.training.loop import train
+from gan_lib.training.monitor import replay_stopping
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
 
@@ -301,6 +302,7 @@ def test_a_run_stops_once_its_best_generator_stops_improving_and_stays_stopped_u
     checks = [(int(r["step"]), r["kid_held_out"]) for r in load_history(run_dir, "health.csv")]
     stop = next(step for i, (step, kid) in enumerate(checks) if i and kid >= min(k for _, k in checks[:i]))
     assert checks[-1][0] == stop < 12 and load_history(run_dir)[-1]["step"] == stop
+    assert replay_stopping(load_history(run_dir, "health.csv"), "kid_held_out", 1)[0] == stop  # the replay agrees
     assert f"STOPPED EARLY at step {stop} of 12" in capsys.readouterr().out and (run_dir / "generator.keras").exists()
     assert (run_dir / "checkpoints" / f"ckpt-{stop}.index").exists()
     train(small_cfg(data_root, tmp_path, stop_after_checks=1, **settings))

@@ -27,6 +27,7 @@ from gan_lib.runs.logs import load_history
 from gan_lib.training.engine import Engine
 from gan_lib.training.loop import TrainingDiverged, train
 from gan_lib.training.losses import LOSSES, Loss
+from gan_lib.training.monitor import replay_stopping
 from gan_lib.training.step import GANTrainer
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
@@ -126,6 +127,17 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path
         train(cfg)
     assert sorted(p.name for p in (run_path(cfg) / "checkpoints").glob("ckpt-*.index")) == good
     assert all(np.isfinite(r["d_loss"]) for r in load_history(run_path(cfg)))
+
+
+def test_a_replayed_stopping_rule_stops_where_the_best_went_stale_and_keeps_that_best():
+    """A first check that stays best for a while stops a small N early with its generator; a NaN
+    check counts but never wins; N=0 never stops."""
+    figures = [1.9, 2.5, 2.2, 1.8, 1.85, np.nan, 1.7]
+    checks = [{"step": 500 * (i + 1), "kid_held_out": v} for i, v in enumerate(figures)]
+    assert replay_stopping(checks, "kid_held_out", 2) == (1500, 500)
+    assert replay_stopping(checks, "kid_held_out", 3) == (None, 3500)
+    assert replay_stopping(checks[3:], "kid_held_out", 2) == (3000, 2000)
+    assert replay_stopping(checks, "kid_held_out", 0) == (None, 3500)
 
 
 def test_changed_settings_or_resume_false_refuse_an_existing_run(data_root, tmp_path):

@@ -35,9 +35,11 @@ from gan_lib.runs.logs import load_history
 from gan_lib.scripts.quality import STEPS_PER_EPOCH, preset_config, setting, summarise
 from gan_lib.scripts.results import add_record_option, finish_record, start_record
 from gan_lib.training.loop import train
+from gan_lib.training.monitor import replay_stopping
 
 KEPT = ("metrics.json", "health.csv", "best.json", "coverage.csv", "generator.keras", "generator_best.keras")
 GRID_IMAGES = 8
+STOP_AFTER = (4, 8, 16, 24)  # stop_after_checks values replayed on each run's quality checks
 
 
 def stage_folders(out: Path) -> list[Path]:
@@ -99,7 +101,7 @@ def curves(folders: list[Path], out: Path, seed: int) -> dict:
     """quality.json (one row per run and stage, named `<run>_<steps>`), table.md, stages.png (the
     evaluations against steps), kid_vs_steps.png (each run's quality checks, every 500 steps, from
     its last stage's health.csv) and stage_grids.png (each stage's generated images)."""
-    rows, health, grids, synthetic = {}, {}, {}, False
+    rows, health, stops, grids, synthetic = {}, {}, {}, {}, False
     for folder in folders:
         stages = stage_folders(folder)
         if not stages:
@@ -107,20 +109,51 @@ def curves(folders: list[Path], out: Path, seed: int) -> dict:
         for stage in stages:
             rows[f"{folder.name}_{stage.name[6:]}"] = {"run": folder.name, **stage_row(stage)}
         health[folder.name] = load_history(stages[-1], "health.csv")
+        stops[folder.name] = stopping(health[folder.name], read_best(stages[-1]))
         synthetic |= read_evaluation(stages[-1]).synthetic_data  # phantom scans: every figure says so
         grids[folder.name] = {f"{int(s.name[6:]):,} steps": generate(load_generator(s), GRID_IMAGES, seed)[0]
                               for s in stages}
-    result = {"rows": rows}
+    result = {"rows": rows, "stopping": stops}
     write_json(out / "quality.json", result)
-    (out / "table.md").write_text(table(rows))
+    (out / "table.md").write_text(tables(result))
     figures = {"stages.png": stage_curves(rows, synthetic), "kid_vs_steps.png": kid_curves(health, synthetic),
                "stage_grids.png": stage_grids(grids, synthetic)}
     for name, figure in figures.items():
         figure.savefig(out / name, dpi=100, bbox_inches="tight")
         plt.close(figure)
-    print(table(rows))
+    print(tables(result))
     print(f"wrote {out}/quality.json, table.md, stages.png, kid_vs_steps.png, stage_grids.png")
     return result
+
+
+def stopping(checks: list[dict], best) -> dict:
+    """Where each of STOP_AFTER's `stop_after_checks` would have stopped this run (None: not
+    before its last check), replayed on its quality checks by the figure its best.json names."""
+    if best is None:
+        return {}
+    last = {"step": int(checks[-1]["step"]), "best_step": best.step, "best_value": best.value}
+    replays = {}
+    for limit in STOP_AFTER:
+        stop, kept = replay_stopping(checks, best.by, limit)
+        value = next((r[best.by] for r in checks if r["step"] == kept), None)
+        replays[str(limit)] = {"stops_at": stop, "keeps": kept, "kept_value": value}
+    return {"by": best.by, "last_check": last, "stop_after_checks": replays}
+
+
+def tables(result: dict) -> str:
+    return table(result["rows"]) + stopping_table(result["stopping"])
+
+
+def stopping_table(stops: dict) -> str:
+    lines = ["", "What `stop_after_checks=N` would have done, replayed on each run's quality checks (health.csv):",
+             "", "| run | picked by | N | stops at step | keeps the generator of step (figure) |",
+             "|---|---|---|---|---|"]
+    for run, replay in stops.items():
+        for limit, r in replay.get("stop_after_checks", {}).items():
+            kept = "-" if r["keeps"] is None else f"{r['keeps']:,} ({r['kept_value']:.3f})"
+            stop = f"not before {replay['last_check']['step']:,}" if r["stops_at"] is None else f"{r['stops_at']:,}"
+            lines.append(f"| {run} | {replay['by']} | {limit} | {stop} | {kept} |")
+    return "\n".join(lines) + "\n"
 
 
 def table(rows: dict) -> str:
@@ -189,7 +222,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     result = curves([Path(f) for f in args.curves], out, args.seed)
     if args.record:
-        finish_record(out, table(result["rows"]))
+        finish_record(out, tables(result))
     return 0
 
 

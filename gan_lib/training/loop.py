@@ -265,10 +265,10 @@ def _epochs(cfg: GANConfig, data: TrainingData, trainer: GANTrainer, manager: tf
 def _stopped_early(cfg: GANConfig, health, step: int) -> bool:
     """Whether the run stops here, said aloud: generator_best.keras has not improved for
     `stop_after_checks` checks (a run that stopped so stops again at once when resumed)."""
-    if health is None or not health.stalled(cfg.stop_after_checks):
+    if health is None or not health.best.stalled(cfg.stop_after_checks):
         return False
     print_above_bar(f"STOPPED EARLY at step {step} of {cfg.epochs * cfg.steps_per_epoch}: generator_best.keras has not "
-                    f"improved for {health.stale} checks (stop_after_checks={cfg.stop_after_checks}, best_by="
+                    f"improved for {health.best.stale} checks (stop_after_checks={cfg.stop_after_checks}, best_by="
                     f"{health.best_by}); generator.keras is this step's. stop_after_checks=0 trains on to the schedule's end.")
     return True
 

@@ -114,6 +114,40 @@ class QualityMonitor:
                             kid_held_out, labels)
 
 
+@dataclass
+class BestSoFar:
+    """The lowest figure among a run's quality checks so far and how many checks have passed since:
+    what picks generator_best.keras and what `stop_after_checks` counts, live or replayed."""
+    value: float = np.inf
+    stale: int = 0
+
+    def offer(self, value: float) -> bool:
+        """Count one check; True when its figure is the new best (a NaN never is)."""
+        self.stale += 1
+        if value < self.value:
+            self.value, self.stale = value, 0
+            return True
+        return False
+
+    def stalled(self, limit: int) -> bool:
+        """Whether the best has not improved for `limit` checks in a row (0: never)."""
+        return 0 < limit <= self.stale
+
+
+def replay_stopping(checks: list[dict], by: str, limit: int) -> tuple[int | None, int | None]:
+    """What `stop_after_checks=limit` would have done to a run whose health.csv holds `checks`: the
+    step it would have stopped at (None: it trains on to the end) and the step of the
+    generator_best.keras (picked by the column `by`) it would have kept."""
+    best, best_step = BestSoFar(), None
+    for row in checks:
+        step = int(row["step"])
+        if best.offer(row[by]):
+            best_step = step
+        if best.stalled(limit):
+            return step, best_step
+    return None, best_step
+
+
 def best_by(cfg: GANConfig, held_out: tuple | None) -> str:
     """The figure that picks generator_best.keras: `cfg.best_by`, or KID against the training scans
     when there are no held-out scans to check against."""
@@ -139,7 +173,7 @@ class HealthLog:
                             "or a streamed split): generator_best.keras is picked by KID against the training scans "
                             "(best.json says so: by=kid).")
         checks = load_history(run_dir, "health.csv") if self.path.exists() else []
-        self.best, self.stale = self._best_so_far(checks, last_step)
+        self.best = BestSoFar(*self._best_so_far(checks, last_step))
         # The history rows since the last check, as an uninterrupted run would hold them
         last_check = max((r["step"] for r in checks), default=0)
         rows = load_history(run_dir) if (run_dir / "history.csv").exists() else []
@@ -197,13 +231,8 @@ class HealthLog:
             print_above_bar(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the training set's: "
                             "mode collapse is starting (see health.csv and the sample grids).")
         value = quality.kid if self.best_by == "kid" else quality.kid_held_out
-        self.stale += 1
-        if value < self.best:
-            self.best, self.stale = value, 0
+        if self.best.offer(value):
             save_model(generator, self.run_dir / "generator_best.keras")
             held_out = None if np.isnan(quality.kid_held_out) else quality.kid_held_out
             write_best(self.run_dir, BestGenerator(step, quality.kid, quality.kid_std, self.best_by, held_out))
 
-    def stalled(self, limit: int) -> bool:
-        """Whether generator_best.keras has not improved for `limit` checks in a row (0: never)."""
-        return 0 < limit <= self.stale
