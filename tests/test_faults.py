@@ -296,14 +296,17 @@ def test_a_run_stops_once_its_best_generator_stops_improving_and_stays_stopped_u
                                                                                          capsys):
     """stop_after_checks=1, and a learning rate so small that the checks' figures barely move: the run
     stops at the first check no better than the best before it, checkpointed and with its
-    generator.keras. Resumed, it stops again at once; stop_after_checks=0 trains on to the end."""
+    generator.keras, and each check's line names the best generator's step. Resumed, it stops again at
+    once; stop_after_checks=0 trains on to the end."""
     settings = dict(kid_every=2, kid_images=10, learning_rate=1e-12)
     run_dir = train(small_cfg(data_root, tmp_path, stop_after_checks=1, **settings))
     checks = [(int(r["step"]), r["kid_held_out"]) for r in load_history(run_dir, "health.csv")]
     stop = next(step for i, (step, kid) in enumerate(checks) if i and kid >= min(k for _, k in checks[:i]))
     assert checks[-1][0] == stop < 12 and load_history(run_dir)[-1]["step"] == stop
     assert replay_stopping(load_history(run_dir, "health.csv"), "kid_held_out", 1)[0] == stop  # the replay agrees
-    assert f"STOPPED EARLY at step {stop} of 12" in capsys.readouterr().out and (run_dir / "generator.keras").exists()
+    out, best = capsys.readouterr().out, read_best(run_dir)
+    assert f"STOPPED EARLY at step {stop} of 12" in out and (run_dir / "generator.keras").exists()
+    assert f"step {stop}: KID" in out and f"; generator_best.keras: step {best.step} (kid_held_out {best.value:.3f})" in out
     assert (run_dir / "checkpoints" / f"ckpt-{stop}.index").exists()
     train(small_cfg(data_root, tmp_path, stop_after_checks=1, **settings))
     assert f"STOPPED EARLY at step {stop} of 12" in capsys.readouterr().out and load_history(run_dir)[-1]["step"] == stop

@@ -120,12 +120,13 @@ class BestSoFar:
     what picks generator_best.keras and what `stop_after_checks` counts, live or replayed."""
     value: float = np.inf
     stale: int = 0
+    step: int | None = None  # the best check's
 
-    def offer(self, value: float) -> bool:
+    def offer(self, value: float, step: int) -> bool:
         """Count one check; True when its figure is the new best (a NaN never is)."""
         self.stale += 1
         if value < self.value:
-            self.value, self.stale = value, 0
+            self.value, self.stale, self.step = value, 0, step
             return True
         return False
 
@@ -138,14 +139,12 @@ def replay_stopping(checks: list[dict], by: str, limit: int) -> tuple[int | None
     """What `stop_after_checks=limit` would have done to a run whose health.csv holds `checks`: the
     step it would have stopped at (None: it trains on to the end) and the step of the
     generator_best.keras (picked by the column `by`) it would have kept."""
-    best, best_step = BestSoFar(), None
+    best = BestSoFar()
     for row in checks:
-        step = int(row["step"])
-        if best.offer(row[by]):
-            best_step = step
+        best.offer(row[by], int(row["step"]))
         if best.stalled(limit):
-            return step, best_step
-    return None, best_step
+            return int(row["step"]), best.step
+    return None, best.step
 
 
 def best_by(cfg: GANConfig, held_out: tuple | None) -> str:
@@ -173,24 +172,24 @@ class HealthLog:
                             "or a streamed split): generator_best.keras is picked by KID against the training scans "
                             "(best.json says so: by=kid).")
         checks = load_history(run_dir, "health.csv") if self.path.exists() else []
-        self.best = BestSoFar(*self._best_so_far(checks, last_step))
+        self.best = self._best_so_far(checks, last_step)
         # The history rows since the last check, as an uninterrupted run would hold them
         last_check = max((r["step"] for r in checks), default=0)
         rows = load_history(run_dir) if (run_dir / "history.csv").exists() else []
         self.window = [{k: r[k] for k in WINDOW_FIELDS} for r in rows if last_check < r["step"] <= last_step]
 
-    def _best_so_far(self, checks: list[dict], last_step: int) -> tuple[float, int]:
+    def _best_so_far(self, checks: list[dict], last_step: int) -> BestSoFar:
         """The best figure up to the restored step and the checks made since it. A best found after
         that step does not count (its check is repeated); one picked by another figure (`best_by`
         changed on resume) neither: the best is picked afresh, said aloud."""
         best = read_best(self.run_dir)
         if best is None or best.step > last_step:
-            return np.inf, 0
+            return BestSoFar()
         if best.by != self.best_by:
             print_above_bar(f"NOTE: generator_best.keras was picked by {best.by} up to step {last_step}; from here it is "
                             f"picked by {self.best_by}, among the checks from step {last_step} on.")
-            return np.inf, 0
-        return best.value, sum(best.step < r["step"] <= last_step for r in checks)
+            return BestSoFar()
+        return BestSoFar(best.value, sum(best.step < r["step"] <= last_step for r in checks), best.step)
 
     def baselines(self) -> dict:
         """The label check's calls on the held-out real scans, the same in every row."""
@@ -219,6 +218,11 @@ class HealthLog:
                 writer.writeheader()
             writer.writerow(row)
         self.window.clear()
+        value = quality.kid if self.best_by == "kid" else quality.kid_held_out
+        if self.best.offer(value, step):
+            save_model(generator, self.run_dir / "generator_best.keras")
+            held_out = None if np.isnan(quality.kid_held_out) else quality.kid_held_out
+            write_best(self.run_dir, BestGenerator(step, quality.kid, quality.kid_std, self.best_by, held_out))
         print_above_bar(f"step {step}: KID {quality.kid:.3f} ± {quality.kid_std:.3f} (random-CNN features), diversity "
                         f"{quality.diversity_ratio:.0%} of the training set's, recall {quality.recall:.2f}, coverage "
                         f"{quality.coverage:.2f}, D accuracy real {row['d_acc_real']:.2f} / fake "
@@ -226,13 +230,10 @@ class HealthLog:
                         + (f"; labels: {quality.labels.accuracy:.0%} drawn as asked (held-out real scans "
                            f"{row['label_accuracy_held_out']:.0%}), no tumour called tumour "
                            f"{quality.labels.no_tumour_called_tumour:.0%} (real {row['no_tumour_called_tumour_held_out']:.0%})"
-                           if self.monitor.labels else ""))
+                           if self.monitor.labels else "")
+                        + (f"; generator_best.keras: step {self.best.step} ({self.best_by} {self.best.value:.3f})"
+                           if self.best.step is not None else f"; no generator_best.keras yet ({self.best_by} is NaN)"))
         if quality.collapsing:
             print_above_bar(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the training set's: "
                             "mode collapse is starting (see health.csv and the sample grids).")
-        value = quality.kid if self.best_by == "kid" else quality.kid_held_out
-        if self.best.offer(value):
-            save_model(generator, self.run_dir / "generator_best.keras")
-            held_out = None if np.isnan(quality.kid_held_out) else quality.kid_held_out
-            write_best(self.run_dir, BestGenerator(step, quality.kid, quality.kid_std, self.best_by, held_out))
 
