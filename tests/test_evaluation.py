@@ -31,6 +31,7 @@ from gan_lib.records.evaluation import read_evaluation
 from gan_lib.runs import logs
 from gan_lib.runs.generate import generate, interpolate, load_generator, noise_for
 from gan_lib.runs.location import run_path
+from gan_lib.runs.logs import load_history
 from gan_lib.scripts import class_study
 from gan_lib.training.loop import train
 
@@ -284,9 +285,12 @@ def test_a_run_kept_in_stages_is_tabled_and_drawn_against_steps(both_cfg, tmp_pa
     assert f"| both_s0 | 6 | {row['kid']:.3f} (" in table
     assert "| both_s0 | 6 | no |" in table and "| both_s0 | 6 | yes |" in table
     stops = json.loads((tmp_path / "curves" / "quality.json").read_text())["stopping"]["both_s0"]
-    assert stops["by"] == best["by"] and stops["stop_after_checks"]["4"] == {
-        "stops_at": None, "keeps": 6, "kept_value": pytest.approx(best["kid_held_out"])}  # one check: no stop
-    assert f"| both_s0 | {best['by']} | 4 | not before 6 |" in table
+    health = load_history(out / "stage_6", "health.csv")
+    one_check = {"stop_after_checks": 4, "stops_at": None, "keeps": 6, "kept_value": pytest.approx(best["kid_held_out"]),
+                 "kept_kid": pytest.approx(best["kid"]), "kept_recall": pytest.approx(health[0]["recall"])}
+    assert stops["by"] == best["by"] and stops["replays"][:2] == [  # a schedule shorter than best_from_step: its last
+        {**one_check, "best_from_step": 0}, {**one_check, "best_from_step": 2000}]
+    assert f"| both_s0 | {best['by']} | 4 | 0 | not before 6 | 6 (" in table
 
 
 def test_inception_weights_offline_fail_clearly_and_auto_falls_back_loudly(tmp_path, offline, capsys):

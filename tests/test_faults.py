@@ -297,8 +297,9 @@ def test_a_run_stops_once_its_best_generator_stops_improving_and_stays_stopped_u
     """stop_after_checks=1, and a learning rate so small that the checks' figures barely move: the run
     stops at the first check no better than the best before it, checkpointed and with its
     generator.keras, and each check's line names the best generator's step. Resumed, it stops again at
-    once; stop_after_checks=0 trains on to the end."""
-    settings = dict(kid_every=2, kid_images=10, learning_rate=1e-12)
+    once; stop_after_checks=0 trains on to the end, and best_from_step=6 then picks the best afresh
+    among the checks still to come from step 6 on (unless it already is one from then)."""
+    settings = dict(kid_every=2, kid_images=10, learning_rate=1e-12, best_from_step=0)
     run_dir = train(small_cfg(data_root, tmp_path, stop_after_checks=1, **settings))
     checks = [(int(r["step"]), r["kid_held_out"]) for r in load_history(run_dir, "health.csv")]
     stop = next(step for i, (step, kid) in enumerate(checks) if i and kid >= min(k for _, k in checks[:i]))
@@ -310,8 +311,14 @@ def test_a_run_stops_once_its_best_generator_stops_improving_and_stays_stopped_u
     assert (run_dir / "checkpoints" / f"ckpt-{stop}.index").exists()
     train(small_cfg(data_root, tmp_path, stop_after_checks=1, **settings))
     assert f"STOPPED EARLY at step {stop} of 12" in capsys.readouterr().out and load_history(run_dir)[-1]["step"] == stop
-    train(small_cfg(data_root, tmp_path, stop_after_checks=0, **settings))
+    train(small_cfg(data_root, tmp_path, stop_after_checks=0, **{**settings, "best_from_step": 6}))
     assert load_history(run_dir)[-1]["step"] == 12
+    checks = [(int(r["step"]), r["kid_held_out"]) for r in load_history(run_dir, "health.csv")]
+    if best.step < 6:  # the checks still to come from step 6 on pick it
+        assert read_best(run_dir).step == min((kid, step) for step, kid in checks if step >= 6 and step > stop)[1]
+        assert f"it is picked afresh among the checks from step {max(stop + 1, 6)} on" in capsys.readouterr().out
+    else:
+        assert read_best(run_dir).step == min((kid, step) for step, kid in checks if step >= best.step)[1]
 
 
 def test_health_csv_after_a_resume_equals_an_uninterrupted_run(raw_root, tmp_path):

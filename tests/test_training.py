@@ -130,11 +130,12 @@ def test_a_nan_loss_stops_and_keeps_the_last_good_checkpoint(data_root, tmp_path
 
 
 def test_a_replayed_stopping_rule_stops_where_the_best_went_stale_and_keeps_that_best():
-    """A first check that stays best for a while stops a small N early with its generator; a NaN
-    check counts but never wins; N=0 never stops."""
+    """A first check that stays best for a while stops a small N early with its generator, unless
+    checks before best_from_step are left out; a NaN check counts but never wins; N=0 never stops."""
     figures = [1.9, 2.5, 2.2, 1.8, 1.85, np.nan, 1.7]
     checks = [{"step": 500 * (i + 1), "kid_held_out": v} for i, v in enumerate(figures)]
     assert replay_stopping(checks, "kid_held_out", 2) == (1500, 500)
+    assert replay_stopping(checks, "kid_held_out", 2, from_step=1000) == (3000, 2000)  # best_from_step=1000
     assert replay_stopping(checks, "kid_held_out", 3) == (None, 3500)
     assert replay_stopping(checks[3:], "kid_held_out", 2) == (3000, 2000)
     assert replay_stopping(checks, "kid_held_out", 0) == (None, 3500)

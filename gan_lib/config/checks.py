@@ -103,6 +103,8 @@ def check_run(cfg) -> None:
         raise ValueError(f"kid_every={cfg.kid_every} (0 = off), kid_images={cfg.kid_images} (at least 2)")
     if cfg.best_by not in BEST_BY:
         raise ValueError(f"best_by={cfg.best_by!r}; choose one of {BEST_BY}")
+    if cfg.best_from_step < 0:
+        raise ValueError(f"best_from_step={cfg.best_from_step}: 0 (every check picks) or the first step whose check may")
     if cfg.stop_after_checks < 0 or (cfg.stop_after_checks and not cfg.kid_every):
         raise ValueError(f"stop_after_checks={cfg.stop_after_checks}: 0 (off), or a number of the checks kid_every "
                          f"makes (kid_every={cfg.kid_every})")

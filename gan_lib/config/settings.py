@@ -129,6 +129,9 @@ class GANConfig:
             "the held-out real scans) | kid (against the training scans, which a copying G also wins)")
     stop_after_checks: int = setting(0, ">0: stop once generator_best.keras has not improved for this many checks "
             "in a row; 0: train the whole schedule (the report's)")
+    best_from_step: int = setting(2000, "checks before this step neither pick generator_best.keras nor count for "
+            "stop_after_checks: the first checks' blurred heads can score well against the few held-out scans; a "
+            "shorter schedule: its last check only")
     tensorboard: bool = setting(False, "also write losses to <run folder>/tensorboard for TensorBoard")
 
     # --- evaluation of a finished run (notebooks 05 and 06; `make report RUN=<run_name>`) ---

@@ -45,7 +45,8 @@ def upgrade_run_record(raw: dict, path: Path) -> dict:
 
 
 # Settings whose value before they existed was neither the report's nor today's default
-BEFORE_THEY_EXISTED = {"best_by": "kid"}  # generator_best.keras was the lowest KID against the training scans
+BEFORE_THEY_EXISTED = {"best_by": "kid",  # generator_best.keras was the lowest KID against the training scans
+                       "best_from_step": 0}  # ... at any check
 
 
 def settings_as_trained(saved: dict) -> dict:

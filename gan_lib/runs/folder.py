@@ -42,8 +42,9 @@ RESUME_FREE = {"preset", "dataset", "epochs", "resume", "run_name", "output_root
                *DISTRIBUTE_FIELDS,
                *EVALUATION_FIELDS,
                # which check's generator is kept as generator_best.keras: picked afresh from the
-               # resumed step when it changes (the run says so); when to stop before the schedule's end
-               "best_by", "stop_after_checks"}
+               # resumed step when it changes (the run says so), and from which step; when to stop
+               # before the schedule's end
+               "best_by", "best_from_step", "stop_after_checks"}
 
 
 def source_digest(package: Path = Path(__file__).parents[1]) -> str:

@@ -15,6 +15,7 @@ a kept stage is skipped, and training resumes exactly from the run's checkpoints
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from gan_lib.base.files import write_json
-from gan_lib.config import PRESETS
+from gan_lib.config import PRESETS, GANConfig
 from gan_lib.data.storage import ensure_processed
 from gan_lib.evaluation.evaluate import evaluate_run
 from gan_lib.evaluation.metrics import LESS_DIVERSE_RATIO
@@ -128,16 +129,18 @@ def curves(folders: list[Path], out: Path, seed: int) -> dict:
 
 def stopping(checks: list[dict], best) -> dict:
     """Where each of STOP_AFTER's `stop_after_checks` would have stopped this run (None: not
-    before its last check), replayed on its quality checks by the figure its best.json names."""
+    before its last check) and which best generator it would have kept (with its check's KID and
+    recall against the training scans), with every check a candidate and from the default
+    `best_from_step` on, replayed by the figure its best.json names."""
     if best is None:
         return {}
-    last = {"step": int(checks[-1]["step"]), "best_step": best.step, "best_value": best.value}
-    replays = {}
-    for limit in STOP_AFTER:
-        stop, kept = replay_stopping(checks, best.by, limit)
-        value = next((r[best.by] for r in checks if r["step"] == kept), None)
-        replays[str(limit)] = {"stops_at": stop, "keeps": kept, "kept_value": value}
-    return {"by": best.by, "last_check": last, "stop_after_checks": replays}
+    replays, last = [], int(checks[-1]["step"])
+    for limit, from_step in itertools.product(STOP_AFTER, (0, GANConfig().best_from_step)):
+        stop, kept = replay_stopping(checks, best.by, limit, min(from_step, last))  # as training's first_candidate
+        row = next((r for r in checks if r["step"] == kept), {})
+        replays.append({"stop_after_checks": limit, "best_from_step": from_step, "stops_at": stop, "keeps": kept,
+                        "kept_value": row.get(best.by), **{f"kept_{k}": row.get(k) for k in ("kid", "recall")}})
+    return {"by": best.by, "last_check": last, "replays": replays}
 
 
 def tables(result: dict) -> str:
@@ -145,14 +148,17 @@ def tables(result: dict) -> str:
 
 
 def stopping_table(stops: dict) -> str:
-    lines = ["", "What `stop_after_checks=N` would have done, replayed on each run's quality checks (health.csv):",
-             "", "| run | picked by | N | stops at step | keeps the generator of step (figure) |",
-             "|---|---|---|---|---|"]
+    lines = ["", "What `stop_after_checks=N` would have done, replayed on each run's quality checks (health.csv), "
+             "with every check a candidate for generator_best.keras or only those from `best_from_step` on:",
+             "", "| run | picked by | N | best_from_step | stops at step | keeps the generator of step (figure) "
+             "| its KID and recall against the training scans |", "|---|---|---|---|---|---|---|"]
     for run, replay in stops.items():
-        for limit, r in replay.get("stop_after_checks", {}).items():
-            kept = "-" if r["keeps"] is None else f"{r['keeps']:,} ({r['kept_value']:.3f})"
-            stop = f"not before {replay['last_check']['step']:,}" if r["stops_at"] is None else f"{r['stops_at']:,}"
-            lines.append(f"| {run} | {replay['by']} | {limit} | {stop} | {kept} |")
+        for r in replay.get("replays", []):
+            kept, against_train = (("-", "-") if r["keeps"] is None else
+                                   (f"{r['keeps']:,} ({r['kept_value']:.3f})", f"{r['kept_kid']:.3f}, {r['kept_recall']:.2f}"))
+            stop = f"not before {replay['last_check']:,}" if r["stops_at"] is None else f"{r['stops_at']:,}"
+            lines.append(f"| {run} | {replay['by']} | {r['stop_after_checks']} | {r['best_from_step']:,} | {stop} "
+                         f"| {kept} | {against_train} |")
     return "\n".join(lines) + "\n"
 
 

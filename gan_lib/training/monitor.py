@@ -135,12 +135,18 @@ class BestSoFar:
         return 0 < limit <= self.stale
 
 
-def replay_stopping(checks: list[dict], by: str, limit: int) -> tuple[int | None, int | None]:
-    """What `stop_after_checks=limit` would have done to a run whose health.csv holds `checks`: the
-    step it would have stopped at (None: it trains on to the end) and the step of the
-    generator_best.keras (picked by the column `by`) it would have kept."""
+def first_candidate(cfg: GANConfig) -> int:
+    """The first step whose check may pick generator_best.keras: `best_from_step`, or the
+    schedule's last step when it ends before that."""
+    return min(cfg.best_from_step, cfg.epochs * cfg.steps_per_epoch)
+
+
+def replay_stopping(checks: list[dict], by: str, limit: int, from_step: int = 0) -> tuple[int | None, int | None]:
+    """What `stop_after_checks=limit` (with `best_from_step=from_step`) would have done to a run
+    whose health.csv holds `checks`: the step it would have stopped at (None: it trains on to the
+    end) and the step of the generator_best.keras (picked by the column `by`) it would have kept."""
     best = BestSoFar()
-    for row in checks:
+    for row in (r for r in checks if r["step"] >= from_step):
         best.offer(row[by], int(row["step"]))
         if best.stalled(limit):
             return int(row["step"]), best.step
@@ -166,7 +172,7 @@ class HealthLog:
         trim_history(self.path, last_step, HEALTH_FIELDS)
         labels = LabelCheck(cfg, run_dir, *real, held_out) if is_conditional(cfg) else None
         self.monitor = QualityMonitor(real[0], cfg.kid_images, cfg.seed, held_out[0] if held_out else None, labels)
-        self.best_by = best_by(cfg, held_out)
+        self.best_by, self.first_candidate = best_by(cfg, held_out), first_candidate(cfg)
         if self.best_by != cfg.best_by:
             print_above_bar(f"NOTE: best_by={cfg.best_by}, but this run's checks have no held-out scans (holdout=0, "
                             "or a streamed split): generator_best.keras is picked by KID against the training scans "
@@ -181,9 +187,14 @@ class HealthLog:
     def _best_so_far(self, checks: list[dict], last_step: int) -> BestSoFar:
         """The best figure up to the restored step and the checks made since it. A best found after
         that step does not count (its check is repeated); one picked by another figure (`best_by`
-        changed on resume) neither: the best is picked afresh, said aloud."""
+        changed on resume) or before `best_from_step` neither: the best is picked afresh, said aloud."""
         best = read_best(self.run_dir)
         if best is None or best.step > last_step:
+            return BestSoFar()
+        if best.step < self.first_candidate:
+            print_above_bar(f"NOTE: generator_best.keras is step {best.step}'s, before best_from_step="
+                            f"{self.first_candidate}: it is picked afresh among the checks from step "
+                            f"{max(last_step + 1, self.first_candidate)} on.")
             return BestSoFar()
         if best.by != self.best_by:
             print_above_bar(f"NOTE: generator_best.keras was picked by {best.by} up to step {last_step}; from here it is "
@@ -219,7 +230,7 @@ class HealthLog:
             writer.writerow(row)
         self.window.clear()
         value = quality.kid if self.best_by == "kid" else quality.kid_held_out
-        if self.best.offer(value, step):
+        if step >= self.first_candidate and self.best.offer(value, step):
             save_model(generator, self.run_dir / "generator_best.keras")
             held_out = None if np.isnan(quality.kid_held_out) else quality.kid_held_out
             write_best(self.run_dir, BestGenerator(step, quality.kid, quality.kid_std, self.best_by, held_out))
@@ -232,7 +243,8 @@ class HealthLog:
                            f"{quality.labels.no_tumour_called_tumour:.0%} (real {row['no_tumour_called_tumour_held_out']:.0%})"
                            if self.monitor.labels else "")
                         + (f"; generator_best.keras: step {self.best.step} ({self.best_by} {self.best.value:.3f})"
-                           if self.best.step is not None else f"; no generator_best.keras yet ({self.best_by} is NaN)"))
+                           if self.best.step is not None else
+                           f"; no generator_best.keras yet (picked by {self.best_by} from step {self.first_candidate} on)"))
         if quality.collapsing:
             print_above_bar(f"WARNING: step {step}: generated diversity is {quality.diversity_ratio:.0%} of the training set's: "
                             "mode collapse is starting (see health.csv and the sample grids).")
