@@ -284,8 +284,10 @@ def test_a_run_kept_in_stages_is_tabled_and_drawn_against_steps(both_cfg, tmp_pa
     table = (tmp_path / "curves" / "table.md").read_text()
     assert f"| both_s0 | 6 | {row['kid']:.3f} (" in table
     assert "| both_s0 | 6 | no |" in table and "| both_s0 | 6 | yes |" in table
-    stops = json.loads((tmp_path / "curves" / "quality.json").read_text())["stopping"]["both_s0"]
+    quality = json.loads((tmp_path / "curves" / "quality.json").read_text())
     health = load_history(out / "stage_6", "health.csv")
+    stops, checks = quality["stopping"]["both_s0"], quality["checks"]["both_s0"]
+    assert [(r["step"], r["kid_held_out"]) for r in checks] == [(r["step"], r["kid_held_out"]) for r in health]
     one_check = {"stop_after_checks": 4, "stops_at": None, "keeps": 6, "kept_value": pytest.approx(best["kid_held_out"]),
                  "kept_kid": pytest.approx(best["kid"]), "kept_recall": pytest.approx(health[0]["recall"])}
     assert stops["by"] == best["by"] and stops["replays"][:2] == [  # a schedule shorter than best_from_step: its last

@@ -99,7 +99,8 @@ def stage_row(stage: Path) -> dict:
 
 
 def curves(folders: list[Path], out: Path, seed: int) -> dict:
-    """quality.json (one row per run and stage, named `<run>_<steps>`), table.md, stages.png (the
+    """quality.json (one row per run and stage, named `<run>_<steps>`, each run's stop replays and
+    its quality checks, as in its last stage's health.csv), table.md, stages.png (the
     evaluations against steps), kid_vs_steps.png (each run's quality checks, every 500 steps, from
     its last stage's health.csv) and stage_grids.png (each stage's generated images)."""
     rows, health, stops, grids, synthetic = {}, {}, {}, {}, False
@@ -114,7 +115,7 @@ def curves(folders: list[Path], out: Path, seed: int) -> dict:
         synthetic |= read_evaluation(stages[-1]).synthetic_data  # phantom scans: every figure says so
         grids[folder.name] = {f"{int(s.name[6:]):,} steps": generate(load_generator(s), GRID_IMAGES, seed)[0]
                               for s in stages}
-    result = {"rows": rows, "stopping": stops}
+    result = {"rows": rows, "stopping": stops, "checks": health}  # the checks too: a replay needs only the record
     write_json(out / "quality.json", result)
     (out / "table.md").write_text(tables(result))
     figures = {"stages.png": stage_curves(rows, synthetic), "kid_vs_steps.png": kid_curves(health, synthetic),
