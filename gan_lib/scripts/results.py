@@ -49,6 +49,8 @@ HEADLINE_ROWS = (
     Row("default preset", "both classes", "conditional-12k", "seed", "_12000"),
     Row("default preset, evaluated with the spread floor", "both classes", "conditional-12k-seed0", "default_both_s"),
     Row("default preset, with label fidelity", "both classes", "label-fidelity-64px", "before_s"),
+    Row("default preset, **128 px**, 24,000 of the report's 37,500 steps", "both classes", "default-128px-stages",
+        "default_s0", "_24000"),
 )
 LONGEST_RUNS = "conditional-24k"  # its results.json: TSTR over draws per seed and step
 
