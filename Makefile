@@ -31,7 +31,7 @@ help:
 	@echo "make train   notebook 04 (the report's schedule, the default preset: gan_lib.config.DEFAULT_PRESET); PRESET=report: the report's GAN as it was; e.g. EPOCHS=2 RUN_NAME=x"
 	@echo "            STRATEGY=mirrored (every GPU; LOGICAL_DEVICES=2 splits a CPU) | multiworker (TF_CONFIG) | tpu"
 	@echo "make report  notebooks 05+06 on a finished run: RUN=<run_name> (executed copies go into the run folder)"
-	@echo "make generate RUN=<run_name> [N=500 OUT=folder LABEL=yes|no|<class folder> SEED=0 UPSCALE=256]  PNGs marked synthetic, images.csv"
+	@echo "make generate RUN=<run_name> [N=500 OUT=folder LABEL=yes|no|<class folder> SEED=0 UPSCALE=256 WHICH_GENERATOR=best]  PNGs marked synthetic, images.csv"
 	@echo "make bench   the report's train_on_batch loop vs gan_lib's step (JSON in outputs/bench/)"
 	@echo "make quality every training preset on the real tumour images, evaluated (outputs/quality/);"
 	@echo "             e.g. DATA_DIR=../shared/data/brain_mri_yes_no [STEPS=6000 IMAGE_SIZE=64] (every preset in turn)"
@@ -61,10 +61,11 @@ report: $(STAMP)
 	$(RUN_NOTEBOOKS) $(REPORT_NOTEBOOKS) --report $(call quote,$(value RUN)) $(NB_PARAMS)
 
 generate: $(STAMP)
-	@test -n "$(RUN)" || { echo "usage: make generate RUN=<run_name or folder> [N=500] [OUT=folder] [LABEL=yes|no|<class folder>] [SEED=0] [UPSCALE=256]" >&2; exit 2; }
+	@test -n "$(RUN)" || { echo "usage: make generate RUN=<run_name or folder> [N=500] [OUT=folder] [LABEL=yes|no|<class folder>] [SEED=0] [UPSCALE=256] [WHICH_GENERATOR=best]" >&2; exit 2; }
 	$(PY) -m gan_lib generate --run $(call quote,$(value RUN)) --n $(call quote,$(or $(value N),500)) \
 		--out $(call quote,$(or $(value OUT),outputs/generated/$(value RUN))) $(if $(LABEL),--label $(call quote,$(value LABEL))) \
-		$(if $(SEED),--seed $(call quote,$(value SEED))) $(if $(UPSCALE),--upscale $(call quote,$(value UPSCALE)))
+		$(if $(SEED),--seed $(call quote,$(value SEED))) $(if $(UPSCALE),--upscale $(call quote,$(value UPSCALE))) \
+		$(if $(WHICH_GENERATOR),--generator $(call quote,$(value WHICH_GENERATOR)))
 
 bench: $(STAMP)
 	$(PY) -m gan_lib.scripts.bench

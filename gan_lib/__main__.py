@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from .config import GENERATOR_FILES
 from .runs.location import run_path
 
 
@@ -64,13 +65,15 @@ def main(argv: list[str] | None = None) -> int:
                      help="also resize to this side (bicubic); 0 = training size")
     gen.add_argument("--label", help="class-conditional runs: the class by name, tumour (yes) or not (no), or with "
                      "classes=all a class folder's name; default: each class in turn")
+    gen.add_argument("--generator", choices=GENERATOR_FILES, default="final", help="final: generator.keras (the "
+                     "last step trained); best: generator_best.keras (the step best.json names)")
     args = parser.parse_args(argv)
     from .config import class_names, folder_key
     from .records.run import read_run_record
     from .runs.generate import load_generator, write_images
 
     try:
-        load_generator(args.run)
+        load_generator(args.run, args.generator)
     except (FileNotFoundError, ValueError) as err:
         parser.error(f"--run: {err}")
 
@@ -80,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--label {args.label!r}: this run's classes are {', '.join(names)}")
     label = names.index(folder_key(args.label)) if args.label else None
     try:
-        out = write_images(args.run, args.n, args.out, seed=args.seed, upscale=args.upscale, label=label)
+        out = write_images(args.run, args.n, args.out, seed=args.seed, upscale=args.upscale, label=label,
+                           which=args.generator)
     except ValueError as err:  # a label for a generator of one class
         parser.error(f"--label: {err}")
     except OSError as err:  # a full disk, a folder that went away: the images written so far are whole

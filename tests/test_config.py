@@ -28,7 +28,8 @@ def test_wrong_type_raises(key, value):
     (dict(data_source="s3"), "data_source"), (dict(classes="maybe"), "classes"),
     (dict(image_size=100), "multiple of 16"), (dict(holdout=1.0), "holdout"),
     (dict(n_images=-1), "n_images"), (dict(epochs=0), "epochs"), (dict(run_name="a/b"), "run_name"),
-    (dict(best_by="loss"), "best_by"), (dict(stop_after_checks=2, kid_every=0), "stop_after_checks"),
+    (dict(best_by="loss"), "best_by"), (dict(which_generator="last"), "which_generator"),
+    (dict(stop_after_checks=2, kid_every=0), "stop_after_checks"),
     (dict(stop_after_checks=2, strategy="multiworker"), "only the chief"),
 ])
 def test_values_the_pipeline_cannot_honour_raise(overrides, message):

@@ -27,7 +27,7 @@ from gan_lib.evaluation.features import INCEPTION_URL, FeatureExtractorUnavailab
 from gan_lib.evaluation.summary import summary_table
 from gan_lib.evaluation.utility import class_images
 from gan_lib.plots import class_picks, write_evolution_gif
-from gan_lib.records.evaluation import read_evaluation
+from gan_lib.records.evaluation import read_best, read_evaluation
 from gan_lib.runs import logs
 from gan_lib.runs.generate import generate, interpolate, load_generator, noise_for
 from gan_lib.runs.location import run_path
@@ -92,7 +92,7 @@ def test_a_generated_png_says_it_is_synthetic_wherever_it_goes(run_cfg, tmp_path
     assert text["Synthetic"].startswith("yes")
     source = json.loads(text["Generator"])
     recorded = json.loads((run_path(run_cfg) / "config.json").read_text())
-    assert source == {"run": run_cfg.run_name, "preset": run_cfg.preset, "run_seed": run_cfg.seed,
+    assert source == {"run": run_cfg.run_name, "preset": run_cfg.preset, "run_seed": run_cfg.seed, "generator": "final",
                       "step": recorded["effective"]["total_steps"], "seed": 5, "index": 2, "label": None}
     assert png_text(copied) == text
     np.testing.assert_array_equal(np.load(out / "noise.npy")[2], noise_for(5, 2, run_cfg.noise_dim))
@@ -153,6 +153,28 @@ def test_each_classifier_seed_trains_on_its_own_draw_and_the_first_is_the_old_on
     assert np.abs(draws[0] - draws[1]).mean() > 0.01
 
 
+def test_the_best_generator_is_evaluated_and_drawn_from_when_asked_and_named_with_its_step(run_cfg, tmp_path):
+    """which_generator="best" measures generator_best.keras (in a copy without generator.keras, so
+    nothing else can be read) and says so with best.json's step; `generate --generator best` too. A
+    folder without generator_best.keras is refused, naming the file and the way out."""
+    copy = Path(shutil.copytree(run_path(run_cfg), tmp_path / "copy", ignore=shutil.ignore_patterns("generator.keras")))
+    settings = {k: v for k, v in run_cfg.to_dict().items() if k in EVALUATION_FIELDS}
+    evaluation = evaluate_run(GANConfig.from_overrides(**{**settings, "which_generator": "best", "run_name": "copy",
+                                                          "output_root": str(tmp_path)}))
+    best_step = read_best(copy).step
+    assert evaluation.record.config["which_generator"] == "best" and evaluation.record.generator_step == best_step
+    assert read_evaluation(copy) == evaluation.record
+    assert f"Generator: generator_best.keras, saved at step {best_step}." in summary_table(evaluation.record)
+    cli = [sys.executable, "-m", "gan_lib", "generate", "--run", str(copy), "--n", "2", "--out", str(tmp_path / "gen")]
+    subprocess.run(cli + ["--generator", "best"], check=True, capture_output=True)
+    with (tmp_path / "gen" / "images.csv").open() as f:
+        assert {(r["generator"], r["step"]) for r in csv.DictReader(f)} == {("best", str(best_step))}
+    (copy / "generator_best.keras").unlink()
+    refused = subprocess.run(cli + ["--generator", "best"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "generator_best.keras does not exist" in refused.stderr
+    assert "which_generator='final' takes generator.keras" in refused.stderr
+
+
 def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
     evaluation = _evaluated(run_cfg)
     saved = json.loads((run_path(run_cfg) / "metrics.json").read_text())
@@ -189,6 +211,7 @@ def test_evaluation_writes_metrics_with_baselines_and_utility(run_cfg):
     assert set(evaluation.scan_descriptors) == {"phantom (training)", "generated", "held-out phantom"}
     assert "precision" in summary_table(evaluation.record) and "coverage.csv" in summary_table(evaluation.record)
     assert dataclasses.asdict(evaluation.record) == saved, "metrics.json holds the record, whole"
+    assert saved["config"]["which_generator"] == "final" and saved["generator_step"] == 12
 
 
 def test_the_quality_comparison_of_finished_runs_shows_each_runs_least_covered_scans(run_cfg, tmp_path):

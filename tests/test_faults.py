@@ -27,8 +27,9 @@ from gan_lib.data.sources import RawSource, fetch_raw
 from gan_lib.data.storage import (LATEST, choose_dataset, dataset_name, load_processed, manifest_path, processed_path,
                                   save_processed)
 from gan_lib.evaluation.evaluate import evaluate_run
-from gan_lib.records.evaluation import read_best
+from gan_lib.records.evaluation import read_best, read_final_step
 from gan_lib.records.run import RunFolderError
+from gan_lib.runs.generate import run_source
 from gan_lib.runs.location import run_path
 from gan_lib.runs.logs import load_history
 from gan_lib.training.loop import train
@@ -309,10 +310,11 @@ def test_a_run_stops_once_its_best_generator_stops_improving_and_stays_stopped_u
     assert f"STOPPED EARLY at step {stop} of 12" in out and (run_dir / "generator.keras").exists()
     assert f"step {stop}: KID" in out and f"; generator_best.keras: step {best.step} (kid_held_out {best.value:.3f})" in out
     assert (run_dir / "checkpoints" / f"ckpt-{stop}.index").exists()
+    assert read_final_step(run_dir) == run_source(run_dir)["step"] == stop, "generator.keras is the stop's, not step 12's"
     train(small_cfg(data_root, tmp_path, stop_after_checks=1, **settings))
     assert f"STOPPED EARLY at step {stop} of 12" in capsys.readouterr().out and load_history(run_dir)[-1]["step"] == stop
     train(small_cfg(data_root, tmp_path, stop_after_checks=0, **{**settings, "best_from_step": 6}))
-    assert load_history(run_dir)[-1]["step"] == 12
+    assert load_history(run_dir)[-1]["step"] == 12 == read_final_step(run_dir)
     checks = [(int(r["step"]), r["kid_held_out"]) for r in load_history(run_dir, "health.csv")]
     if best.step < 6:  # the checks still to come from step 6 on pick it
         assert read_best(run_dir).step == min((kid, step) for step, kid in checks if step >= 6 and step > stop)[1]

@@ -23,7 +23,7 @@ LAYERS = [
     ("data.volumes", [{"readers"}, {"finding"}, {"slices", "phantom"}]),  # one 3-D scan to its slices
     ("data", [{"sources"}, {"prepare"}, {"storage", "streaming"}]),  # a raw folder to a dataset
     ("models", [{"layers"}, {"architectures"}]),
-    ("runs", [{"location", "folder", "logs", "generate"}]),  # a run folder once written
+    ("runs", [{"location", "folder", "logs"}, {"generate"}]),  # a run folder once written
     ("evaluation", [{"metrics", "features", "descriptors", "classifier", "summary"}, {"label_fidelity"}, {"utility"},
                     {"evaluate"}]),
     ("training", [{"engine", "losses", "augment", "ema"}, {"strategies", "monitor"}, {"updates"}, {"step"},

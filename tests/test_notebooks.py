@@ -33,7 +33,7 @@ PIPELINE_ONLY = {"other_parameters": {}}
 FROM_THE_PRESET = {"preset", *PRESET_DEFAULTS}
 # A valid value other than the default for every notebook parameter; the preset fields' differ from resize-sn's.
 OTHER_VALUES = {
-    "best_by": "kid", "stop_after_checks": 3, "best_from_step": 500,
+    "best_by": "kid", "stop_after_checks": 3, "best_from_step": 500, "which_generator": "best",
     "workspace": "elsewhere", "other_parameters": {"log_every": 2}, "data_source": "local", "data_dir": "some/scans",
     "kaggle_dataset": "owner/other-set/versions/2", "class_map": FOUR_CLASS_MAP, "test_folder": "Testing",
     "phantom_layout": "nifti", "volume_modality": "flair", "mask_suffix": "_mask", "slice_share": 0.8,

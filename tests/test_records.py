@@ -93,6 +93,7 @@ def test_an_older_evaluation_and_best_generator_read_and_coverage_is_missing_onl
     assert (evaluation.coverage is None) == (commit in BEFORE_COVERAGE)
     assert (evaluation.descriptors is None) == (commit in BEFORE_COVERAGE)
     assert evaluation.n_generated == 40 and evaluation.fidelity["generated_vs_train"]["kid"] >= 0
+    assert evaluation.config["which_generator"] == "final" and evaluation.generator_step is None, "not recorded then"
     health = load_history(folder, "health.csv")
     assert best.step == 6 and best.kid == min(r["kid"] for r in health)
     assert all(np.isnan(r["coverage"]) for r in health) == (commit in BEFORE_COVERAGE)

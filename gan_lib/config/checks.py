@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import math
 
-from .choices import (BEST_BY, CLASS_CHOICES, DATA_SOURCES, FEATURE_EXTRACTORS, KAGGLE_DATASET, KAGGLE_HANDLE,
-                      MAX_NAME_BYTES, PHANTOM_LAYOUTS, PRECISIONS, STRATEGIES, SWITCHES, parse_class_map)
+from .choices import (BEST_BY, CLASS_CHOICES, DATA_SOURCES, FEATURE_EXTRACTORS, GENERATOR_FILES, KAGGLE_DATASET,
+                      KAGGLE_HANDLE, MAX_NAME_BYTES, PHANTOM_LAYOUTS, PRECISIONS, STRATEGIES, SWITCHES, parse_class_map)
 from .presets import PRESETS
 
 AT_LEAST_ONE = ("noise_dim", "epochs", "steps_per_epoch", "batch_size", "checkpoint_every", "log_every", "n_generated",
@@ -103,6 +103,8 @@ def check_run(cfg) -> None:
         raise ValueError(f"kid_every={cfg.kid_every} (0 = off), kid_images={cfg.kid_images} (at least 2)")
     if cfg.best_by not in BEST_BY:
         raise ValueError(f"best_by={cfg.best_by!r}; choose one of {BEST_BY}")
+    if cfg.which_generator not in GENERATOR_FILES:
+        raise ValueError(f"which_generator={cfg.which_generator!r}; choose one of {tuple(GENERATOR_FILES)}")
     if cfg.best_from_step < 0:
         raise ValueError(f"best_from_step={cfg.best_from_step}: 0 (every check picks) or the first step whose check may")
     if cfg.stop_after_checks < 0 or (cfg.stop_after_checks and not cfg.kid_every):

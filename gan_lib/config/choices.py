@@ -13,13 +13,14 @@ TWO_CLASSES = ("no", "yes")  # the names of labels 0 and 1 (1 = tumour) in every
 # the same whatever they say.
 CONDITIONAL_ONLY = ("label_every_block", "mismatched_labels")
 # Parameters of the evaluation only: everything else is read back from the run's config.json.
-EVALUATION_FIELDS = ("n_generated", "feature_extractor", "kid_subset_size", "kid_subsets", "diversity_pairs",
+EVALUATION_FIELDS = ("which_generator", "n_generated", "feature_extractor", "kid_subset_size", "kid_subsets", "diversity_pairs",
                      "near_copy_ssim", "classifier_seeds", "classifier_epochs", "synthetic_per_real")
 FEATURE_EXTRACTORS = ("auto", "inception", "random_cnn")
 # How the training step is computed on this machine, not what it computes (gan_lib.training.engine_choice chooses "auto").
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 SWITCHES = ("auto", "on", "off")  # xla, speed_layers
 BEST_BY = ("kid_held_out", "kid")  # the health check's figure that picks generator_best.keras
+GENERATOR_FILES = {"final": "generator.keras", "best": "generator_best.keras"}  # which_generator: the file
 ENGINE_FIELDS = ("precision", "xla", "speed_layers")
 # Where the step runs: one device, or replicas under a tf.distribute strategy (gan_lib.training.strategies).
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")

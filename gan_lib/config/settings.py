@@ -135,6 +135,8 @@ class GANConfig:
     tensorboard: bool = setting(False, "also write losses to <run folder>/tensorboard for TensorBoard")
 
     # --- evaluation of a finished run (notebooks 05 and 06; `make report RUN=<run_name>`) ---
+    which_generator: str = setting("final", "the saved generator evaluated (and drawn from by `make generate`): "
+            "final (generator.keras, the last step trained) | best (generator_best.keras, the step best.json names)")
     n_generated: int = setting(500, "generated images the metrics are computed on")
     feature_extractor: str = setting("auto",
             "auto | inception | random_cnn: KID/FID features (auto: InceptionV3 if its weights can be had)")

@@ -26,7 +26,7 @@ from ..records.evaluation import EvaluationRecord, read_evaluation, write_evalua
 from ..records.manifest import DatasetManifest
 from ..records.run import RUN_RECORD
 from ..runs.folder import check_same_data, library_versions, recorded_dataset, recorded_settings
-from ..runs.generate import classes_of, default_labels, generate, load_generator, takes_label
+from ..runs.generate import classes_of, default_labels, generate, generator_step, load_generator, takes_label
 from ..runs.location import run_lock, run_path
 from . import descriptors, metrics
 from .features import FeatureExtractor, choose_extractor
@@ -90,7 +90,7 @@ def run_images(cfg: GANConfig, watch: Stopwatch) -> RunImages:
         train, train_labels, gan_manifest = load_processed(path, "train")
         check_same_data(run_dir, path, split_sha256(train, train_labels), gan_manifest)
         held_out, held_out_labels, _ = load_processed(path, "test")
-        generator = load_generator(run_dir)
+        generator = load_generator(run_dir, cfg.which_generator)
         generated, _ = generate(generator, cfg.n_generated, seed=cfg.seed)
     with watch("features"):
         extractor = choose_extractor(cfg.feature_extractor, resolve(cfg.data_root) / "weights", cfg.image_size)
@@ -225,7 +225,8 @@ def _evaluate_run(cfg: GANConfig) -> Evaluation:
     for w in warnings:
         print("WARNING:", w)
     record = EvaluationRecord(
-        run=run_dir.name, config=cfg.to_dict(), synthetic_data=synthetic, n_generated=len(generated),
+        run=run_dir.name, config=cfg.to_dict(), generator_step=generator_step(run_dir, cfg.which_generator),
+        synthetic_data=synthetic, n_generated=len(generated),
         n_train_real=len(train), n_held_out_real=len(held_out), fidelity=fidelity, coverage=coverage,
         descriptors=described, diversity=diverse, memorisation=memo, utility=utility_result, warnings=warnings,
         timings_s=watch.times, versions=library_versions())

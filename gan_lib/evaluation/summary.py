@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..config import GENERATOR_FILES
 from ..data.images import CLASS_TITLES
 from ..data.phantom import SYNTHETIC_LABEL
 from ..records.evaluation import EvaluationRecord
@@ -37,8 +38,15 @@ def summary_table(result: EvaluationRecord) -> str:
     rows += _label_rows(u["label_fidelity"]) if u.get("label_fidelity") else []
     header = ["| measure | generated | baseline: held-out " + kind + " vs training |", "|---|---|---|"]
     notes = [f"**{SYNTHETIC_LABEL}: these figures test the pipeline only.**", ""] if result.synthetic_data else []
-    notes += [f"Features: {f['feature_extractor']}. Classifier AUCs are on held-out {kind} scans.", ""]
+    notes += [f"Generator: {measured(result)}. Features: {f['feature_extractor']}. Classifier AUCs are on held-out "
+              f"{kind} scans.", ""]
     return "\n".join(notes + header + [f"| {a} | {b} | {c} |" for a, b, c in rows])
+
+
+def measured(result: EvaluationRecord) -> str:
+    """Which saved generator the evaluation measured, and its step."""
+    name = GENERATOR_FILES[result.config["which_generator"]]
+    return name + (f", saved at step {result.generator_step:,}" if result.generator_step is not None else "")
 
 
 def _classifier_rows(name: str, condition: dict) -> list[tuple[str, str, str]]:

@@ -1,4 +1,5 @@
-"""A run's evaluation record (metrics.json) and its best generator's (best.json)."""
+"""A run's evaluation record (metrics.json) and its saved generators' steps (generator.json,
+best.json)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .migrations import BEST_VERSION, EVALUATION_VERSION, upgrade_best, upgrade_
 
 EVALUATION_RECORD = "metrics.json"
 BEST_RECORD = "best.json"
+FINAL_RECORD = "generator.json"
 
 
 @dataclass
@@ -18,7 +20,8 @@ class EvaluationRecord:
     """Every figure of one evaluation, each section beside its real-vs-real baseline (the sections'
     keys are described in docs/evaluation.md)."""
     run: str
-    config: dict  # the run's settings with the evaluation's
+    config: dict  # the run's settings with the evaluation's (`which_generator`: the file measured)
+    generator_step: int | None  # the step the measured generator was saved at; None: not recorded (before version 3)
     synthetic_data: bool
     n_generated: int
     n_train_real: int
@@ -73,3 +76,19 @@ def read_best(run_dir: Path) -> BestGenerator | None:
 
 def write_best(run_dir: Path, best: BestGenerator) -> None:
     write_json(Path(run_dir) / BEST_RECORD, dataclasses.asdict(best))
+
+
+def read_final_step(run_dir: Path) -> int | None:
+    """The step generator.keras was saved at (the schedule's end, or where `stop_after_checks`
+    stopped the run); None for a folder trained before generator.json was written."""
+    path = Path(run_dir) / FINAL_RECORD
+    return read_json(path, "Delete it and train the run again to its end.")["step"] if path.exists() else None
+
+
+def write_final_step(run_dir: Path, step: int) -> None:
+    write_json(Path(run_dir) / FINAL_RECORD, {"step": step})
+
+
+def forget_final_step(run_dir: Path) -> None:
+    """Before generator.keras is replaced: a stop between the two leaves no record naming the old step."""
+    (Path(run_dir) / FINAL_RECORD).unlink(missing_ok=True)

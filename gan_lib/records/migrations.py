@@ -18,7 +18,7 @@ from ..config import (CONDITIONAL_ONLY, DATASET_FIELDS, DEFAULT_PRESET, PRESETS,
 
 RUN_RECORD_VERSION = 2
 MANIFEST_VERSION = 3
-EVALUATION_VERSION = 2
+EVALUATION_VERSION = 3
 BEST_VERSION = 3
 # health.csv columns an older gan_lib did not write; read as NaN (not measured)
 NEWER_HEALTH_COLUMNS = ("recall", "coverage", "kid_held_out", "label_accuracy", "label_accuracy_held_out",
@@ -104,9 +104,13 @@ def _manifest_1_to_2(raw: dict) -> dict:
 
 def upgrade_evaluation(raw: dict, path: Path) -> dict:
     """metrics.json as today's `EvaluationRecord` holds it; one evaluated before coverage and the
-    scan descriptors existed has them as None (add_coverage computes them)."""
-    if _version(raw, EVALUATION_VERSION, path) == 1:
+    scan descriptors existed has them as None (add_coverage computes them), one evaluated before
+    the generator's step was recorded has generator_step None."""
+    version = _version(raw, EVALUATION_VERSION, path)
+    if version == 1:
         raw = {"coverage": None, "descriptors": None, **raw, "schema_version": 2}
+    if version <= 2:  # before which_generator: generator.keras was measured, at a step not recorded
+        raw = {**raw, "config": {**raw["config"], "which_generator": "final"}, "generator_step": None, "schema_version": 3}
     return raw
 
 

@@ -1,6 +1,6 @@
 """Images from a trained run's saved generator, each reproducible from (seed, index) alone.
 
-    python -m gan_lib generate --run outputs/runs/<name> --n 500 --out DIR [--seed 0] [--upscale 256]
+    python -m gan_lib generate --run outputs/runs/<name> --n 500 --out DIR [--seed 0] [--upscale 256] [--generator best]
 
 Image i's noise is `noise_for(seed, i)`, a generator of its own, so any single image can be made
 again without the others; `images.csv` lists file, seed and index, `noise.npy` the vectors. Every
@@ -17,22 +17,40 @@ import keras
 import numpy as np
 
 from ..base.files import replacing, write_json
+from ..config import GENERATOR_FILES
 from ..data.images import from_unit_range, synthetic_marks, write_png
+from ..records.evaluation import read_best, read_final_step
 from ..records.run import read_run_record
+from .logs import load_history
 
 
-def load_generator(run_dir: Path) -> keras.Model:
-    """The run's saved generator, with stock Keras layers: in eager inference they are faster here
-    (500 images at 128 px: 27 s) than gan_lib's training layers (35 s)."""
-    path = Path(run_dir) / "generator.keras"
+def load_generator(run_dir: Path, which: str = "final") -> keras.Model:
+    """The run's saved generator `which` (final: generator.keras, best: generator_best.keras), with
+    stock Keras layers: in eager inference they are faster here (500 images at 128 px: 27 s) than
+    gan_lib's training layers (35 s)."""
+    path = Path(run_dir) / GENERATOR_FILES[which]
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: the run has not finished (train it to the end, "
-                                "or resume it with the same run_name).")
+        raise FileNotFoundError(f"{path} does not exist: " + (
+            "the run has not finished (train it to the end, or resume it with the same run_name)." if which == "final"
+            else "no quality check has picked one yet (kid_every=0, or no check from best_from_step on); "
+                 "which_generator='final' takes generator.keras."))
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as err:  # noqa: BLE001 - Keras reports a damaged file in several ways
-        raise ValueError(f"{path} is damaged and cannot be loaded ({type(err).__name__}); run 04_train again with "
-                         "this run_name: it writes generator.keras anew from the last checkpoint.") from None
+        raise ValueError(f"{path} is damaged and cannot be loaded ({type(err).__name__}); " + (
+            "run 04_train again with this run_name: it writes generator.keras anew from the last checkpoint."
+            if which == "final" else "which_generator='final' takes generator.keras.")) from None
+
+
+def generator_step(run_dir: Path, which: str = "final") -> int:
+    """The step the saved generator `which` was saved at: best.json's for the best; generator.json's
+    for generator.keras (the schedule's end, or an early stop), or in a folder trained before
+    generator.json the last logged step (generator.keras's, unless a resume to a longer schedule
+    was interrupted)."""
+    if which == "best":
+        return read_best(run_dir).step
+    step = read_final_step(run_dir)
+    return int(load_history(run_dir)[-1]["step"]) if step is None else step
 
 
 def noise_for(seed: int, index: int, noise_dim: int) -> np.ndarray:
@@ -91,29 +109,29 @@ def interpolate(generator: keras.Model, seed: int, start: int, end: int, steps: 
     return _run(generator, path.astype(np.float32), np.repeat(default_labels(start, 1, classes_of(generator)), steps))
 
 
-def run_source(run_dir: Path) -> dict:
-    """What a generated image's text chunk names: the run, its preset and seed, and the step its
-    generator.keras was saved at (the end of its schedule)."""
+def run_source(run_dir: Path, which: str = "final") -> dict:
+    """What a generated image's text chunk names: the run, its preset and seed, which saved
+    generator made it and the step that generator was saved at."""
     record = read_run_record(run_dir)
     return {"run": Path(run_dir).resolve().name, "preset": record.preset, "run_seed": record.config["seed"],
-            "step": record.effective["total_steps"]}
+            "generator": which, "step": generator_step(run_dir, which)}
 
 
 def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int = 0, label: int | None = None,
-                 batch: int = 256) -> Path:
+                 which: str = "final", batch: int = 256) -> Path:
     """PNG files (at the training size, or `upscale` px with bicubic interpolation), each marked
     synthetic in its text chunks (`gan_lib.data.images.png_text`), images.csv and noise.npy in `out`;
-    returns `out`. `label` picks the class of a conditional generator. Images are made and written
-    `batch` at a time, so a large `n` does not have to fit in memory."""
-    generator = load_generator(run_dir)
+    returns `out`. `label` picks the class of a conditional generator, `which` the saved generator.
+    Images are made and written `batch` at a time, so a large `n` does not have to fit in memory."""
+    generator = load_generator(run_dir, which)
     conditional = takes_label(generator)
-    source = run_source(run_dir)
+    source = run_source(run_dir, which)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     noise = np.zeros((n, noise_dim(generator)), np.float32)
     with replacing(out / "images.csv", newline="") as f:  # it appears whole, once every image is written
         rows = csv.writer(f)
-        rows.writerow(["file", "synthetic", "run", "step", "seed", "index"] + (["label"] if conditional else []))
+        rows.writerow(["file", "synthetic", "run", "generator", "step", "seed", "index"] + (["label"] if conditional else []))
         for start in range(0, n, batch):
             images, noise[start:start + batch] = generate(generator, min(batch, n - start), seed, start, label=label)
             labels = np.full(len(images), label) if label is not None else \
@@ -125,7 +143,7 @@ def write_images(run_dir: Path, n: int, out: Path, seed: int = 0, upscale: int =
                 image_label = [int(labels[i - start])] if conditional else []
                 write_png(out / name, image, synthetic_marks({**source, "seed": seed, "index": i,
                                                                "label": image_label[0] if image_label else None}))
-                rows.writerow([name, "yes", source["run"], source["step"], seed, i] + image_label)
+                rows.writerow([name, "yes", source["run"], which, source["step"], seed, i] + image_label)
     np.save(out / "noise.npy", noise)
     write_json(out / "source.json", {"run": str(Path(run_dir).resolve()), "n": n, "seed": seed, "upscale": upscale,
                                       "label": label, "noise": "gan_lib.runs.generate.noise_for", **source})

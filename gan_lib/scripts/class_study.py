@@ -20,7 +20,7 @@ from gan_lib.data.storage import load_processed
 from gan_lib.evaluation import descriptors
 from gan_lib.records.evaluation import read_evaluation
 from gan_lib.records.run import read_run_record
-from gan_lib.runs.generate import generate, load_generator, takes_label
+from gan_lib.runs.generate import generate, generator_step, load_generator, takes_label
 
 SHOWN = ("symmetry", "centre_contrast", "p50")  # the descriptors the table shows (the JSON has all)
 
@@ -44,7 +44,7 @@ def class_rows(run_dir: Path, n: int) -> dict:
                       for side, images in sets.items() if len(images)}
         rows[name]["label_fidelity"] = fidelity.get("per_class", {}).get(name)
     return {"run": str(run_dir), "preset": record.preset, "seed": record.config["seed"],
-            "steps": record.effective.get("total_steps"), "cas": fidelity.get("score"),
+            "steps": generator_step(run_dir), "cas": fidelity.get("score"),
             "cas_held_out": fidelity.get("held_out_real"), "classes": rows}
 
 

@@ -17,7 +17,7 @@ from gan_lib.config import class_names
 from gan_lib.data.storage import load_processed
 from gan_lib.plots import class_picks
 from gan_lib.records.run import read_run_record
-from gan_lib.runs.generate import classes_of, default_labels, generate, load_generator, takes_label
+from gan_lib.runs.generate import classes_of, default_labels, generate, generator_step, load_generator, takes_label
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     figure = class_picks(generated, default_labels(0, n, classes_of(generator)), real, real_labels, names,
                          n=args.per_class, seed=args.seed, synthetic=record.data.synthetic)
     figure.axes[0].set_title(f"{record.preset}, {record.config['image_size']} px, "
-                             f"{record.effective['total_steps']:,} steps: generated (upper row of each class) "
+                             f"{generator_step(args.run):,} steps: generated (upper row of each class) "
                              f"and real training scans (lower row)", fontsize=9)
     image = io.BytesIO()
     figure.savefig(image, dpi=72, bbox_inches="tight")

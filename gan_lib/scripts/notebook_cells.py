@@ -32,7 +32,7 @@ SETTINGS_DOC = PROJECT_ROOT / "docs" / "settings.md"
 DESCRIPTIONS = {**{f.name: f.metadata["doc"] for f in dataclasses.fields(GANConfig)}, **NOTEBOOK_ONLY}
 # The settings reference's sections: each starts at its first setting, in GANConfig's order.
 SECTIONS = (("Data", "data_source"), ("Model", "preset"), ("Training", "epochs"), ("Engine", "precision"),
-            ("Run folder", "run_name"), ("Evaluation", "n_generated"))
+            ("Run folder", "run_name"), ("Evaluation", "which_generator"))
 ASSIGNMENT = re.compile(r"^(?P<name>\w+) = (?P<value>.*?)(?:  # .*)?$")
 BADGES = ("<!-- badges: written by python -m gan_lib.scripts.notebook_cells -->\n", "<!-- /badges -->\n")
 

@@ -93,6 +93,7 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
         best = read_best(run_dir)
         rows[label] = {
             "steps": int(history[-1]["step"]), "wall_time_min": history[-1]["wall_time_s"] / 60,
+            "generator": evaluated.which_generator, "generator_step": run_metrics.generator_step,
             "kid": fidelity["generated_vs_train"]["kid"], "kid_std": fidelity["generated_vs_train"]["kid_std"],
             "kid_baseline_held_out": fidelity.get("baseline_held_out_vs_train", {}).get("kid"),
             "best_training_kid": best.kid, "best_training_kid_step": best.step,
@@ -106,7 +107,7 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
             "feature_extractor": fidelity["feature_extractor"], "config": record.config,
             "engine": record.effective.get("engine"),
         }
-        generated = generate(load_generator(run_dir), DESCRIBED_IMAGES, seed=seed)[0]
+        generated = generate(load_generator(run_dir, evaluated.which_generator), DESCRIBED_IMAGES, seed=seed)[0]
         grids[label], scans[label] = generated[:GRID_IMAGES], descriptors.describe(generated)
         figure = least_covered_figure(evaluated)
         figure.savefig(out / f"least_covered_{label}.png", dpi=100, bbox_inches="tight")
@@ -196,13 +197,14 @@ def table(rows: dict, bar_results: dict) -> str:
     def number(value, fmt):
         return "n/a" if value is None else format(value, fmt)
 
-    lines = ["| preset | steps | train min | KID (final) | KID best in training (step) | diversity vs real "
+    lines = ["| preset | steps | train min | KID (of generator.keras; `best`: generator_best.keras, its step) | KID best in training (step) | diversity vs real "
              "| recall (held-out real) | coverage (held-out real) | near-copies (real) | collapse warnings "
              "| AUC real / +generated / generated only |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for preset, r in rows.items():
         lines.append(
-            f"| {preset} | {r['steps']} | {r['wall_time_min']:.0f} | {r['kid']:.3f} ± {r['kid_std']:.3f} "
+            f"| {preset} | {r['steps']} | {r['wall_time_min']:.0f} | {r['kid']:.3f} ± {r['kid_std']:.3f}"
+            + (f" (best, {r['generator_step']})" if r.get("generator") == "best" else "") + " "
             f"| {r['best_training_kid']:.3f} ({r['best_training_kid_step']}) | {r['diversity_ratio']:.0%} "
             f"| {r['recall_matched']:.2f} ({r['recall_held_out']:.2f}) | {r['coverage_matched']:.2f} ({r['coverage_held_out']:.2f}) "
             f"| {r['near_copy_share']:.1%} ({r['real_near_copy_share']:.1%}) | {r['collapse_warnings']} "
