@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from gan_lib.base.files import write_json
-from gan_lib.config import class_names
+from gan_lib.config import GANConfig, class_names
 from gan_lib.data.storage import load_processed
 from gan_lib.evaluation import descriptors
 from gan_lib.records.evaluation import read_evaluation
 from gan_lib.records.run import read_run_record
+from gan_lib.runs.folder import recorded_dataset
 from gan_lib.runs.generate import generate, generator_step, load_generator, takes_label
 
 SHOWN = ("symmetry", "centre_contrast", "p50")  # the descriptors the table shows (the JSON has all)
@@ -33,8 +34,9 @@ def class_rows(run_dir: Path, n: int) -> dict:
     if not takes_label(generator):
         raise SystemExit(f"{run_dir}: its generator makes one class; this study compares classes")
     names = class_names(record.config["classes"], record.config["class_map"])
-    train, train_labels, _ = load_processed(Path(record.data.file), "train")
-    held_out, held_out_labels, _ = load_processed(Path(record.data.file), "test")
+    dataset = recorded_dataset(run_dir, GANConfig.from_overrides(**record.config))
+    train, train_labels, _ = load_processed(dataset, "train")
+    held_out, held_out_labels, _ = load_processed(dataset, "test")
     fidelity = read_evaluation(run_dir).utility.get("label_fidelity") or {}
     rows = {}
     for label, name in enumerate(names):

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from gan_lib.config import class_names
+from gan_lib.config import GANConfig, class_names
 from gan_lib.data.storage import load_processed
 from gan_lib.plots import class_picks
 from gan_lib.records.run import read_run_record
+from gan_lib.runs.folder import recorded_dataset
 from gan_lib.runs.generate import classes_of, default_labels, generate, generator_step, load_generator, takes_label
 
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if not takes_label(generator):
         parser.error(f"--run {args.run}: its generator makes one class; the figure shows both")
     record = read_run_record(args.run)
-    real, real_labels, _ = load_processed(Path(record.data.file), "train")
+    real, real_labels, _ = load_processed(recorded_dataset(args.run, GANConfig.from_overrides(**record.config)), "train")
     n = 2 * classes_of(generator) * args.per_class  # labels in turn: enough of each class to pick from
     generated, _ = generate(generator, n, seed=args.seed)
     names = class_names(record.config["classes"], record.config["class_map"])

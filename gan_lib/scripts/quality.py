@@ -36,6 +36,7 @@ from gan_lib.evaluation.metrics import LESS_DIVERSE_RATIO
 from gan_lib.plots import descriptor_histograms, kid_curves, least_covered, side_by_side
 from gan_lib.records.evaluation import EVALUATION_RECORD, EvaluationRecord, read_best, read_evaluation
 from gan_lib.records.run import read_run_record
+from gan_lib.runs.folder import recorded_dataset
 from gan_lib.runs.generate import generate, load_generator
 from gan_lib.runs.location import run_path
 from gan_lib.runs.logs import load_history
@@ -81,10 +82,10 @@ def run_preset(preset: str, args) -> None:
 def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
     """quality.json, table.md, kid_vs_steps.png, grids.png, descriptors.png and a figure of the least
     covered training scans per run, from finished runs, by label."""
-    rows, health, grids, scans = {}, {}, {}, {}
+    rows, health, grids, scans, configs = {}, {}, {}, {}, {}
     for label, run_dir in runs.items():
         run_metrics = read_evaluation(run_dir)
-        evaluated = evaluated_config(run_dir, run_metrics)  # the run as evaluated, for coverage and its figure
+        evaluated = configs[label] = evaluated_config(run_dir, run_metrics)  # as evaluated: coverage, figures
         run_metrics = with_coverage(evaluated, run_metrics)
         record = read_run_record(run_dir)
         health[label] = load_history(run_dir, "health.csv")
@@ -112,8 +113,9 @@ def summarise(runs: dict[str, Path], out: Path, seed: int) -> dict:
         figure = least_covered_figure(evaluated)
         figure.savefig(out / f"least_covered_{label}.png", dpi=100, bbox_inches="tight")
         plt.close(figure)  # one per run: a comparison of many runs would otherwise hold them all
-    first = read_run_record(next(iter(runs.values())))
-    real, _, _ = load_processed(Path(first.data.file), "train")
+    first_dir, first_config = next(iter(runs.values())), next(iter(configs.values()))
+    # the dataset under this data root (a copied run folder's recorded path may be gone)
+    real, _, _ = load_processed(recorded_dataset(first_dir, first_config), "train")
     grids = {"real (training)": real[np.random.default_rng(seed).choice(len(real), GRID_IMAGES, replace=False)],
              **grids}
     scans = {"real (training)": descriptors.describe(real), **scans}
