@@ -21,6 +21,7 @@ from old_gan_lib import run_old_gan_lib
 from gan_lib.base.progress import PACE_STEPS
 from gan_lib.config import DEFAULT_PRESET, PRESETS, GANConfig
 from gan_lib.data.storage import processed_path
+from gan_lib.records.migrations import EVALUATION_VERSION
 from gan_lib.runs.folder import source_digest
 from gan_lib.runs.location import run_path
 from gan_lib.runs.logs import load_history
@@ -215,7 +216,8 @@ def test_a_run_folder_an_older_gan_lib_made_resumes_and_evaluates(commit, data_r
     evaluation = evaluate_run(GANConfig.from_overrides(
         run_name=cfg.run_name, output_root=cfg.output_root, n_generated=20, feature_extractor="random_cnn",
         kid_subset_size=10, kid_subsets=2, diversity_pairs=20, classifier_seeds=1, classifier_epochs=1))
-    assert evaluation.record.config["preset"] == "report" and evaluation.record.schema_version == 2
+    assert evaluation.record.config["preset"] == "report" and evaluation.record.schema_version == EVALUATION_VERSION
+    assert evaluation.record.generator_step == 12, "generator.json, written when today's code finished the run"
 
 
 def test_a_bfloat16_run_records_its_engine_saves_a_float32_generator_and_resumes_as_if_uninterrupted(data_root, tmp_path):
