@@ -87,8 +87,3 @@ def read_final_step(run_dir: Path) -> int | None:
 
 def write_final_step(run_dir: Path, step: int) -> None:
     write_json(Path(run_dir) / FINAL_RECORD, {"step": step})
-
-
-def forget_final_step(run_dir: Path) -> None:
-    """Before generator.keras is replaced: a stop between the two leaves no record naming the old step."""
-    (Path(run_dir) / FINAL_RECORD).unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from ..base.progress import print_above_bar
 from ..config import CONDITIONAL_ONLY, DISTRIBUTE_FIELDS, ENGINE_FIELDS, EVALUATION_FIELDS, GANConfig
 from ..data.storage import dataset_file
 from ..models.layers import with_stock_layers
+from ..records.evaluation import FINAL_RECORD, write_final_step
 from ..records.manifest import DatasetManifest
 from ..records.run import RunData, RunFolderError, RunRecord, read_run_record
 
@@ -163,6 +164,14 @@ def save_model(model: keras.Model, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+def save_final_generator(model: keras.Model, run_dir: Path, step: int) -> None:
+    """generator.keras and generator.json (its step); the old step's record goes first, so a stop
+    between the two leaves none naming the wrong step."""
+    (run_dir / FINAL_RECORD).unlink(missing_ok=True)
+    save_model(model, run_dir / "generator.keras")
+    write_final_step(run_dir, step)
+
 
 def restore_newest_good(checkpoint: tf.train.Checkpoint, ckpt_dir: Path, tidy: bool = True) -> str | None:
     """Restore the newest checkpoint that restores, walking back past corrupt ones (each named, with

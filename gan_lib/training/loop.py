@@ -26,11 +26,10 @@ from ..data.phantom import SYNTHETIC_LABEL
 from ..data.storage import (choose_dataset, dataset_file, load_processed, read_manifest, read_shards, shard_files,
                             shards_sha256, split_mb, split_sha256, with_dataset)
 from ..models.architectures import is_conditional
-from ..records.evaluation import forget_final_step, write_final_step
 from ..records.manifest import DatasetManifest
 from ..records.run import RUN_RECORD, RunFolderError, write_run_record
 from ..runs.folder import (KEEP_CHECKPOINTS, check_resumable, check_same_data, engines_by_step, has_checkpoint,
-                           recorded_dataset, recorded_settings, restore_newest_good, run_record, save_model,
+                           recorded_dataset, recorded_settings, restore_newest_good, run_record, save_final_generator,
                            trim_history)
 from ..runs.location import run_lock, run_path
 from ..runs.logs import load_history
@@ -166,9 +165,7 @@ def _train(cfg: GANConfig, data: TrainingData, stop_after_steps: int | None,
                  "best_by": best_by(cfg, data.held_out) if cfg.kid_every else None}
     write_run_record(run_dir, run_record(cfg, data.manifest, effective, data.sha256))
     if _epochs(cfg, data, trainer, manager, z_fixed, stop_after_steps):
-        forget_final_step(run_dir)
-        save_model(trainer.sampling_generator, run_dir / "generator.keras")
-        write_final_step(run_dir, int(trainer.step))
+        save_final_generator(trainer.sampling_generator, run_dir, int(trainer.step))
     return run_dir
 
 
