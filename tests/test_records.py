@@ -26,6 +26,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "records"
 COMMITS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
 BEFORE_NAMED_DATASETS = "7e43019"
 BEFORE_COVERAGE = {"7e43019", "73101d2", "d852cd9"}
+VERSIONED = {"c0aaa49"}  # records with a schema_version, metrics.json's before which_generator
 
 
 def run_folder(commit: str, tmp_path: Path) -> Path:
@@ -34,15 +35,15 @@ def run_folder(commit: str, tmp_path: Path) -> Path:
     return folder
 
 
-def test_there_is_a_fixture_of_each_older_shape_and_of_main_before_versions():
-    assert COMMITS == sorted(["7e43019", "73101d2", "d852cd9", "66008c5", "0706371"])
+def test_there_is_a_fixture_of_each_older_shape_and_of_main_before_and_after_versions():
+    assert COMMITS == sorted(["7e43019", "73101d2", "d852cd9", "66008c5", "0706371", "c0aaa49"])
 
 
 @pytest.mark.parametrize("commit", COMMITS)
 def test_an_older_run_record_reads_with_every_setting_as_it_was_trained(commit, tmp_path):
     raw = json.loads((FIXTURES / commit / "config.json").read_text())
     record = read_run_record(run_folder(commit, tmp_path))
-    assert record.schema_version == RUN_RECORD_VERSION and "schema_version" not in raw
+    assert record.schema_version == RUN_RECORD_VERSION and ("schema_version" in raw) == (commit in VERSIONED)
     assert set(record.config) == {f.name for f in dataclasses.fields(GANConfig)}
     GANConfig.from_overrides(**record.config)  # valid settings, as a resumed run takes them
     assert record.config["xla"] in SWITCHES and record.config["xla"] == "off", "trained without XLA"
@@ -95,7 +96,9 @@ def test_an_older_evaluation_and_best_generator_read_and_coverage_is_missing_onl
     assert evaluation.n_generated == 40 and evaluation.fidelity["generated_vs_train"]["kid"] >= 0
     assert evaluation.config["which_generator"] == "final" and evaluation.generator_step is None, "not recorded then"
     health = load_history(folder, "health.csv")
-    assert best.step == 6 and best.kid == min(r["kid"] for r in health)
+    # picked by KID against the training scans, then (versioned) against the held-out ones
+    assert best.by == ("kid_held_out" if commit in VERSIONED else "kid")
+    assert best.step == 6 and getattr(best, best.by) == min(r[best.by] for r in health)
     assert all(np.isnan(r["coverage"]) for r in health) == (commit in BEFORE_COVERAGE)
 
 
