@@ -32,7 +32,7 @@ from gan_lib.runs import logs
 from gan_lib.runs.generate import generate, interpolate, load_generator, noise_for
 from gan_lib.runs.location import run_path
 from gan_lib.runs.logs import load_history
-from gan_lib.scripts import class_study
+from gan_lib.scripts import class_study, figure
 from gan_lib.training.loop import train
 
 pytestmark = pytest.mark.slow  # trains, or starts processes or notebooks: not in `make test-fast`
@@ -280,6 +280,20 @@ def test_a_conditional_default_run_is_judged_per_class_and_trained_on_alone(both
     assert set(study["classes"]) == {"no", "yes"} and study["cas"] == fidelity["score"]
     assert all(0 <= row["generated"]["head_area"] <= 1 for row in study["classes"].values())
     assert all(row.count("|") == 4 for row in table if row.startswith("|")), "every row its own table row"
+
+
+def test_the_readme_figure_of_a_copied_run_folder_names_its_generators_step_and_marks_it_synthetic(
+        both_cfg, run_cfg, tmp_path, capsys):
+    copied = tmp_path / "copied" / "both"
+    shutil.copytree(run_path(both_cfg), copied, ignore=shutil.ignore_patterns("checkpoints"))
+    drawn = figure.class_figure(copied, per_class=2)
+    assert ", 32 px, 6 steps: generated (upper row" in drawn.axes[0].get_title()
+    assert drawn.texts, "labelled synthetic"
+    assert figure.main(["--run", str(copied), "--out", str(tmp_path / "figure.png"), "--per-class", "2"]) == 0
+    assert cv2.imread(str(tmp_path / "figure.png")).shape[1] > 100
+    with pytest.raises(SystemExit):
+        figure.main(["--run", str(run_path(run_cfg)), "--out", str(tmp_path / "one.png")])
+    assert "its generator makes one class" in capsys.readouterr().err
 
 
 def test_a_run_kept_in_stages_is_tabled_and_drawn_against_steps(both_cfg, tmp_path):
