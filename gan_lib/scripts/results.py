@@ -35,22 +35,22 @@ HEADLINE = ("<!-- headline: written by `make results` from the records' JSON -->
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the headline table: the rows of a record's quality.json whose names match."""
+    """One line of the headline table: the rows of its records' quality.json whose names match."""
     generator: str
     data: str
-    record: str  # the record folder's slug (its name without the date)
+    records: tuple[str, ...]  # the record folders' slugs (their names without the date)
     rows: str  # quality.json row names start with this ...
     ending: str = ""  # ... and end with this
 
 
 HEADLINE_ROWS = (
-    Row("the report's GAN (`PRESET=report`)", "tumour slices", "report-vs-default-64px", "report_s"),
-    Row("default preset", "tumour slices", "report-vs-default-64px", "default_s"),
-    Row("default preset", "both classes", "conditional-12k", "seed", "_12000"),
-    Row("default preset, evaluated with the spread floor", "both classes", "conditional-12k-seed0", "default_both_s"),
-    Row("default preset, with label fidelity", "both classes", "label-fidelity-64px", "before_s"),
-    Row("default preset, **128 px**, 24,000 of the report's 37,500 steps", "both classes", "default-128px-stages",
-        "default_s0", "_24000"),
+    Row("the report's GAN (`PRESET=report`)", "tumour slices", ("report-vs-default-64px",), "report_s"),
+    Row("default preset", "tumour slices", ("report-vs-default-64px",), "default_s"),
+    Row("default preset", "both classes", ("conditional-12k",), "seed", "_12000"),
+    Row("default preset, evaluated with the spread floor", "both classes", ("conditional-12k-seed0",), "default_both_s"),
+    Row("default preset, with label fidelity", "both classes", ("label-fidelity-64px",), "before_s"),
+    Row("default preset, **128 px**, 24,000 of the report's 37,500 steps", "both classes",
+        ("default-128px-stages", "default-128px-stages-seed1-24k"), "default_s", "_24000"),
 )
 LONGEST_RUNS = "conditional-24k"  # its results.json: TSTR over draws per seed and step
 
@@ -155,9 +155,9 @@ def headline_table(root: Path = RESULTS) -> str:
              "| held-out real scans: KID, recall, coverage | record |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in HEADLINE_ROWS:
-        folder = folder_of(row.record, root)
-        quality = json.loads((folder / "quality.json").read_text())["rows"]
-        runs = [r for name, r in quality.items() if name.startswith(row.rows) and name.endswith(row.ending)]
+        folders = [folder_of(record, root) for record in row.records]
+        runs = [r for folder in folders for name, r in json.loads((folder / "quality.json").read_text())["rows"].items()
+                if name.startswith(row.rows) and name.endswith(row.ending)]
         steps = sorted({r["steps"] for r in runs})
         tstr = [r["auc_generated_only"] / r["auc_real"] for r in runs if "auc_generated_only" in r]
         held_out = [np.mean([r[key] for r in runs]) for key in ("kid_baseline_held_out", "recall_held_out",
@@ -165,7 +165,8 @@ def headline_table(root: Path = RESULTS) -> str:
         cells = [row.generator, row.data, ", ".join(f"{s:,}" for s in steps), str(len(runs)),
                  spread([r["kid"] for r in runs], 3), spread([r["recall_matched"] for r in runs]),
                  spread([r["coverage_matched"] for r in runs]), f"{spread(tstr)}x" if tstr else "- (one class)",
-                 called_tumour(runs), "{:.2f}, {:.2f}, {:.2f}".format(*held_out), f"[{folder.name}](results/{folder.name}/)"]
+                 called_tumour(runs), "{:.2f}, {:.2f}, {:.2f}".format(*held_out),
+                 ", ".join(f"[{folder.name}](results/{folder.name}/)" for folder in folders)]
         lines.append("| " + " | ".join(cells) + " |")
     folder = folder_of(LONGEST_RUNS, root)
     longest = [r for r in json.loads((folder / "results.json").read_text())["rows"].values() if r["steps"] == 24000]
