@@ -131,10 +131,11 @@ def folder_of(slug: str, root: Path = RESULTS) -> Path:
     return folder
 
 
-def spread(values: list[float], digits: int = 2) -> str:
-    """Mean, and the range over seeds when there are several."""
+def spread(values: list[float], digits: int = 2, to: str = "-") -> str:
+    """Mean, and the range over seeds when there are several (`to` between its ends: " to " where
+    they can be negative)."""
     mean = f"{np.mean(values):.{digits}f}"
-    return mean if len(values) == 1 else f"{mean} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+    return mean if len(values) == 1 else f"{mean} ({min(values):.{digits}f}{to}{max(values):.{digits}f})"
 
 
 def called_tumour(runs: list[dict]) -> str:
@@ -160,12 +161,13 @@ def headline_table(root: Path = RESULTS) -> str:
                 if name.startswith(row.rows) and name.endswith(row.ending)]
         steps = sorted({r["steps"] for r in runs})
         tstr = [r["auc_generated_only"] / r["auc_real"] for r in runs if "auc_generated_only" in r]
-        held_out = [np.mean([r[key] for r in runs]) for key in ("kid_baseline_held_out", "recall_held_out",
-                                                                  "coverage_held_out")]
+        # each seed holds out its own scans: the held-out KID differs by split, so its range is shown
+        held_out = [spread([r["kid_baseline_held_out"] for r in runs], to=" to "),
+                    *(f"{np.mean([r[key] for r in runs]):.2f}" for key in ("recall_held_out", "coverage_held_out"))]
         cells = [row.generator, row.data, ", ".join(f"{s:,}" for s in steps), str(len(runs)),
                  spread([r["kid"] for r in runs], 3), spread([r["recall_matched"] for r in runs]),
                  spread([r["coverage_matched"] for r in runs]), f"{spread(tstr)}x" if tstr else "- (one class)",
-                 called_tumour(runs), "{:.2f}, {:.2f}, {:.2f}".format(*held_out),
+                 called_tumour(runs), ", ".join(held_out),
                  ", ".join(f"[{folder.name}](results/{folder.name}/)" for folder in folders)]
         lines.append("| " + " | ".join(cells) + " |")
     folder = folder_of(LONGEST_RUNS, root)
