@@ -81,10 +81,11 @@ def has_checkpoint(run_dir: Path) -> bool:
     return any((run_dir / "checkpoints").glob("ckpt-*.index"))
 
 
-def recorded_dataset(run_dir: Path, cfg: GANConfig) -> Path:
-    """The dataset file the run trained on: by its recorded name under `cfg`'s data root, else the
-    file it recorded (checked by its hash either way)."""
-    data = read_run_record(run_dir).data
+def recorded_dataset(run_dir: Path, cfg: GANConfig | None = None) -> Path:
+    """The dataset file the run trained on: by its recorded name under `cfg`'s data root (by default
+    the run's recorded settings'), else the file it recorded (checked by its hash either way)."""
+    record = read_run_record(run_dir)
+    cfg, data = cfg or GANConfig.from_overrides(**record.config), record.data
     path, recorded = dataset_file(cfg, data.dataset), Path(data.file)
     if not path.exists() and recorded.exists():  # resumed or evaluated without the data_root it trained with
         print_above_bar(f"dataset {data.dataset} is not under data_root={cfg.data_root!r}; using the file the run "
@@ -164,6 +165,7 @@ def save_model(model: keras.Model, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
 
 def save_final_generator(model: keras.Model, run_dir: Path, step: int) -> None:
     """generator.keras and generator.json (its step); the old step's record goes first, so a stop

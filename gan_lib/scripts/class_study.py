@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_lib.base.files import write_json
-from gan_lib.config import GANConfig, class_names
+from gan_lib.config import class_names
 from gan_lib.data.storage import load_processed
 from gan_lib.evaluation import descriptors
 from gan_lib.records.evaluation import read_evaluation
@@ -34,7 +34,7 @@ def class_rows(run_dir: Path, n: int) -> dict:
     if not takes_label(generator):
         raise SystemExit(f"{run_dir}: its generator makes one class; this study compares classes")
     names = class_names(record.config["classes"], record.config["class_map"])
-    dataset = recorded_dataset(run_dir, GANConfig.from_overrides(**record.config))
+    dataset = recorded_dataset(run_dir)
     train, train_labels, _ = load_processed(dataset, "train")
     held_out, held_out_labels, _ = load_processed(dataset, "test")
     fidelity = read_evaluation(run_dir).utility.get("label_fidelity") or {}

@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from PIL import Image
 
-from gan_lib.config import GANConfig, class_names
+from gan_lib.config import class_names
 from gan_lib.data.storage import load_processed
 from gan_lib.plots import class_picks
 from gan_lib.records.run import read_run_record
@@ -29,7 +29,7 @@ def class_figure(run: Path, per_class: int = 8, seed: int = 0) -> Figure:
     if not takes_label(generator):
         raise ValueError(f"--run {run}: its generator makes one class; the figure shows both")
     record = read_run_record(run)
-    real, real_labels, _ = load_processed(recorded_dataset(run, GANConfig.from_overrides(**record.config)), "train")
+    real, real_labels, _ = load_processed(recorded_dataset(run), "train")
     n = 2 * classes_of(generator) * per_class  # labels in turn: enough of each class to pick from
     generated, _ = generate(generator, n, seed=seed)
     names = class_names(record.config["classes"], record.config["class_map"])
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     Image.open(image).convert("RGB").quantize(colors=256).save(args.out, optimize=True)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KB)")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
