@@ -50,7 +50,9 @@ HEADLINE_ROWS = (
     Row("default preset, evaluated with the spread floor", "both classes", ("conditional-12k-seed0",), "default_both_s"),
     Row("default preset, with label fidelity", "both classes", ("label-fidelity-64px",), "before_s"),
     Row("default preset, **128 px**, 24,000 of the report's 37,500 steps", "both classes",
-        ("default-128px-stages", "default-128px-stages-seed1-24k"), "default_s", "_24000"),
+        ("default-128px-stages", "default-128px-stages-seed1-37500"), "default_s", "_24000"),
+    Row("default preset, **128 px**, the report's whole schedule", "both classes",
+        ("default-128px-stages-seed1-37500",), "default_s", "_37500"),
 )
 LONGEST_RUNS = "conditional-24k"  # its results.json: TSTR over draws per seed and step
 
