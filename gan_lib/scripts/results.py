@@ -46,8 +46,8 @@ class Row:
 HEADLINE_ROWS = (
     Row("the report's GAN (`PRESET=report`)", "tumour slices", ("report-vs-default-64px",), "report_s"),
     Row("default preset", "tumour slices", ("report-vs-default-64px",), "default_s"),
-    Row("the report's GAN, **128 px**, 24,000 of its 37,500 steps", "tumour slices",
-        ("report-vs-default-128px-stages-24k",), "report_s", "_24000"),
+    Row("the report's GAN, **128 px**, its whole 37,500-step schedule", "tumour slices",
+        ("report-vs-default-128px-stages-37500",), "report_s", "_37500"),
     Row("default preset", "both classes", ("conditional-12k",), "seed", "_12000"),
     Row("default preset, evaluated with the spread floor", "both classes", ("conditional-12k-seed0",), "default_both_s"),
     Row("default preset, with label fidelity", "both classes", ("label-fidelity-64px",), "before_s"),
